@@ -1,0 +1,358 @@
+"""Datasets, cases, generative models and runs.
+
+Arrays are stored canonically as float32 `.npy` files of shape `(C, *spatial)`, where
+spatial is `(H, W)` for 2D images and `(D, H, W)` for volumes, with the voxel spacing in
+the same order (mm) and the orientation as a 3×3 direction matrix (row-major, LPS as in
+DICOM) plus the origin. The uploaded original is kept beside it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+class TaskKind(models.TextChoices):
+    TRANSLATION = "translation", "Translation (e.g. T1→T2)"
+    RECONSTRUCTION = "reconstruction", "Reconstruction (e.g. undersampled MRI)"
+    ENHANCEMENT = "enhancement", "Enhancement (denoising, super-resolution)"
+    SYNTHESIS = "synthesis", "Synthesis (unconditional or conditioned)"
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the files came from.")
+    is_public = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("dataset-detail", args=[self.pk])
+
+
+class Case(models.Model):
+    dataset = models.ForeignKey(Dataset, related_name="cases", on_delete=models.CASCADE)
+    case_id = models.CharField(max_length=200, help_text="Identifier unique within the dataset.")
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "case_id"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "case_id"], name="unique_case_id_per_dataset")]
+
+    def __str__(self):
+        return f"{self.dataset.name}/{self.case_id}"
+
+    def get_absolute_url(self):
+        return reverse("case-detail", args=[self.pk])
+
+    def image(self, role, index=0):
+        return self.images.filter(role=role, index=index).first()
+
+    @property
+    def inputs(self):
+        return [im for im in self.images.all() if im.role == ImageRole.INPUT]
+
+
+class ImageRole(models.TextChoices):
+    INPUT = "input", "Input"
+    REFERENCE = "reference", "Reference"
+    LABEL = "label", "Label mask"
+
+
+def case_image_path(instance, filename):
+    return f"datasets/{instance.case.dataset_id}/{instance.case_id}/{filename}"
+
+
+class CaseImage(models.Model):
+    """One image of a case in canonical form, plus the original upload."""
+
+    case = models.ForeignKey(Case, related_name="images", on_delete=models.CASCADE)
+    role = models.CharField(max_length=20, choices=ImageRole.choices)
+    index = models.PositiveSmallIntegerField(default=0, help_text="Order among several inputs.")
+    array = models.FileField(upload_to=case_image_path, max_length=500)
+    original = models.FileField(upload_to=case_image_path, max_length=500, blank=True)
+    original_name = models.CharField(max_length=500, blank=True)
+    source_format = models.CharField(max_length=20)  # dicom, nifti, png, tiff, npy, npz
+    shape = models.JSONField(help_text="(C, *spatial) of the canonical float32 array.")
+    spacing = models.JSONField(default=list, help_text="Voxel size per spatial axis, mm.")
+    direction = models.JSONField(default=list, help_text="3×3 direction cosines, row-major.")
+    origin = models.JSONField(default=list)
+    intensity_min = models.FloatField(null=True)
+    intensity_max = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["case", "role", "index"]
+        constraints = [models.UniqueConstraint(fields=["case", "role", "index"], name="unique_case_image_role")]
+
+    def __str__(self):
+        return f"{self.case} {self.role}[{self.index}]"
+
+    @property
+    def spatial_shape(self):
+        return tuple(self.shape[1:])
+
+    def load(self):
+        from .storage import load_array
+
+        return load_array(self.array)
+
+
+class Task(models.Model):
+    """A benchmark: a kind of generation problem on a test dataset."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=TaskKind.choices)
+    description = models.TextField(blank=True)
+    dataset = models.ForeignKey(Dataset, related_name="tasks", on_delete=models.PROTECT)
+    reference_dataset = models.ForeignKey(
+        Dataset,
+        related_name="reference_for_tasks",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Real images for the feature tier; the test dataset's references when empty.",
+    )
+    data_range = models.FloatField(
+        null=True, blank=True, help_text="Intensity range for PSNR/SSIM; from the references when empty."
+    )
+    metrics = models.JSONField(default=list, blank=True, help_text="Metric names evaluated on this task.")
+    primary_metric = models.CharField(max_length=50, blank=True)
+    ranking = models.CharField(
+        max_length=20, choices=[("primary", "Primary metric"), ("mean_rank", "Mean rank")], default="primary"
+    )
+    is_public = models.BooleanField(default=False, help_text="Readable without login (demo tasks).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("task-detail", args=[self.slug])
+
+
+class ModelFormat(models.TextChoices):
+    TORCHSCRIPT = "torchscript", "TorchScript"
+    ONNX = "onnx", "ONNX"
+
+
+class Normalisation(models.TextChoices):
+    NONE = "none", "None (model takes stored intensities)"
+    MINMAX = "minmax", "Per-case min-max to [0, 1], output mapped back"
+    ZSCORE = "zscore", "Per-case z-score, output mapped back"
+
+
+class ModelStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    VALIDATING = "validating", "Validating"
+    VALID = "valid", "Valid"
+    INVALID = "invalid", "Invalid"
+
+
+def model_artifact_path(instance, filename):
+    suffix = ".onnx" if instance.format == ModelFormat.ONNX else ".pt"
+    return f"models/{instance.sha256}{suffix}"
+
+
+class GenerativeModel(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    task = models.ForeignKey(Task, related_name="models", on_delete=models.PROTECT)
+    format = models.CharField(max_length=20, choices=ModelFormat.choices)
+    artifact = models.FileField(upload_to=model_artifact_path, max_length=500)
+    original_name = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.BigIntegerField()
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    in_channels = models.PositiveSmallIntegerField(default=1)
+    out_channels = models.PositiveSmallIntegerField(default=1)
+    spatial_shape = models.JSONField(
+        help_text="Expected spatial size, e.g. [128, 128] (2D) or [64, 64, 64] (3D); null for any size on an axis."
+    )
+    normalisation = models.CharField(max_length=20, choices=Normalisation.choices, default=Normalisation.NONE)
+    stochastic = models.BooleanField(default=False)
+    samples_per_case = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.UPLOADED)
+    validation_error = models.TextField(blank=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["task", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("model-detail", args=[self.pk])
+
+    @property
+    def spatial_dims(self):
+        return len(self.spatial_shape)
+
+    def clean(self):
+        if self.spatial_shape is None or len(self.spatial_shape) not in (2, 3):
+            raise ValidationError({"spatial_shape": "Give 2 (H, W) or 3 (D, H, W) spatial sizes."})
+        if self.stochastic and self.samples_per_case < 2:
+            raise ValidationError({"samples_per_case": "A stochastic model needs at least 2 samples per case."})
+        if not self.stochastic and self.samples_per_case != 1:
+            raise ValidationError({"samples_per_case": "A deterministic model takes 1 sample per case."})
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RunKind(models.TextChoices):
+    INFERENCE = "inference", "Inference on the platform"
+    SUBMISSION = "submission", "Submission of precomputed outputs"
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def submission_path(instance, filename):
+    return f"submissions/{instance.uid}/{filename}"
+
+
+class Run(models.Model):
+    """A model on a task's dataset, or a submission of precomputed outputs.
+
+    The status moves only through `transition`, which holds the state machine:
+    pending → queued → running → succeeded | failed | cancelled. A running run whose
+    worker was lost goes back to queued (the reaper); pending and queued runs can be
+    cancelled or failed before they start.
+    """
+
+    TRANSITIONS = {
+        RunStatus.PENDING: {RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.FAILED},
+        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED},
+        RunStatus.RUNNING: {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED},
+        RunStatus.SUCCEEDED: set(),
+        RunStatus.FAILED: set(),
+        RunStatus.CANCELLED: set(),
+    }
+    FINAL = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200, blank=True)
+    task = models.ForeignKey(Task, related_name="runs", on_delete=models.PROTECT)
+    model = models.ForeignKey(GenerativeModel, related_name="runs", null=True, blank=True, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=20, choices=RunKind.choices, default=RunKind.INFERENCE)
+    submission_file = models.FileField(upload_to=submission_path, max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(default=0, help_text="Seed for stochastic models' samples.")
+    error = models.TextField(blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text="Per-case problems found while validating.")
+    log = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    total_inference_seconds = models.FloatField(null=True, blank=True)
+    throughput_cases_per_s = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name or f"Run {self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("run-detail", args=[self.pk])
+
+    @property
+    def is_final(self):
+        return self.status in self.FINAL
+
+    def can_transition(self, new_status):
+        return new_status in self.TRANSITIONS[RunStatus(self.status)]
+
+    def transition(self, new_status, *, error="", save=True):
+        """Move to `new_status` if the state machine allows it; stamp times; log it."""
+        new_status = RunStatus(new_status)
+        if not self.can_transition(new_status):
+            raise IllegalTransition(f"Run {self.pk}: {self.status} → {new_status} is not allowed")
+        now = timezone.now()
+        old = self.status
+        self.status = new_status
+        if new_status == RunStatus.QUEUED:
+            self.queued_at = now
+        elif new_status == RunStatus.RUNNING:
+            self.started_at = self.started_at or now
+            self.heartbeat_at = now
+        elif new_status in self.FINAL:
+            self.finished_at = now
+        if error:
+            self.error = error
+        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
+        if save:
+            self.save()
+
+    def append_log(self, message, save=True):
+        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+        self.log = f"{self.log}[{stamp}] {message}\n"
+        if save:
+            self.save(update_fields=["log"])
+
+    @property
+    def progress_percent(self):
+        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
+
+
+def output_path(instance, filename):
+    return f"runs/{instance.run.uid}/{filename}"
+
+
+class CaseOutput(models.Model):
+    """One model output (one sample, for stochastic models) for one case of a run."""
+
+    run = models.ForeignKey(Run, related_name="outputs", on_delete=models.CASCADE)
+    case = models.ForeignKey(Case, related_name="outputs", on_delete=models.CASCADE)
+    sample = models.PositiveSmallIntegerField(default=0)
+    array = models.FileField(upload_to=output_path, max_length=500)
+    shape = models.JSONField()
+    latency_ms = models.FloatField(null=True, blank=True, help_text="Model time for this case (per sample).")
+    nonfinite_count = models.BigIntegerField(default=0, help_text="NaN/Inf voxels in the output.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "case", "sample"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "case", "sample"], name="unique_output_per_run_case_sample")
+        ]
+
+    def __str__(self):
+        return f"{self.run} {self.case.case_id}#{self.sample}"
+
+    def load(self):
+        from .storage import load_array
+
+        return load_array(self.array)
