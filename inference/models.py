@@ -277,6 +277,8 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     total_inference_seconds = models.FloatField(null=True, blank=True)
     throughput_cases_per_s = models.FloatField(null=True, blank=True)
+    latency_ms_p50 = models.FloatField(null=True, blank=True)
+    latency_ms_p95 = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

@@ -1,1 +1,31 @@
-urlpatterns = []
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from . import api, views
+
+router = DefaultRouter()
+router.register("tasks", api.TaskViewSet, basename="task")
+router.register("datasets", api.DatasetViewSet, basename="dataset")
+router.register("cases", api.CaseViewSet, basename="case")
+router.register("models", api.GenerativeModelViewSet, basename="model")
+router.register("runs", api.RunViewSet, basename="run")
+router.register("submissions", api.SubmissionViewSet, basename="submission")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("tasks/<slug:slug>/", views.task_detail, name="task-detail"),
+    path("tasks/<slug:slug>/submit/", views.task_submit, name="task-submit"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("cases/<int:pk>/", views.case_detail, name="case-detail"),
+    path("cases/<int:pk>/<str:role>/<int:index>.png", views.case_image_png, name="case-image-png"),
+    path("models/", views.model_list, name="model-list"),
+    path("models/new/", views.model_upload, name="model-upload"),
+    path("models/<int:pk>/", views.model_detail, name="model-detail"),
+    path("models/<int:pk>/run/", views.model_start_run, name="model-start-run"),
+    path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+    path("runs/<int:pk>/outputs/<int:output_pk>.png", views.output_png, name="output-png"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include(router.urls)),
+]

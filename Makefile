@@ -1,0 +1,60 @@
+# Two commands on a fresh machine:
+#   make run   installs everything and serves the demo at http://127.0.0.1:$(PORT)
+#   make test  installs everything and runs the test suite (PostgreSQL, Redis, real workers)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/medgen
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+
+run: migrate
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py serve --port $(PORT)
+
+test: install-dev
+	bash scripts/start-services.sh
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-embedded
+
+# The suite on PostgreSQL and Redis.
+test-postgres:
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) MEDGEN_DATA_DIR=$$(mktemp -d) \
+		$(PY) -m pytest -m "not embedded" $(PYTEST_ARGS)
+
+# The embedded default: no configuration at all (SQLite, filesystem broker).
+test-embedded:
+	env -u DATABASE_URL -u CELERY_BROKER_URL MEDGEN_DATA_DIR=$$(mktemp -d) \
+		$(PY) -m pytest -m embedded $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,197 @@
+"""Registering and validating generative-model artifacts."""
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from .. import runner
+from ..models import GenerativeModel, ModelStatus, RunStatus
+
+log = logging.getLogger(__name__)
+
+
+class ModelUploadError(Exception):
+    """Refused upload; the message says why (shown to the user, 400)."""
+
+
+def _spool_to_temp(source, limit):
+    """Copy an upload (path, UploadedFile or file object) to a temp file, enforcing the size limit."""
+    tmp = tempfile.NamedTemporaryFile(prefix="medgen-model-", delete=False)
+    try:
+        if isinstance(source, (str, Path)):
+            handle = open(source, "rb")
+            close = True
+        else:
+            handle, close = source, False
+            if hasattr(handle, "seek"):
+                handle.seek(0)
+        try:
+            written = 0
+            chunks = handle.chunks() if hasattr(handle, "chunks") else iter(lambda: handle.read(1 << 20), b"")
+            for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    raise ModelUploadError(f"The model file is larger than the limit of {limit} bytes.")
+                tmp.write(chunk)
+        finally:
+            if close:
+                handle.close()
+        tmp.close()
+        return Path(tmp.name)
+    except BaseException:
+        tmp.close()
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+
+
+def register_model(
+    source,
+    *,
+    name,
+    task,
+    in_channels=1,
+    out_channels=1,
+    spatial_shape,
+    normalisation="none",
+    stochastic=False,
+    samples_per_case=1,
+    description="",
+    original_name="",
+    user=None,
+):
+    """Store an uploaded TorchScript/ONNX artifact and queue its validation job.
+
+    Refuses pickles, unknown formats and an artifact already registered (same sha256)
+    before anything is stored.
+    """
+    path = _spool_to_temp(source, settings.MEDGEN_MAX_UPLOAD_BYTES)
+    try:
+        try:
+            info = runner.inspect_artifact(path)
+        except runner.ModelArtifactError as exc:
+            raise ModelUploadError(str(exc)) from None
+        existing = GenerativeModel.objects.filter(sha256=info.sha256).first()
+        if existing:
+            raise ModelUploadError(
+                f"This artifact (sha256 {info.sha256[:12]}…) is already registered as model '{existing.name}' "
+                f"(id {existing.pk})."
+            )
+        model = GenerativeModel(
+            name=name,
+            description=description,
+            task=task,
+            format=info.format,
+            original_name=original_name or (Path(source).name if isinstance(source, (str, Path)) else ""),
+            sha256=info.sha256,
+            size_bytes=info.size_bytes,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            spatial_shape=list(spatial_shape),
+            normalisation=normalisation,
+            stochastic=stochastic,
+            samples_per_case=samples_per_case,
+            created_by=user,
+        )
+        try:
+            model.full_clean(exclude=["artifact"])
+        except ValidationError as exc:
+            raise ModelUploadError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+        with transaction.atomic():
+            with open(path, "rb") as handle:
+                model.artifact.save(model_artifact_name(model), File(handle), save=False)
+            try:
+                model.save()
+            except Exception:
+                model.artifact.delete(save=False)
+                raise
+            transaction.on_commit(lambda: dispatch_validation(model.pk))
+        return model
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def model_artifact_name(model):
+    return f"{model.sha256}.onnx" if model.format == "onnx" else f"{model.sha256}.pt"
+
+
+def dispatch_validation(model_id):
+    from ..tasks import validate_model
+
+    validate_model.delay(model_id)
+
+
+def validate_model(model_id):
+    """Load the artifact on this worker and run it once on the declared shape.
+
+    Idempotent: a model already valid or invalid is left alone. On success, runs that
+    were waiting for the model are queued; on failure they fail with the reason.
+    """
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+        if model.status in (ModelStatus.VALID, ModelStatus.INVALID):
+            return model.status
+        model.status = ModelStatus.VALIDATING
+        model.save(update_fields=["status"])
+
+    error = ""
+    parameter_count = None
+    local = None
+    try:
+        local = local_copy(model.artifact)
+        loaded = runner.load_model(local, model.format, model.sha256)
+        parameter_count = loaded.parameter_count
+        runner.dry_run(loaded, model.in_channels, model.out_channels, model.spatial_shape)
+    except runner.ModelArtifactError as exc:
+        error = str(exc)
+    except Exception as exc:  # anything else a broken artifact can raise
+        log.exception("validation of model %s crashed", model_id)
+        error = f"Validation failed: {type(exc).__name__}: {exc}"
+    finally:
+        if local is not None and local.is_temporary:
+            local.path.unlink(missing_ok=True)
+
+    from .runs import fail_run, queue_run
+
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+        model.status = ModelStatus.INVALID if error else ModelStatus.VALID
+        model.validation_error = error
+        model.parameter_count = parameter_count
+        model.validated_at = timezone.now()
+        model.save()
+        for run in model.runs.select_for_update().filter(status=RunStatus.PENDING):
+            if error:
+                fail_run(run, f"Model '{model.name}' failed validation: {error}")
+            else:
+                queue_run(run)
+    return model.status
+
+
+class LocalFile:
+    def __init__(self, path, is_temporary):
+        self.path = Path(path)
+        self.is_temporary = is_temporary
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+
+def local_copy(field):
+    """A local path for a stored file: the file itself on disk storage, a temp copy otherwise."""
+    try:
+        return LocalFile(field.path, is_temporary=False)
+    except NotImplementedError:  # remote storage (S3)
+        suffix = Path(field.name).suffix
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp, field.storage.open(field.name) as src:
+            shutil.copyfileobj(src, tmp)
+        return LocalFile(tmp.name, is_temporary=True)

@@ -1,0 +1,146 @@
+"""Submissions: precomputed outputs uploaded as a zip, validated, stored as a run.
+
+Layout of the zip: one file (NIfTI, NPY/NPZ, PNG/TIFF, DICOM) or one DICOM series folder
+per case, named by the case id (`<case_id>.nii.gz`, `<case_id>.npy`, `<case_id>/…dcm`).
+Stochastic submissions name several samples `<case_id>_sample<k>` with k from 0.
+Every case of the task must be present, with the reference's spatial shape, and with
+finite values; otherwise the run fails with the list of every problem found.
+"""
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+
+from .. import importers
+from ..models import ImageRole, Run, RunKind, RunStatus
+from .artifacts import _spool_to_temp, local_copy
+from .runs import RunError, claim, finish, queue_run, store_output
+
+SAMPLE_SUFFIX = re.compile(r"^(?P<case>.+)_sample(?P<k>\d+)$")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".npy", ".npz", ".png", ".tif", ".tiff", ".dcm")
+
+
+def create_submission(task, source, *, name, user=None, original_name=""):
+    """Store the uploaded zip as a submission run and queue its validation."""
+    path = _spool_to_temp(source, settings.MEDGEN_MAX_UPLOAD_BYTES)
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                raise RunError("A submission must be a zip archive of outputs named by case id.")
+        total = task.dataset.cases.count()
+        with transaction.atomic():
+            run = Run(name=name, task=task, kind=RunKind.SUBMISSION, progress_total=total, created_by=user)
+            run.save()
+            with open(path, "rb") as handle:
+                run.submission_file.save(original_name or "submission.zip", File(handle), save=True)
+            run.append_log(f"submission uploaded ({original_name or 'submission.zip'})")
+            queue_run(run)
+        return run
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def case_key(path):
+    """Case id (and sample) from a file or series-folder name."""
+    name = path.name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    match = SAMPLE_SUFFIX.match(name)
+    if match:
+        return match["case"], int(match["k"])
+    return name, 0
+
+
+def collect_entries(root, case_ids):
+    """Map (case_id, sample) → path for every top-level file or folder of the extracted zip."""
+    entries = [p for p in sorted(root.iterdir()) if not p.name.startswith(".") and p.name != "__MACOSX"]
+    # A zip made by compressing a folder has that folder alone at the top.
+    if len(entries) == 1 and entries[0].is_dir() and case_key(entries[0])[0] not in case_ids:
+        entries = [p for p in sorted(entries[0].iterdir()) if not p.name.startswith(".")]
+    found, problems = {}, []
+    for entry in entries:
+        key = case_key(entry)
+        if key in found:
+            problems.append(f"{entry.name}: a second file for case '{key[0]}' sample {key[1]}")
+        found[key] = entry
+    return found, problems
+
+
+def validate_submission(run_id):
+    """Check every case and store the outputs (all or nothing); idempotent."""
+    run, attempt = claim(run_id, kinds=(RunKind.SUBMISSION,))
+    if run is None:
+        return "skipped"
+    workdir = Path(tempfile.mkdtemp(prefix="medgen-submission-"))
+    try:
+        problems, outputs = _check(run, workdir)
+        if problems:
+            Run.objects.filter(pk=run.pk).update(problems=problems)
+            count = len(problems)
+            finish(run.pk, attempt, RunStatus.FAILED, error=f"The submission does not validate ({count} problem(s)).")
+            return "failed"
+        with transaction.atomic():
+            for case, sample, array in outputs:
+                store_output(run, case, sample, array)
+            finish(run.pk, attempt, RunStatus.SUCCEEDED, progress_done=run.progress_total, problems=[])
+        return "succeeded"
+    except Exception as exc:
+        finish(run.pk, attempt, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check(run, workdir):
+    problems, outputs = [], []
+    archive = local_copy(run.submission_file)
+    try:
+        importers.safe_extract_zip(
+            archive.path, workdir, settings.MEDGEN_MAX_ARCHIVE_BYTES, settings.MEDGEN_MAX_ARCHIVE_ENTRIES
+        )
+    except importers.ImageImportError as exc:
+        return [str(exc)], []
+    finally:
+        if archive.is_temporary:
+            archive.path.unlink(missing_ok=True)
+
+    cases = {case.case_id: case for case in run.task.dataset.cases.prefetch_related("images")}
+    found, problems = collect_entries(workdir, cases)
+    samples = run.model.samples_per_case if run.model and run.model.stochastic else None
+    for case_id, sample in sorted(found):
+        if case_id not in cases:
+            problems.append(f"{found[(case_id, sample)].name}: no case '{case_id}' in the task's dataset")
+    for case_id, case in sorted(cases.items()):
+        keys = sorted(k for k in found if k[0] == case_id)
+        if not keys:
+            problems.append(f"case '{case_id}': no output in the submission")
+            continue
+        if samples is not None and len(keys) != samples:
+            problems.append(f"case '{case_id}': {len(keys)} sample(s), expected {samples}")
+        reference = case.image(ImageRole.REFERENCE) or case.image(ImageRole.INPUT)
+        want = tuple(reference.spatial_shape)
+        for key in keys:
+            path = found[key]
+            try:
+                image = importers.read_image(path, display_name=path.name)
+            except importers.ImageImportError as exc:
+                problems.append(str(exc))
+                continue
+            array = image.array
+            if tuple(array.shape[1:]) != want:
+                problems.append(f"{path.name}: shape {tuple(array.shape[1:])} does not match the reference {want}")
+                continue
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                problems.append(f"{path.name}: {bad} NaN/Inf value(s)")
+                continue
+            outputs.append((case, key[1], array))
+    return problems, outputs
