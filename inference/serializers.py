@@ -197,4 +197,4 @@ class CaseOutputSerializer(serializers.ModelSerializer):
     def get_download(self, obj) -> str:
         from django.urls import reverse
 
-        return reverse("run-output-array", args=[obj.run_id, obj.pk])
+        return reverse("api-run-output-array", args=[obj.run_id, obj.pk])

@@ -5,12 +5,12 @@ from rest_framework.routers import DefaultRouter
 from . import api, views
 
 router = DefaultRouter()
-router.register("tasks", api.TaskViewSet, basename="task")
-router.register("datasets", api.DatasetViewSet, basename="dataset")
-router.register("cases", api.CaseViewSet, basename="case")
-router.register("models", api.GenerativeModelViewSet, basename="model")
-router.register("runs", api.RunViewSet, basename="run")
-router.register("submissions", api.SubmissionViewSet, basename="submission")
+router.register("tasks", api.TaskViewSet, basename="api-task")
+router.register("datasets", api.DatasetViewSet, basename="api-dataset")
+router.register("cases", api.CaseViewSet, basename="api-case")
+router.register("models", api.GenerativeModelViewSet, basename="api-model")
+router.register("runs", api.RunViewSet, basename="api-run")
+router.register("submissions", api.SubmissionViewSet, basename="api-submission")
 
 urlpatterns = [
     path("", views.home, name="home"),
