@@ -1,0 +1,219 @@
+"""Seed the demo benchmark: brain MRI phantoms, two tasks, baseline models and their runs.
+
+Everything goes through the same services as real uploads: the phantoms are written as
+files and imported, the baselines are saved as TorchScript and registered (validated by
+the worker), and the runs are queued for the worker.
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from inference.demo import baselines, phantom
+from inference.models import Run, RunStatus, Task, TaskKind
+from inference.services.artifacts import register_model
+from inference.services.datasets import import_dataset
+from inference.services.runs import create_run
+
+TRANSLATION_SLUG = "t1-to-t2"
+RECONSTRUCTION_SLUG = "recon-4x"
+TEST_SEED_OFFSET = 1_000  # training phantoms use seeds 100000+, so train and test never meet
+
+
+class Command(BaseCommand):
+    help = "Create the demo benchmark (phantom datasets, two tasks, baseline models) and queue its runs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing if the demo already exists.")
+        parser.add_argument("--cases", type=int, default=40, help="Test slices per task.")
+        parser.add_argument("--volumes", type=int, default=4, help="Small phantom volumes (separate dataset).")
+        parser.add_argument("--fast", action="store_true", help="Train the baselines for seconds only (tests).")
+        parser.add_argument("--unet-seconds", type=float, default=60.0)
+        parser.add_argument("--denoiser-seconds", type=float, default=45.0)
+        parser.add_argument("--wait", type=float, default=0, help="Wait up to this many seconds for the runs.")
+
+    def handle(self, *args, **options):
+        if Task.objects.filter(slug=TRANSLATION_SLUG).exists():
+            if options["if_empty"]:
+                self.stdout.write("Demo already seeded; nothing to do.")
+                return
+            raise CommandError("The demo is already seeded (task 't1-to-t2' exists).")
+        started = time.monotonic()
+        admin = self.demo_users()
+        with tempfile.TemporaryDirectory(prefix="medgen-demo-") as tmp:
+            tmp = Path(tmp)
+            translation_ds, recon_ds = self.import_datasets(tmp, options["cases"], options["volumes"], admin)
+            translation, recon = self.create_tasks(translation_ds, recon_ds)
+            self.stdout.write(f"Datasets imported ({time.monotonic() - started:.0f} s). Training baselines…")
+            paths = baselines.build_all_baselines(
+                tmp / "models",
+                fast=options["fast"],
+                unet_seconds=options["unet_seconds"],
+                denoiser_seconds=options["denoiser_seconds"],
+            )
+            self.stdout.write(f"Baselines built ({time.monotonic() - started:.0f} s).")
+            run_ids = self.register_models(paths, translation, recon, admin)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo seeded in {time.monotonic() - started:.0f} s: {len(run_ids)} runs queued for the worker."
+            )
+        )
+        if options["wait"]:
+            self.wait_for_runs(run_ids, options["wait"])
+
+    def demo_users(self):
+        users = get_user_model()
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
+        admin, created = users.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.org"}
+        )
+        if created:
+            admin.set_password(password)
+            admin.save()
+            self.stdout.write(f"Staff user 'admin' created with password '{password}' (set DEMO_ADMIN_PASSWORD).")
+        return admin
+
+    def import_datasets(self, tmp, n_cases, n_volumes, admin):
+        slices_dir, recon_dir, volumes_dir = tmp / "slices", tmp / "recon", tmp / "volumes"
+        for index in range(n_cases):
+            seed = TEST_SEED_OFFSET + index
+            brain = phantom.make_brain_slice(np.random.default_rng(seed))
+            case_id = f"brain-{index:03d}"
+            has_lesion = bool(brain["lesion_mask"].max() > 0)
+            meta = {"phantom_seed": seed, "has_lesion": has_lesion, "contrast_in": "T1", "contrast_out": "T2"}
+            write_case(slices_dir / case_id, brain["t1"], brain["t2"], brain["lesion_mask"], meta)
+            mask = phantom.undersampling_mask(brain["t2"].shape, acceleration=4, seed=seed)
+            kspace = phantom.undersample(brain["t2"], mask)
+            recon_meta = {"phantom_seed": seed, "acceleration": 4, "sampled_fraction": float(mask.mean())}
+            write_case(recon_dir / case_id, kspace, brain["t2"], brain["lesion_mask"], recon_meta, channels=True)
+        for index in range(n_volumes):
+            seed = TEST_SEED_OFFSET + 500 + index
+            brain = phantom.make_brain_volume(np.random.default_rng(seed))
+            folder = volumes_dir / f"volume-{index:02d}"
+            folder.mkdir(parents=True)
+            for role, key in (("input", "t1"), ("reference", "t2"), ("label", "lesion_mask")):
+                save_nifti(folder / f"{role}.nii.gz", brain[key], spacing=(2.0, 1.0, 1.0))
+            (folder / "metadata.json").write_text(json.dumps({"phantom_seed": seed}))
+
+        common = {"is_public": True, "user": admin}
+        translation = import_dataset(
+            "Brain phantom T1/T2 slices (demo)",
+            slices_dir,
+            description=f"{n_cases} procedural brain MRI slices (128×128): T1 input, T2 reference, lesion mask.",
+            source_label="inference.demo.phantom",
+            **common,
+        )
+        recon = import_dataset(
+            "Brain phantom 4× undersampled k-space (demo)",
+            recon_dir,
+            description="Centred k-space (real, imaginary) of the T2 slices with a random 4× Cartesian mask; "
+            "fully sampled T2 reference.",
+            source_label="inference.demo.phantom",
+            **common,
+        )
+        if n_volumes:
+            import_dataset(
+                "Brain phantom volumes (demo)",
+                volumes_dir,
+                description=f"{n_volumes} small T1/T2 phantom volumes (32×96×96, 2×1×1 mm) with lesion masks.",
+                source_label="inference.demo.phantom",
+                **common,
+            )
+        return translation, recon
+
+    def create_tasks(self, translation_ds, recon_ds):
+        translation = Task.objects.create(
+            slug=TRANSLATION_SLUG,
+            name="T1→T2 translation (brain phantom)",
+            kind=TaskKind.TRANSLATION,
+            description="Synthesise the T2-weighted slice from the T1-weighted slice of the same phantom.",
+            dataset=translation_ds,
+            metrics=["psnr", "ssim", "ms_ssim", "nmse", "mae"],
+            primary_metric="ssim",
+            is_public=True,
+        )
+        recon = Task.objects.create(
+            slug=RECONSTRUCTION_SLUG,
+            name="4× undersampled reconstruction (brain phantom)",
+            kind=TaskKind.RECONSTRUCTION,
+            description="Reconstruct the T2 magnitude image from 4× undersampled Cartesian k-space.",
+            dataset=recon_ds,
+            metrics=["psnr", "ssim", "ms_ssim", "nmse", "mae"],
+            primary_metric="psnr",
+            is_public=True,
+        )
+        return translation, recon
+
+    def register_models(self, paths, translation, recon, admin):
+        specs = [
+            ("identity", translation, "Identity (T1 as T2)", "Returns the T1 input unchanged: the floor.", {}),
+            (
+                "intensity_remap",
+                translation,
+                "Intensity remap",
+                "Piecewise-linear T1→T2 intensity lookup fitted on training phantoms.",
+                {},
+            ),
+            ("unet", translation, "U-Net (L1)", "Small U-Net trained on CPU for about a minute with an L1 loss.", {}),
+            (
+                "stochastic_unet",
+                translation,
+                "Stochastic U-Net (4 samples)",
+                "The U-Net with Gaussian noise injected at the bottleneck: 4 samples per case.",
+                {"stochastic": True, "samples_per_case": 4},
+            ),
+            ("zero_filled", recon, "Zero-filled IFFT", "Magnitude of the inverse FFT of the zero-filled k-space.", {}),
+            ("denoiser", recon, "Zero-filled + CNN denoiser", "Residual CNN trained to remove aliasing.", {}),
+        ]
+        run_ids = []
+        for key, task, name, description, extra in specs:
+            in_channels = 2 if task.kind == TaskKind.RECONSTRUCTION else 1
+            with transaction.atomic():
+                model = register_model(
+                    paths[key],
+                    name=name,
+                    task=task,
+                    description=description,
+                    in_channels=in_channels,
+                    out_channels=1,
+                    spatial_shape=[128, 128],
+                    original_name=paths[key].name,
+                    user=admin,
+                    **extra,
+                )
+                run_ids.append(create_run(model, user=admin, name=name, seed=0).pk)
+        return run_ids
+
+    def wait_for_runs(self, run_ids, timeout):
+        deadline = time.monotonic() + timeout
+        final = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+        while time.monotonic() < deadline:
+            statuses = list(Run.objects.filter(pk__in=run_ids).values_list("status", flat=True))
+            if all(s in final for s in statuses):
+                break
+            time.sleep(1)
+        for run in Run.objects.filter(pk__in=run_ids):
+            self.stdout.write(f"  {run.name}: {run.status} {run.error}")
+
+
+def write_case(folder, input_array, reference, label, metadata, channels=False):
+    folder.mkdir(parents=True)
+    np.save(folder / "input.npy", input_array if channels else input_array[None])
+    np.save(folder / "reference.npy", reference[None].astype(np.float32))
+    np.save(folder / "label.npy", label[None].astype(np.float32))
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+
+def save_nifti(path, volume_dhw, spacing):
+    """Write a (D, H, W) volume as NIfTI (x, y, z) = (W, H, D), with zooms in that order."""
+    data = np.ascontiguousarray(np.transpose(volume_dhw, (2, 1, 0)).astype(np.float32))
+    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+    nib.save(nib.Nifti1Image(data, affine), str(path))

@@ -1,0 +1,56 @@
+"""The demo benchmark end to end: seeded through the real services, run by a real worker,
+shown on every page."""
+
+import time
+
+import pytest
+from django.core.management import call_command
+
+from inference.models import CaseImage, CaseOutput, GenerativeModel, ModelStatus, Run, RunStatus, Task
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, client):
+    call_command("seed_demo", fast=True, cases=4, volumes=1)
+    assert set(Task.objects.values_list("slug", flat=True)) == {"t1-to-t2", "recon-4x"}
+    deadline = time.monotonic() + 240
+    while Run.objects.exclude(status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).exists():
+        assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
+        time.sleep(0.5)
+    failed = list(Run.objects.filter(status=RunStatus.FAILED).values_list("name", "error"))
+    assert not failed, failed
+    assert Run.objects.count() == 6
+    assert set(GenerativeModel.objects.values_list("status", flat=True)) == {ModelStatus.VALID}
+    stochastic = Run.objects.get(model__stochastic=True)
+    assert CaseOutput.objects.filter(run=stochastic).count() == 4 * 4
+
+    # The reconstruction inputs are two-channel k-space; the volumes came in as NIfTI.
+    assert CaseImage.objects.filter(case__dataset__tasks__slug="recon-4x", role="input").first().shape == [2, 128, 128]
+    volume = CaseImage.objects.get(case__dataset__name__contains="volumes", role="input")
+    assert volume.shape == [1, 32, 96, 96] and volume.spacing == [2.0, 1.0, 1.0] and volume.source_format == "nifti"
+
+    task = Task.objects.get(slug="t1-to-t2")
+    run = Run.objects.filter(task=task).first()
+    case = task.dataset.cases.first()
+    output = CaseOutput.objects.filter(run=run).first()
+    pages = {
+        "/": task.name,
+        f"/tasks/{task.slug}/": "U-Net",
+        f"/datasets/{task.dataset_id}/": case.case_id,
+        f"/cases/{case.pk}/": "reference",
+        "/models/": "Intensity remap",
+        f"/models/{run.model_id}/": run.model.sha256,
+        f"/runs/{run.pk}/": "succeeded",
+    }
+    for url, text in pages.items():
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert text in response.content.decode(), url
+    for url in (f"/cases/{case.pk}/input/0.png", f"/runs/{run.pk}/outputs/{output.pk}.png"):
+        response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/png"
+        assert response.content.startswith(b"\x89PNG")
+
+    call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
+    assert Run.objects.count() == 6
