@@ -1,0 +1,1 @@
+"""Domain operations (datasets, model artifacts, runs, submissions), so views and tasks stay thin."""
