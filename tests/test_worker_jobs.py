@@ -126,3 +126,24 @@ def test_worker_killed_mid_run_is_requeued_and_finishes_once(worker_factory, sta
     assert run.attempts == 2
     per_case = CaseOutput.objects.filter(run_id=run_id).values_list("case_id", flat=True)
     assert len(per_case) == len(set(per_case)) == 10
+
+
+def test_pool_process_killed_mid_run_is_redelivered_and_taken_over(worker_factory, staff_api, tmp_path):
+    """acks_late + reject_on_worker_lost: the message comes back at once and the new pool
+    process sees that the run's recorded process is gone, without waiting for the reaper."""
+    import os
+    import signal
+
+    worker = worker_factory(MEDGEN_INFERENCE_BATCH_SIZE=1)
+    task = make_task(n_cases=10)
+    model = upload(staff_api, task, save_torchscript(Slow(rounds=60), tmp_path / "slow.pt"))
+    run_id = staff_api.post("/api/runs/", {"model": model["id"]}, format="json").json()["id"]
+    wait_until(lambda: Run.objects.get(pk=run_id).progress_done >= 1, timeout=90)
+    pool_pid = int(Run.objects.get(pk=run_id).worker.rpartition(":")[2])
+    os.kill(pool_pid, signal.SIGKILL)
+
+    run = runs.wait_for(run_id, FINAL, timeout=120)
+    assert run.status == RunStatus.SUCCEEDED, run.error + worker.read_log()[-3000:]
+    assert run.attempts == 2 and "is gone; taking the run over" in run.log
+    per_case = CaseOutput.objects.filter(run_id=run_id).values_list("case_id", flat=True)
+    assert len(per_case) == len(set(per_case)) == 10

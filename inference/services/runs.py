@@ -35,6 +35,24 @@ def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_is_dead(name):
+    """True only when `name` is a process on this host that no longer exists.
+
+    A worker elsewhere cannot be checked from here and counts as alive; the heartbeat
+    decides for it. (A recycled pid could make a dead worker look alive, never the reverse.)
+    """
+    host, _, pid = (name or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def create_run(model, *, user=None, name="", seed=0):
     """A run of `model` on its task's dataset; queued now if the model is valid, else when it is."""
     if model.status == ModelStatus.INVALID:
@@ -89,6 +107,11 @@ def claim(run_id, kinds=(RunKind.INFERENCE,)):
     """queued → running under a row lock; returns (run, attempt) or (None, None) if not ours."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
+        if run.kind in kinds and run.status == RunStatus.RUNNING and worker_is_dead(run.worker):
+            # Redelivered after its pool process died (reject_on_worker_lost): take it over now
+            # rather than waiting for the reaper's heartbeat timeout.
+            run.transition(RunStatus.QUEUED, save=False)
+            run.append_log(f"worker {run.worker} is gone; taking the run over", save=False)
         if run.kind not in kinds or run.status != RunStatus.QUEUED:
             log.info("run %s is %s; nothing to do", run_id, run.status)
             return None, None
@@ -247,21 +270,22 @@ def reap_stale_runs(stale_seconds=None, max_attempts=None):
     max_attempts = settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
     requeued, failed = [], []
-    for run_id in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True):
+    for run_id in Run.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True):
         with transaction.atomic():
             run = Run.objects.select_for_update().get(pk=run_id)
-            if run.status != RunStatus.RUNNING or run.heartbeat_at >= cutoff:
+            silent = run.heartbeat_at is None or run.heartbeat_at < cutoff
+            if run.status != RunStatus.RUNNING or not (silent or worker_is_dead(run.worker)):
                 continue
-            silence = int((timezone.now() - run.heartbeat_at).total_seconds())
+            if silent:
+                silence = int((timezone.now() - (run.heartbeat_at or run.created_at)).total_seconds())
+                reason = f"the worker {run.worker} stopped reporting ({silence} s without a heartbeat)"
+            else:
+                reason = f"the worker process {run.worker} is gone"
             if run.attempts >= max_attempts:
-                fail_run(
-                    run,
-                    f"The worker {run.worker or ''} stopped reporting ({silence} s without a heartbeat) "
-                    f"and {run.attempts} attempt(s) were used.",
-                )
+                fail_run(run, f"{reason[0].upper()}{reason[1:]} and {run.attempts} attempt(s) were used.")
                 failed.append(run_id)
             else:
-                run.append_log(f"worker {run.worker} lost ({silence} s without a heartbeat); requeued", save=False)
+                run.append_log(f"{reason}; requeued", save=False)
                 queue_run(run)
                 requeued.append(run_id)
     return requeued, failed
