@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,171 +16,333 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('source', models.CharField(blank=True, help_text='Where the files came from.', max_length=500)),
-                ('is_public', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("source", models.CharField(blank=True, help_text="Where the files came from.", max_length=500)),
+                ("is_public", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('case_id', models.CharField(help_text='Identifier unique within the dataset.', max_length=200)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cases', to='inference.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("case_id", models.CharField(help_text="Identifier unique within the dataset.", max_length=200)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="cases", to="inference.dataset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dataset', 'case_id'],
+                "ordering": ["dataset", "case_id"],
             },
         ),
         migrations.CreateModel(
-            name='GenerativeModel',
+            name="GenerativeModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('format', models.CharField(choices=[('torchscript', 'TorchScript'), ('onnx', 'ONNX')], max_length=20)),
-                ('artifact', models.FileField(max_length=500, upload_to=inference.models.model_artifact_path)),
-                ('original_name', models.CharField(blank=True, max_length=500)),
-                ('sha256', models.CharField(max_length=64, unique=True)),
-                ('size_bytes', models.BigIntegerField()),
-                ('parameter_count', models.BigIntegerField(blank=True, null=True)),
-                ('in_channels', models.PositiveSmallIntegerField(default=1)),
-                ('out_channels', models.PositiveSmallIntegerField(default=1)),
-                ('spatial_shape', models.JSONField(help_text='Expected spatial size, e.g. [128, 128] (2D) or [64, 64, 64] (3D); null for any size on an axis.')),
-                ('normalisation', models.CharField(choices=[('none', 'None (model takes stored intensities)'), ('minmax', 'Per-case min-max to [0, 1], output mapped back'), ('zscore', 'Per-case z-score, output mapped back')], default='none', max_length=20)),
-                ('stochastic', models.BooleanField(default=False)),
-                ('samples_per_case', models.PositiveSmallIntegerField(default=1)),
-                ('status', models.CharField(choices=[('uploaded', 'Uploaded'), ('validating', 'Validating'), ('valid', 'Valid'), ('invalid', 'Invalid')], default='uploaded', max_length=20)),
-                ('validation_error', models.TextField(blank=True)),
-                ('validated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("format", models.CharField(choices=[("torchscript", "TorchScript"), ("onnx", "ONNX")], max_length=20)),
+                ("artifact", models.FileField(max_length=500, upload_to=inference.models.model_artifact_path)),
+                ("original_name", models.CharField(blank=True, max_length=500)),
+                ("sha256", models.CharField(max_length=64, unique=True)),
+                ("size_bytes", models.BigIntegerField()),
+                ("parameter_count", models.BigIntegerField(blank=True, null=True)),
+                ("in_channels", models.PositiveSmallIntegerField(default=1)),
+                ("out_channels", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "spatial_shape",
+                    models.JSONField(
+                        help_text="Expected spatial size, e.g. [128, 128] (2D) or [64, 64, 64] (3D); null for any size on an axis."
+                    ),
+                ),
+                (
+                    "normalisation",
+                    models.CharField(
+                        choices=[
+                            ("none", "None (model takes stored intensities)"),
+                            ("minmax", "Per-case min-max to [0, 1], output mapped back"),
+                            ("zscore", "Per-case z-score, output mapped back"),
+                        ],
+                        default="none",
+                        max_length=20,
+                    ),
+                ),
+                ("stochastic", models.BooleanField(default=False)),
+                ("samples_per_case", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("uploaded", "Uploaded"),
+                            ("validating", "Validating"),
+                            ("valid", "Valid"),
+                            ("invalid", "Invalid"),
+                        ],
+                        default="uploaded",
+                        max_length=20,
+                    ),
+                ),
+                ("validation_error", models.TextField(blank=True)),
+                ("validated_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'name'],
+                "ordering": ["task", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('kind', models.CharField(choices=[('inference', 'Inference on the platform'), ('submission', 'Submission of precomputed outputs')], default='inference', max_length=20)),
-                ('submission_file', models.FileField(blank=True, max_length=500, upload_to=inference.models.submission_path)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='pending', max_length=20)),
-                ('progress_done', models.PositiveIntegerField(default=0)),
-                ('progress_total', models.PositiveIntegerField(default=0)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('device', models.CharField(blank=True, max_length=100)),
-                ('seed', models.BigIntegerField(default=0, help_text="Seed for stochastic models' samples.")),
-                ('error', models.TextField(blank=True)),
-                ('problems', models.JSONField(blank=True, default=list, help_text='Per-case problems found while validating.')),
-                ('log', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('total_inference_seconds', models.FloatField(blank=True, null=True)),
-                ('throughput_cases_per_s', models.FloatField(blank=True, null=True)),
-                ('latency_ms_p50', models.FloatField(blank=True, null=True)),
-                ('latency_ms_p95', models.FloatField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='inference.generativemodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("uid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("inference", "Inference on the platform"),
+                            ("submission", "Submission of precomputed outputs"),
+                        ],
+                        default="inference",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "submission_file",
+                    models.FileField(blank=True, max_length=500, upload_to=inference.models.submission_path),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("progress_done", models.PositiveIntegerField(default=0)),
+                ("progress_total", models.PositiveIntegerField(default=0)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("device", models.CharField(blank=True, max_length=100)),
+                ("seed", models.BigIntegerField(default=0, help_text="Seed for stochastic models' samples.")),
+                ("error", models.TextField(blank=True)),
+                (
+                    "problems",
+                    models.JSONField(blank=True, default=list, help_text="Per-case problems found while validating."),
+                ),
+                ("log", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("total_inference_seconds", models.FloatField(blank=True, null=True)),
+                ("throughput_cases_per_s", models.FloatField(blank=True, null=True)),
+                ("latency_ms_p50", models.FloatField(blank=True, null=True)),
+                ("latency_ms_p95", models.FloatField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="inference.generativemodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CaseOutput',
+            name="CaseOutput",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sample', models.PositiveSmallIntegerField(default=0)),
-                ('array', models.FileField(max_length=500, upload_to=inference.models.output_path)),
-                ('shape', models.JSONField()),
-                ('latency_ms', models.FloatField(blank=True, help_text='Model time for this case (per sample).', null=True)),
-                ('nonfinite_count', models.BigIntegerField(default=0, help_text='NaN/Inf voxels in the output.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outputs', to='inference.case')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outputs', to='inference.run')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sample", models.PositiveSmallIntegerField(default=0)),
+                ("array", models.FileField(max_length=500, upload_to=inference.models.output_path)),
+                ("shape", models.JSONField()),
+                (
+                    "latency_ms",
+                    models.FloatField(blank=True, help_text="Model time for this case (per sample).", null=True),
+                ),
+                ("nonfinite_count", models.BigIntegerField(default=0, help_text="NaN/Inf voxels in the output.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="outputs", to="inference.case"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="outputs", to="inference.run"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'case', 'sample'],
+                "ordering": ["run", "case", "sample"],
             },
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('translation', 'Translation (e.g. T1→T2)'), ('reconstruction', 'Reconstruction (e.g. undersampled MRI)'), ('enhancement', 'Enhancement (denoising, super-resolution)'), ('synthesis', 'Synthesis (unconditional or conditioned)')], max_length=20)),
-                ('description', models.TextField(blank=True)),
-                ('data_range', models.FloatField(blank=True, help_text='Intensity range for PSNR/SSIM; from the references when empty.', null=True)),
-                ('metrics', models.JSONField(blank=True, default=list, help_text='Metric names evaluated on this task.')),
-                ('primary_metric', models.CharField(blank=True, max_length=50)),
-                ('ranking', models.CharField(choices=[('primary', 'Primary metric'), ('mean_rank', 'Mean rank')], default='primary', max_length=20)),
-                ('is_public', models.BooleanField(default=False, help_text='Readable without login (demo tasks).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='inference.dataset')),
-                ('reference_dataset', models.ForeignKey(blank=True, help_text="Real images for the feature tier; the test dataset's references when empty.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reference_for_tasks', to='inference.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("translation", "Translation (e.g. T1→T2)"),
+                            ("reconstruction", "Reconstruction (e.g. undersampled MRI)"),
+                            ("enhancement", "Enhancement (denoising, super-resolution)"),
+                            ("synthesis", "Synthesis (unconditional or conditioned)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "data_range",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Intensity range for PSNR/SSIM; from the references when empty.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "metrics",
+                    models.JSONField(blank=True, default=list, help_text="Metric names evaluated on this task."),
+                ),
+                ("primary_metric", models.CharField(blank=True, max_length=50)),
+                (
+                    "ranking",
+                    models.CharField(
+                        choices=[("primary", "Primary metric"), ("mean_rank", "Mean rank")],
+                        default="primary",
+                        max_length=20,
+                    ),
+                ),
+                ("is_public", models.BooleanField(default=False, help_text="Readable without login (demo tasks).")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tasks", to="inference.dataset"
+                    ),
+                ),
+                (
+                    "reference_dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Real images for the feature tier; the test dataset's references when empty.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reference_for_tasks",
+                        to="inference.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='run',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='inference.task'),
+            model_name="run",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="runs", to="inference.task"
+            ),
         ),
         migrations.AddField(
-            model_name='generativemodel',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='inference.task'),
+            model_name="generativemodel",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="models", to="inference.task"
+            ),
         ),
         migrations.CreateModel(
-            name='CaseImage',
+            name="CaseImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('input', 'Input'), ('reference', 'Reference'), ('label', 'Label mask')], max_length=20)),
-                ('index', models.PositiveSmallIntegerField(default=0, help_text='Order among several inputs.')),
-                ('array', models.FileField(max_length=500, upload_to=inference.models.case_image_path)),
-                ('original', models.FileField(blank=True, max_length=500, upload_to=inference.models.case_image_path)),
-                ('original_name', models.CharField(blank=True, max_length=500)),
-                ('source_format', models.CharField(max_length=20)),
-                ('shape', models.JSONField(help_text='(C, *spatial) of the canonical float32 array.')),
-                ('spacing', models.JSONField(default=list, help_text='Voxel size per spatial axis, mm.')),
-                ('direction', models.JSONField(default=list, help_text='3×3 direction cosines, row-major.')),
-                ('origin', models.JSONField(default=list)),
-                ('intensity_min', models.FloatField(null=True)),
-                ('intensity_max', models.FloatField(null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='inference.case')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("input", "Input"), ("reference", "Reference"), ("label", "Label mask")], max_length=20
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField(default=0, help_text="Order among several inputs.")),
+                ("array", models.FileField(max_length=500, upload_to=inference.models.case_image_path)),
+                ("original", models.FileField(blank=True, max_length=500, upload_to=inference.models.case_image_path)),
+                ("original_name", models.CharField(blank=True, max_length=500)),
+                ("source_format", models.CharField(max_length=20)),
+                ("shape", models.JSONField(help_text="(C, *spatial) of the canonical float32 array.")),
+                ("spacing", models.JSONField(default=list, help_text="Voxel size per spatial axis, mm.")),
+                ("direction", models.JSONField(default=list, help_text="3×3 direction cosines, row-major.")),
+                ("origin", models.JSONField(default=list)),
+                ("intensity_min", models.FloatField(null=True)),
+                ("intensity_max", models.FloatField(null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="images", to="inference.case"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['case', 'role', 'index'],
-                'constraints': [models.UniqueConstraint(fields=('case', 'role', 'index'), name='unique_case_image_role')],
+                "ordering": ["case", "role", "index"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("case", "role", "index"), name="unique_case_image_role")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='case',
-            constraint=models.UniqueConstraint(fields=('dataset', 'case_id'), name='unique_case_id_per_dataset'),
+            model_name="case",
+            constraint=models.UniqueConstraint(fields=("dataset", "case_id"), name="unique_case_id_per_dataset"),
         ),
         migrations.AddConstraint(
-            model_name='caseoutput',
-            constraint=models.UniqueConstraint(fields=('run', 'case', 'sample'), name='unique_output_per_run_case_sample'),
+            model_name="caseoutput",
+            constraint=models.UniqueConstraint(
+                fields=("run", "case", "sample"), name="unique_output_per_run_case_sample"
+            ),
         ),
     ]
