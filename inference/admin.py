@@ -17,6 +17,7 @@ from django.urls import path, reverse
 
 from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, Run, Task
 from .services.datasets import DatasetImportError, import_dataset
+from .services.runs import RunError, cancel_run, create_run
 
 IMPORT_TEMPLATE = """
 {% extends "admin/base_site.html" %}
@@ -179,8 +180,20 @@ class GenerativeModelAdmin(admin.ModelAdmin):
         "created_at",
     )
 
+    actions = ["start_runs"]
+
     def has_add_permission(self, request):
         return False  # artifacts are hashed and validated by the upload service
+
+    @admin.action(description="Start a run of each selected model on its task")
+    def start_runs(self, request, queryset):
+        for model in queryset:
+            try:
+                run = create_run(model, user=request.user)
+            except RunError as exc:
+                self.message_user(request, f"{model.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{model.name}: run {run.pk} is {run.status}.", messages.SUCCESS)
 
 
 class CaseOutputInline(admin.TabularInline):
@@ -225,6 +238,8 @@ class RunAdmin(admin.ModelAdmin):
         "heartbeat_at",
         "total_inference_seconds",
         "throughput_cases_per_s",
+        "latency_ms_p50",
+        "latency_ms_p95",
     )
     readonly_fields = fields[1:]  # only the display name is editable; status moves through Run.transition
     inlines = [CaseOutputInline]
@@ -233,8 +248,20 @@ class RunAdmin(admin.ModelAdmin):
     def progress(self, run):
         return f"{run.progress_done}/{run.progress_total} ({run.progress_percent}%)"
 
+    actions = ["cancel_runs"]
+
     def has_add_permission(self, request):
         return False  # runs are started from a model or a submission
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_runs(self, request, queryset):
+        for run in queryset:
+            try:
+                cancel_run(run.pk)
+            except RunError as exc:
+                self.message_user(request, f"{run}: {exc}", messages.WARNING)
+            else:
+                self.message_user(request, f"{run}: cancelled.", messages.SUCCESS)
 
 
 @admin.register(CaseOutput)

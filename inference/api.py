@@ -44,7 +44,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):
-        return access.visible_datasets(self.request.user).annotate(case_count=Count("cases"))
+        return access.visible_datasets(self.request.user).annotate(case_count=Count("cases", distinct=True))
 
     def get_serializer_class(self):
         return DatasetUploadSerializer if self.action == "create" else DatasetSerializer
