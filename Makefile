@@ -34,6 +34,8 @@ run: migrate
 
 test: install-dev
 	bash scripts/start-services.sh
+	bash scripts/install-chromium.sh
+	$(PY) manage.py collectstatic --noinput -v0
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
