@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
         def stop(*_):
             if worker and worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
+                worker.terminate()  # the main process only: a warm shutdown that lets its pool finish
                 try:
                     worker.wait(timeout=20)
                 except subprocess.TimeoutExpired:
