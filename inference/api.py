@@ -26,7 +26,7 @@ from .serializers import (
     SubmissionSerializer,
     TaskSerializer,
 )
-from .services.artifacts import ModelUploadError, register_model
+from .services.artifacts import ModelUploadError, register_upload
 from .services.datasets import DatasetImportError, import_dataset
 from .services.runs import RunError, cancel_run, create_run
 from .services.submissions import create_submission
@@ -101,20 +101,7 @@ class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
         form.is_valid(raise_exception=True)
         data = form.validated_data
         try:
-            model = register_model(
-                data["file"],
-                name=data["name"],
-                task=data["task"],
-                in_channels=data["in_channels"],
-                out_channels=data["out_channels"],
-                spatial_shape=data["spatial_shape"],
-                normalisation=data["normalisation"],
-                stochastic=data["stochastic"],
-                samples_per_case=data["samples_per_case"],
-                description=data["description"],
-                original_name=data["file"].name,
-                user=request.user,
-            )
+            model = register_upload(data, user=request.user)
         except ModelUploadError as exc:
             raise BadRequest(str(exc)) from None
         return Response(GenerativeModelSerializer(model).data, status=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from . import access
 from .models import ImageRole, ModelStatus, Normalisation, RunStatus
 from .permissions import user_is_staff
 from .preview import render_png
-from .services.artifacts import ModelUploadError, register_model
+from .services.artifacts import ModelUploadError, register_upload
 from .services.runs import RunError, cancel_run, create_run
 from .services.submissions import create_submission
 
@@ -136,20 +136,7 @@ def model_upload(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            model = register_model(
-                data["file"],
-                name=data["name"],
-                task=data["task"],
-                in_channels=data["in_channels"],
-                out_channels=data["out_channels"],
-                spatial_shape=data["spatial_shape"],
-                normalisation=data["normalisation"],
-                stochastic=data["stochastic"],
-                samples_per_case=data["samples_per_case"],
-                description=data["description"],
-                original_name=data["file"].name,
-                user=request.user,
-            )
+            model = register_upload(data, user=request.user)
         except ModelUploadError as exc:
             form.add_error("file", str(exc))
         else:

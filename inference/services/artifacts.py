@@ -117,6 +117,25 @@ def register_model(
         path.unlink(missing_ok=True)
 
 
+UPLOAD_FIELDS = (
+    "name",
+    "task",
+    "in_channels",
+    "out_channels",
+    "spatial_shape",
+    "normalisation",
+    "stochastic",
+    "samples_per_case",
+    "description",
+)
+
+
+def register_upload(data, *, user):
+    """`register_model` from a validated upload form or serializer (the pages and the API)."""
+    upload = data["file"]
+    return register_model(upload, original_name=upload.name, user=user, **{k: data[k] for k in UPLOAD_FIELDS})
+
+
 def model_artifact_name(model):
     return f"{model.sha256}.onnx" if model.format == "onnx" else f"{model.sha256}.pt"
 
