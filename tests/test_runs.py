@@ -184,3 +184,18 @@ def test_nan_outputs_are_stored_and_counted(tmp_path):
     assert artifacts.validate_model(model.pk) == ModelStatus.INVALID
     model.refresh_from_db()
     assert "NaN" in model.validation_error
+
+
+def test_reaper_sends_the_job_again_for_a_run_queued_too_long(tmp_path, monkeypatch):
+    task = make_task(n_cases=1)
+    model = valid_model(task, Scale(), tmp_path)
+    run = runs.create_run(model)
+    sent = []
+    monkeypatch.setattr(runs, "dispatch", lambda run_id, kind: sent.append(run_id))
+    assert runs.redispatch_lost_messages(timezone.now() - timedelta(seconds=60)) == []
+    Run.objects.filter(pk=run.pk).update(queued_at=timezone.now() - timedelta(hours=1))
+    runs.reap_stale_runs(stale_seconds=60)
+    assert sent == [run.pk]
+    runs.reap_stale_runs(stale_seconds=60)  # queued_at was refreshed: not sent a third time
+    assert sent == [run.pk]
+    assert runs.execute_run(run.pk) == "succeeded"

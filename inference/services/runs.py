@@ -288,7 +288,21 @@ def reap_stale_runs(stale_seconds=None, max_attempts=None):
                 run.append_log(f"{reason}; requeued", save=False)
                 queue_run(run)
                 requeued.append(run_id)
+    redispatch_lost_messages(cutoff)
     return requeued, failed
+
+
+def redispatch_lost_messages(cutoff):
+    """Send the job again for runs queued before `cutoff` and still unclaimed.
+
+    Covers a message lost on the way (a broker restarted without persistence, a dispatch
+    that failed after the commit). A second message for a run already taken is a no-op.
+    """
+    stuck = list(Run.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff).values_list("pk", "kind"))
+    for run_id, kind in stuck:
+        Run.objects.filter(pk=run_id).update(queued_at=timezone.now())
+        dispatch(run_id, kind)
+    return [run_id for run_id, _ in stuck]
 
 
 def wait_for(run_id, statuses, timeout=60.0, poll=0.2):
