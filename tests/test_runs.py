@@ -199,3 +199,13 @@ def test_reaper_sends_the_job_again_for_a_run_queued_too_long(tmp_path, monkeypa
     runs.reap_stale_runs(stale_seconds=60)  # queued_at was refreshed: not sent a third time
     assert sent == [run.pk]
     assert runs.execute_run(run.pk) == "succeeded"
+
+
+def test_volume_cases_run_slice_by_slice_through_a_2d_model(tmp_path):
+    task = make_task(n_cases=2, shape=(1, 5, 16, 16))
+    model = valid_model(task, Scale(2.0), tmp_path, spatial_shape=[16, 16])
+    run = runs.create_run(model)
+    assert runs.execute_run(run.pk) == "succeeded"
+    for output in CaseOutput.objects.filter(run=run):
+        assert output.shape == [1, 5, 16, 16]
+        np.testing.assert_allclose(output.load(), output.case.image("input").load() * 2, rtol=1e-6)
