@@ -1,5 +1,6 @@
 """The run page in headless Chromium: progress moves live while a real worker runs the model."""
 
+import contextlib
 import shutil
 import time
 
@@ -18,41 +19,51 @@ ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disa
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
-    from playwright.sync_api import sync_playwright
+def site(transactional_db):
+    """A live server for this test alone, stopped before the test database is dropped."""
+    from pytest_django.live_server_helper import LiveServer
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    server = LiveServer("localhost")
+    yield server
+    server.stop()
+
+
+@contextlib.contextmanager
+def chromium_page():
+    """Playwright's sync API runs an event loop in this thread: open it only after the test's
+    database work, so no query runs in (and no connection is left behind by) that loop's context."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
-def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, live_server, browser_page, tmp_path):
+def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, site, tmp_path):
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
     worker_factory(MEDGEN_INFERENCE_BATCH_SIZE=1)
     task = make_task(n_cases=8)
     model = register_model(save_torchscript(Slow(rounds=250), tmp_path / "slow.pt"), name="slow", task=task,
                            spatial_shape=[16, 16])  # fmt: skip
     run = runs.create_run(model)
 
-    page = browser_page
-    page.goto(f"{live_server.url}/runs/{run.pk}/")
-    seen = set()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = page.locator("#run-status").inner_text()
-        seen.add(page.locator("#run-progress").inner_text())
-        if status == RunStatus.SUCCEEDED:
-            break
-        time.sleep(0.2)
-    assert page.locator("#run-status").inner_text() == "succeeded"
-    # The page was loaded once at the start; every other value came from its own polling.
-    intermediate = {value for value in seen if value not in ("0 / 8", "8 / 8")}
-    assert intermediate, seen
-    page.wait_for_selector("table.grid >> text=case007")  # the final reload lists the outputs
-    assert page.locator("table.grid tbody tr").count() == 8
+    with chromium_page() as page:
+        page.goto(f"{site.url}/runs/{run.pk}/")
+        seen = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = page.locator("#run-status").inner_text()
+            seen.add(page.locator("#run-progress").inner_text())
+            if status == RunStatus.SUCCEEDED:
+                break
+            time.sleep(0.2)
+        assert page.locator("#run-status").inner_text() == "succeeded"
+        # The page was loaded once at the start; every other value came from its own polling.
+        intermediate = {value for value in seen if value not in ("0 / 8", "8 / 8")}
+        assert intermediate, seen
+        page.wait_for_selector("table.grid >> text=case007")  # the final reload lists the outputs
+        assert page.locator("table.grid tbody tr").count() == 8
