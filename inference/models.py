@@ -187,6 +187,7 @@ class GenerativeModel(models.Model):
     samples_per_case = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.UPLOADED)
     validation_error = models.TextField(blank=True)
+    validation_requested_at = models.DateTimeField(null=True, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

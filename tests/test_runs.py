@@ -209,3 +209,24 @@ def test_volume_cases_run_slice_by_slice_through_a_2d_model(tmp_path):
     for output in CaseOutput.objects.filter(run=run):
         assert output.shape == [1, 5, 16, 16]
         np.testing.assert_allclose(output.load(), output.case.image("input").load() * 2, rtol=1e-6)
+
+
+def test_reaper_sends_validation_again_for_a_model_never_validated(tmp_path, monkeypatch):
+    from inference.models import GenerativeModel
+
+    task = make_task(n_cases=1)
+    model = artifacts.register_model(
+        save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16]
+    )
+    from inference.services.artifacts import dispatch_validation
+
+    monkeypatch.setattr("inference.tasks.validate_model.delay", lambda model_id: sent.append(model_id))
+    sent = []
+    dispatch_validation(model.pk)  # what the upload's on_commit does
+    runs.reap_stale_runs(stale_seconds=60)
+    assert sent == [model.pk]  # just sent: its job may still be on the way
+    GenerativeModel.objects.filter(pk=model.pk).update(validation_requested_at=timezone.now() - timedelta(hours=1))
+    runs.reap_stale_runs(stale_seconds=60)
+    assert sent == [model.pk, model.pk]
+    runs.reap_stale_runs(stale_seconds=60)  # the request time was refreshed: not sent every minute
+    assert sent == [model.pk, model.pk]

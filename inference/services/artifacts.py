@@ -143,6 +143,7 @@ def model_artifact_name(model):
 def dispatch_validation(model_id):
     from ..tasks import validate_model
 
+    GenerativeModel.objects.filter(pk=model_id).update(validation_requested_at=timezone.now())
     validate_model.delay(model_id)
 
 

@@ -20,9 +20,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .. import runner
-from ..models import CaseOutput, ImageRole, ModelStatus, Run, RunKind, RunStatus
+from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind, RunStatus
 from ..storage import save_array
-from .artifacts import local_copy
+from .artifacts import dispatch_validation, local_copy
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,15 @@ def redispatch_lost_messages(cutoff):
     for run_id, kind in stuck:
         Run.objects.filter(pk=run_id).update(queued_at=timezone.now())
         dispatch(run_id, kind)
-    return [run_id for run_id, _ in stuck]
+    # The same for models whose validation job never reached a worker.
+    unvalidated = list(
+        GenerativeModel.objects.filter(status=ModelStatus.UPLOADED, validation_requested_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for model_id in unvalidated:
+        dispatch_validation(model_id)
+    return [run_id for run_id, _ in stuck] + unvalidated
 
 
 def wait_for(run_id, statuses, timeout=60.0, poll=0.2):
