@@ -183,6 +183,6 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
             run = create_submission(
                 data["task"], data["file"], name=data["name"], user=request.user, original_name=data["file"].name
             )
-        except (RunError, ModelUploadError) as exc:
+        except RunError as exc:
             raise BadRequest(str(exc)) from None
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -157,7 +157,7 @@ class TorchScriptModel(LoadedModel):
         try:
             self.module = torch.jit.load(str(path), map_location=device)
         except Exception as exc:  # torch raises RuntimeError and friends for corrupt archives
-            raise ModelArtifactError(f"TorchScript could not load the file: {_first_line(exc)}") from None
+            raise ModelArtifactError(f"TorchScript could not load the file: {first_line(exc)}") from None
         self.module.eval()
 
     @property
@@ -200,7 +200,7 @@ class OnnxModel(LoadedModel):
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=providers)
         except Exception as exc:
-            raise ModelArtifactError(f"onnxruntime could not load the model: {_first_line(exc)}") from None
+            raise ModelArtifactError(f"onnxruntime could not load the model: {first_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
 
@@ -215,7 +215,7 @@ class OnnxModel(LoadedModel):
         return out.astype(np.float32, copy=False)
 
 
-def _first_line(exc):
+def first_line(exc):
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -260,7 +260,7 @@ def dry_run(model, in_channels, out_channels, spatial_shape, batch_size=2):
         raise
     except Exception as exc:
         raise ModelArtifactError(
-            f"The model failed on a dummy input of shape {tuple(dummy.shape)}: {_first_line(exc)}"
+            f"The model failed on a dummy input of shape {tuple(dummy.shape)}: {first_line(exc)}"
         ) from None
     expected = (batch_size, out_channels, *spatial)
     if tuple(out.shape) != expected:

@@ -1,6 +1,8 @@
 """Canonical array files in Django's default storage (local disk or S3-compatible)."""
 
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -30,3 +32,42 @@ def save_array(field, filename, array):
 def load_array(field):
     with field.storage.open(field.name, "rb") as handle:
         return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+
+
+class UploadTooLarge(ValueError):
+    """An upload went past its size limit while being copied."""
+
+
+def copy_upload(source, destination, limit, chunk_bytes=1 << 20):
+    """Copy a path, an UploadedFile or a file object to `destination`, at most `limit` bytes.
+
+    The count is of bytes actually read, so a client that lies about its size is caught
+    too; a partial copy is removed before UploadTooLarge is raised.
+    """
+    destination = Path(destination)
+    handle = open(source, "rb") if isinstance(source, str | Path) else source
+    try:
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+        chunks = handle.chunks() if hasattr(handle, "chunks") else iter(lambda: handle.read(chunk_bytes), b"")
+        written = 0
+        with open(destination, "wb") as sink:
+            for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(f"The upload is larger than the limit of {limit} bytes.")
+                sink.write(chunk)
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+    finally:
+        if handle is not source:
+            handle.close()
+    return destination
+
+
+def spool_upload(source, limit, prefix="medgen-upload-"):
+    """`copy_upload` to a new temporary file; the caller deletes it."""
+    with tempfile.NamedTemporaryFile(prefix=prefix, delete=False) as tmp:
+        path = Path(tmp.name)
+    return copy_upload(source, path, limit)

@@ -197,7 +197,7 @@ def task_submit(request, slug):
                 user=request.user,
                 original_name=form.cleaned_data["file"].name,
             )
-        except (RunError, ModelUploadError) as exc:
+        except RunError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, "Submission uploaded; validation is queued.")

@@ -13,42 +13,13 @@ from django.utils import timezone
 
 from .. import runner
 from ..models import GenerativeModel, ModelStatus, RunStatus
+from ..storage import UploadTooLarge, spool_upload
 
 log = logging.getLogger(__name__)
 
 
 class ModelUploadError(Exception):
     """Refused upload; the message says why (shown to the user, 400)."""
-
-
-def _spool_to_temp(source, limit):
-    """Copy an upload (path, UploadedFile or file object) to a temp file, enforcing the size limit."""
-    tmp = tempfile.NamedTemporaryFile(prefix="medgen-model-", delete=False)
-    try:
-        if isinstance(source, (str, Path)):
-            handle = open(source, "rb")
-            close = True
-        else:
-            handle, close = source, False
-            if hasattr(handle, "seek"):
-                handle.seek(0)
-        try:
-            written = 0
-            chunks = handle.chunks() if hasattr(handle, "chunks") else iter(lambda: handle.read(1 << 20), b"")
-            for chunk in chunks:
-                written += len(chunk)
-                if written > limit:
-                    raise ModelUploadError(f"The model file is larger than the limit of {limit} bytes.")
-                tmp.write(chunk)
-        finally:
-            if close:
-                handle.close()
-        tmp.close()
-        return Path(tmp.name)
-    except BaseException:
-        tmp.close()
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
 
 
 def register_model(
@@ -71,7 +42,10 @@ def register_model(
     Refuses pickles, unknown formats and an artifact already registered (same sha256)
     before anything is stored.
     """
-    path = _spool_to_temp(source, settings.MEDGEN_MAX_UPLOAD_BYTES)
+    try:
+        path = spool_upload(source, settings.MEDGEN_MAX_UPLOAD_BYTES, prefix="medgen-model-")
+    except UploadTooLarge as exc:
+        raise ModelUploadError(str(exc)) from None
     try:
         try:
             info = runner.inspect_artifact(path)

@@ -24,13 +24,11 @@ from ..importers import (
     zip_folder,
 )
 from ..models import Case, CaseImage, Dataset
-from ..storage import save_array
+from ..storage import UploadTooLarge, copy_upload, save_array
 
 __all__ = ["DatasetImportError", "import_dataset"]
 
 log = logging.getLogger(__name__)
-
-COPY_CHUNK_BYTES = 1024 * 1024
 
 
 def import_dataset(name, source, *, description="", source_label="", is_public=False, user=None):
@@ -68,17 +66,10 @@ def _local_path(source, workdir):
     filename = Path(getattr(source, "name", "") or "upload.zip").name
     path = workdir / "upload" / filename
     path.parent.mkdir()
-    if hasattr(source, "seek"):
-        source.seek(0)
-    chunks = source.chunks() if hasattr(source, "chunks") else iter(lambda: source.read(COPY_CHUNK_BYTES), b"")
-    written = 0
-    with open(path, "wb") as sink:
-        for chunk in chunks:
-            written += len(chunk)
-            if written > settings.MEDGEN_MAX_UPLOAD_BYTES:
-                message = f"upload is larger than the limit of {settings.MEDGEN_MAX_UPLOAD_BYTES} bytes"
-                raise DatasetImportError([ImageImportError(filename, message)])
-            sink.write(chunk)
+    try:
+        copy_upload(source, path, settings.MEDGEN_MAX_UPLOAD_BYTES)
+    except UploadTooLarge as exc:
+        raise DatasetImportError([ImageImportError(filename, str(exc))]) from None
     return path
 
 

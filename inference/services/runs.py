@@ -215,7 +215,7 @@ def _execute(run, attempt):
             )
         except Exception as exc:
             names = ", ".join(f"'{case.case_id}'" for _, case in chunk)
-            raise RunError(f"the model failed on case(s) {names}: {runner._first_line(exc)}") from None
+            raise RunError(f"the model failed on case(s) {names}: {runner.first_line(exc)}") from None
         for (_, case), prediction, array in zip(chunk, predictions, arrays, strict=True):
             expected = (model.out_channels, *array.shape[1:])
             for sample, out in enumerate(prediction.samples):
