@@ -5,3 +5,10 @@ class EvaluationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "evaluation"
     verbose_name = "Evaluation: metrics and leaderboards"
+
+    def ready(self):
+        from inference.signals import run_succeeded
+
+        from . import services
+
+        run_succeeded.connect(services.on_run_succeeded, dispatch_uid="evaluation.on_run_succeeded")

@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -318,6 +318,11 @@ class Run(models.Model):
         self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
         if save:
             self.save()
+        if new_status == RunStatus.SUCCEEDED:
+            from .signals import run_succeeded
+
+            run_id = self.pk
+            transaction.on_commit(lambda: run_succeeded.send(sender=Run, run_id=run_id))
 
     def append_log(self, message, save=True):
         stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")

@@ -211,6 +211,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "inference.tasks.reap_stale_runs", "schedule": timedelta(seconds=60)},
+    "reap-stale-evaluations": {"task": "evaluation.tasks.reap_stale_evaluations", "schedule": timedelta(seconds=60)},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -220,6 +221,19 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 MEDGEN_RUN_STALE_SECONDS = env_int("MEDGEN_RUN_STALE_SECONDS", 600)
 MEDGEN_RUN_MAX_ATTEMPTS = env_int("MEDGEN_RUN_MAX_ATTEMPTS", 3)
 MEDGEN_INFERENCE_BATCH_SIZE = env_int("MEDGEN_INFERENCE_BATCH_SIZE", 8)
+
+# Evaluation. Bootstrap CIs resample cases with a fixed seed, so a re-run gives the same CI.
+MEDGEN_EVALUATION_BATCH_SIZE = env_int("MEDGEN_EVALUATION_BATCH_SIZE", 16)
+MEDGEN_BOOTSTRAP_RESAMPLES = env_int("MEDGEN_BOOTSTRAP_RESAMPLES", 2000)
+MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES = env_int("MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES", 200)
+MEDGEN_BOOTSTRAP_SEED = env_int("MEDGEN_BOOTSTRAP_SEED", 0)
+# Feature extractors evaluated on every run; one that needs weights is listed as unavailable
+# (with the reason on the run page) until its weights file is configured.
+MEDGEN_FEATURE_EXTRACTORS = [
+    name.strip() for name in os.environ.get("MEDGEN_FEATURE_EXTRACTORS", "radiomics,inception_v3").split(",") if name
+]
+# Local weights files, never downloaded: e.g. pt_inception-2015-12-05-6726825d.pth for FID.
+MEDGEN_EXTRACTOR_WEIGHTS = {"inception_v3": os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")}
 
 LOGGING = {
     "version": 1,

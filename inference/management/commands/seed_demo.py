@@ -193,6 +193,9 @@ class Command(BaseCommand):
         return run_ids
 
     def wait_for_runs(self, run_ids, timeout):
+        """Wait for the runs, then for the evaluations of those that succeeded."""
+        from evaluation.models import Evaluation
+
         deadline = time.monotonic() + timeout
         final = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
         while time.monotonic() < deadline:
@@ -200,8 +203,16 @@ class Command(BaseCommand):
             if all(s in final for s in statuses):
                 break
             time.sleep(1)
-        for run in Run.objects.filter(pk__in=run_ids):
-            self.stdout.write(f"  {run.name}: {run.status} {run.error}")
+        succeeded = list(Run.objects.filter(pk__in=run_ids, status=RunStatus.SUCCEEDED).values_list("pk", flat=True))
+        while time.monotonic() < deadline:
+            done = Evaluation.objects.filter(run__in=succeeded, status__in=Evaluation.FINAL).count()
+            if done == len(succeeded):
+                break
+            time.sleep(1)
+        for run in Run.objects.filter(pk__in=run_ids).order_by("pk"):
+            evaluation = Evaluation.objects.filter(run=run).first()
+            evaluated = f"; evaluation {evaluation.status} {evaluation.error}" if evaluation else ""
+            self.stdout.write(f"  {run.name}: {run.status} {run.error}{evaluated}")
 
 
 def write_case(folder, input_array, reference, label, metadata, channels=False):

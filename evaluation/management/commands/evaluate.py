@@ -1,0 +1,40 @@
+"""Queue evaluations: of given runs, of runs with stale results, or of every succeeded run."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.models import Run, RunStatus
+
+from ... import services
+from ...models import MetricResult
+
+
+class Command(BaseCommand):
+    help = "Queue (re-)evaluation of succeeded runs on the metrics queue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_ids", nargs="*", type=int, help="Runs to evaluate.")
+        parser.add_argument("--stale", action="store_true", help="Runs with a result from an older metric version.")
+        parser.add_argument("--all", action="store_true", help="Every succeeded run.")
+        parser.add_argument("--wait", action="store_true", help="Wait for the evaluations to finish.")
+
+    def handle(self, *args, run_ids, stale, all, wait, **options):
+        runs = Run.objects.filter(status=RunStatus.SUCCEEDED)
+        if run_ids:
+            runs = runs.filter(pk__in=run_ids)
+        elif stale:
+            stale_ids = {r.run_id for r in MetricResult.objects.all() if r.is_stale}
+            runs = runs.filter(pk__in=stale_ids)
+        elif not all:
+            raise CommandError("Name runs, or pass --stale or --all.")
+        queued = []
+        for run in runs:
+            try:
+                services.request_evaluation(run)
+                queued.append(run.pk)
+            except services.EvaluationError as exc:
+                self.stderr.write(f"run {run.pk}: {exc}")
+        self.stdout.write(f"queued {len(queued)} evaluation(s)")
+        if wait:
+            for run_id in queued:
+                evaluation = services.wait_for(run_id, timeout=3600)
+                self.stdout.write(f"run {run_id}: {evaluation.status if evaluation else 'unknown'}")

@@ -1,0 +1,144 @@
+"""Every metric the product shows: name, tier, direction, unit, definition and version.
+
+The leaderboard, the run page and the API read direction and definitions from here, so
+each is declared once. A metric's version changes whenever its math or settings change;
+stored results with another version are shown as stale until re-evaluated.
+"""
+
+from dataclasses import dataclass
+
+PIXEL = "pixel"
+FEATURE = "feature"
+HIGHER = "higher"
+LOWER = "lower"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    label: str
+    tier: str
+    direction: str
+    unit: str
+    definition: str
+
+    @property
+    def higher_is_better(self):
+        return self.direction == HIGHER
+
+
+PIXEL_METRICS = {
+    "psnr": MetricInfo(
+        "psnr",
+        "PSNR",
+        PIXEL,
+        HIGHER,
+        "dB",
+        "Peak signal-to-noise ratio, 10·log10(data_range² / MSE); +∞ for an output identical to the reference.",
+    ),
+    "ssim": MetricInfo(
+        "ssim",
+        "SSIM",
+        PIXEL,
+        HIGHER,
+        "",
+        "Structural similarity (Wang et al. 2004): Gaussian window σ = 1.5, 11 taps, K1 = 0.01, K2 = 0.03, "
+        "borders excluded, float64; equal to scikit-image's gaussian_weights=True, use_sample_covariance=False.",
+    ),
+    "ms_ssim": MetricInfo(
+        "ms_ssim",
+        "MS-SSIM",
+        PIXEL,
+        HIGHER,
+        "",
+        "Multi-scale SSIM (Wang et al. 2003) with weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333, "
+        "as MONAI computes it.",
+    ),
+    "mse": MetricInfo("mse", "MSE", PIXEL, LOWER, "intensity²", "Mean squared error over voxels."),
+    "mae": MetricInfo("mae", "MAE", PIXEL, LOWER, "intensity", "Mean absolute error over voxels."),
+    "nmse": MetricInfo(
+        "nmse", "NMSE", PIXEL, LOWER, "", "Normalised MSE: ‖output − reference‖² / ‖reference‖² per case."
+    ),
+}
+
+FEATURE_METRICS = {
+    "frd": MetricInfo(
+        "frd",
+        "FRD",
+        FEATURE,
+        LOWER,
+        "",
+        "Fréchet Radiomics Distance (Konz et al. 2024): Fréchet distance between the outputs' and the references' "
+        "IBSI radiomics features, each feature z-scored by the reference set.",
+    ),
+    "fid": MetricInfo(
+        "fid",
+        "FID",
+        FEATURE,
+        LOWER,
+        "",
+        "Fréchet Inception Distance (Heusel et al. 2017) on Inception-v3 pool3 features (pt_inception-2015-12-05).",
+    ),
+    "kid": MetricInfo(
+        "kid",
+        "KID",
+        FEATURE,
+        LOWER,
+        "",
+        "Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD² with the cubic polynomial kernel, "
+        "mean over random subsets.",
+    ),
+    "precision": MetricInfo(
+        "precision",
+        "Precision",
+        FEATURE,
+        HIGHER,
+        "",
+        "Improved precision (Kynkäänniemi et al. 2019, k = 3): share of outputs inside the references' manifold.",
+    ),
+    "recall": MetricInfo(
+        "recall",
+        "Recall",
+        FEATURE,
+        HIGHER,
+        "",
+        "Improved recall (Kynkäänniemi et al. 2019, k = 3): share of references inside the outputs' manifold.",
+    ),
+}
+
+METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
+
+# The Fréchet distance is called FRD on radiomics features and FID on Inception features.
+FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
+DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
+
+
+def get(key):
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"Unknown metric '{key}'. Known: {', '.join(METRICS)}") from None
+
+
+def metric_version(key, extractor=""):
+    """The version stored with a result: the metric's, plus the extractor's for feature metrics."""
+    from . import feature, pixel
+
+    if key in PIXEL_METRICS:
+        return pixel.METRIC_VERSIONS[key]
+    base = feature.METRIC_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
+    if key == "frd":
+        base = f"{base}.{feature.METRIC_VERSIONS['frd']}"
+    if extractor:
+        from .extractors import REGISTRY
+
+        base = f"{base}+{extractor}-{REGISTRY[extractor].version}"
+    return base
+
+
+def label(key, extractor=""):
+    """'KID (radiomics)' for feature metrics that exist for several extractors."""
+    info = get(key)
+    if extractor and key not in ("frd", "fid"):
+        return f"{info.label} ({extractor.replace('_', '-')})"
+    return info.label

@@ -1,0 +1,638 @@
+"""Evaluating runs: the pixel tier per case, the feature tier per extractor, bootstrap CIs.
+
+`execute_evaluation` is safe when its message arrives twice or its worker dies: it claims
+the evaluation under a row lock (queued → running, attempt += 1), writes every result with
+update-or-create on its unique key, re-checks ownership between batches, and finishes only
+if the attempt still owns the evaluation. The numbers come from `evaluation.metrics`, a
+plain library with no Django in it.
+"""
+
+import logging
+import math
+import os
+import socket
+import time
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
+from inference.storage import load_array, save_array
+
+from .metrics import bootstrap, catalog, feature, pixel
+from .metrics.extractors import ExtractorUnavailable, availability, get_extractor
+from .models import (
+    CaseResult,
+    CaseStatus,
+    Evaluation,
+    EvaluationStatus,
+    FeatureSet,
+    MetricResult,
+    decode_value,
+    encode_value,
+)
+
+log = logging.getLogger(__name__)
+
+PIXEL_FUNCTIONS = {
+    "psnr": lambda p, t, r: pixel.psnr(p, t, data_range=r),
+    "ssim": lambda p, t, r: pixel.ssim(p, t, data_range=r),
+    "ms_ssim": lambda p, t, r: pixel.ms_ssim(p, t, data_range=r),
+    "mse": lambda p, t, r: pixel.mse(p, t),
+    "mae": lambda p, t, r: pixel.mae(p, t),
+    "nmse": lambda p, t, r: pixel.nmse(p, t),
+}
+
+
+class EvaluationError(Exception):
+    """An evaluation cannot be requested or cannot finish; the message says why."""
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---------------------------------------------------------------------------- requesting
+
+
+def request_evaluation(run, *, user=None):
+    """Queue (or re-queue) the evaluation of a succeeded run; the job is sent on commit."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status != RunStatus.SUCCEEDED:
+            raise EvaluationError(f"Only a succeeded run can be evaluated; this run is {run.status}.")
+        evaluation, _ = Evaluation.objects.select_for_update().get_or_create(run=run)
+        if evaluation.status in (EvaluationStatus.QUEUED, EvaluationStatus.RUNNING):
+            raise EvaluationError(f"The evaluation is already {evaluation.status}.")
+        evaluation.requested_by = user
+        evaluation.progress_done = 0
+        evaluation.transition(EvaluationStatus.QUEUED, save=False)
+        evaluation.append_log(f"requested by {user or 'the platform'}", save=False)
+        evaluation.save()
+        evaluation_id = evaluation.pk
+        transaction.on_commit(lambda: dispatch(evaluation_id))
+    return evaluation
+
+
+def dispatch(evaluation_id):
+    from . import tasks
+
+    tasks.evaluate_run.delay(evaluation_id)
+
+
+def on_run_succeeded(sender, run_id, **kwargs):
+    """Signal receiver: every run that succeeds is evaluated."""
+    try:
+        request_evaluation(Run.objects.get(pk=run_id))
+    except EvaluationError as exc:
+        log.info("run %s not evaluated: %s", run_id, exc)
+
+
+# ------------------------------------------------------------------------------- the job
+
+
+def claim(evaluation_id):
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        if evaluation.status == EvaluationStatus.RUNNING and _worker_is_dead(evaluation.worker):
+            evaluation.transition(EvaluationStatus.QUEUED, save=False)
+            evaluation.append_log(f"worker {evaluation.worker} is gone; taking over", save=False)
+        if evaluation.status != EvaluationStatus.QUEUED:
+            log.info("evaluation %s is %s; nothing to do", evaluation_id, evaluation.status)
+            return None, None
+        evaluation.attempts += 1
+        evaluation.worker = worker_name()
+        evaluation.transition(EvaluationStatus.RUNNING, save=False)
+        evaluation.append_log(f"attempt {evaluation.attempts} on {evaluation.worker}", save=False)
+        evaluation.save()
+        return evaluation, evaluation.attempts
+
+
+def _worker_is_dead(name):
+    from inference.services.runs import worker_is_dead
+
+    return worker_is_dead(name)
+
+
+def still_ours(evaluation_id, attempt):
+    row = Evaluation.objects.filter(pk=evaluation_id).values("status", "attempts").first()
+    return bool(row) and row["status"] == EvaluationStatus.RUNNING and row["attempts"] == attempt
+
+
+def finish(evaluation_id, attempt, status, *, error="", **fields):
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        if evaluation.status != EvaluationStatus.RUNNING or evaluation.attempts != attempt:
+            return False
+        for key, value in fields.items():
+            setattr(evaluation, key, value)
+        evaluation.transition(status, error=error)
+    return True
+
+
+class Stopped(Exception):
+    """The evaluation was handed to another attempt while this one worked."""
+
+
+def execute_evaluation(evaluation_id):
+    evaluation, attempt = claim(evaluation_id)
+    if evaluation is None:
+        return "skipped"
+    try:
+        return _execute(evaluation, attempt)
+    except Stopped:
+        return "stopped"
+    except Exception as exc:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(exc, SoftTimeLimitExceeded):
+            message = "The evaluation exceeded its time limit."
+        elif isinstance(exc, EvaluationError):
+            message = str(exc)
+        else:
+            log.exception("evaluation %s crashed", evaluation_id)
+            message = f"{type(exc).__name__}: {exc}"
+        finish(evaluation_id, attempt, EvaluationStatus.FAILED, error=message)
+        return "failed"
+
+
+def _progress(evaluation, attempt, *, done=None, phase=None, total=None):
+    if not still_ours(evaluation.pk, attempt):
+        raise Stopped
+    fields = {"heartbeat_at": timezone.now()}
+    if done is not None:
+        fields["progress_done"] = done
+    if phase is not None:
+        fields["phase"] = phase
+    if total is not None:
+        fields["progress_total"] = total
+    Evaluation.objects.filter(pk=evaluation.pk, attempts=attempt).update(**fields)
+
+
+def _execute(evaluation, attempt):
+    started = time.monotonic()
+    run = evaluation.run
+    task = run.task
+    metric_keys = pixel_metrics_for(task)
+    data_range, range_source = resolve_data_range(task)
+    extractors = list(settings.MEDGEN_FEATURE_EXTRACTORS)
+    cases = list(task.dataset.cases.order_by("case_id").prefetch_related("images"))
+    config = {
+        "pixel_metrics": metric_keys,
+        "extractors": extractors,
+        "bootstrap": {
+            "method": "percentile, case resampling",
+            "n_resamples": settings.MEDGEN_BOOTSTRAP_RESAMPLES,
+            "feature_resamples": settings.MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES,
+            "seed": settings.MEDGEN_BOOTSTRAP_SEED,
+            "confidence": 0.95,
+        },
+        "versions": {key: catalog.metric_version(key) for key in metric_keys},
+        "samples_per_case": run.model.samples_per_case if run.model and run.model.stochastic else 1,
+    }
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        data_range=data_range, data_range_source=range_source, config=config, unavailable={}
+    )
+    _progress(evaluation, attempt, done=0, total=len(cases) + len(extractors), phase="pixel metrics")
+
+    unavailable = {}
+    outputs_by_case = {}
+    for output in CaseOutput.objects.filter(run=run).order_by("case_id", "sample"):
+        outputs_by_case.setdefault(output.case_id, []).append(output)
+
+    evaluated = _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, data_range, unavailable)
+    written = _pixel_summaries(run, metric_keys, data_range, unavailable)
+
+    for position, name in enumerate(extractors):
+        _progress(evaluation, attempt, done=len(cases) + position, phase=f"features: {name}")
+        try:
+            written |= _feature_tier(run, name, cases, evaluated, outputs_by_case, data_range)
+        except ExtractorUnavailable as exc:
+            unavailable[name] = str(exc)
+
+    # Results this evaluation did not produce (a metric dropped from the task, an extractor
+    # no longer configured) would otherwise linger beside fresh ones.
+    stale = MetricResult.objects.filter(run=run).exclude(pk__in=[result.pk for result in written])
+    stale.delete()
+    CaseResult.objects.filter(run=run).exclude(case__in=cases).delete()
+
+    seconds = time.monotonic() - started
+    moved = finish(
+        evaluation.pk,
+        attempt,
+        EvaluationStatus.SUCCEEDED,
+        progress_done=len(cases) + len(extractors),
+        phase="",
+        unavailable=unavailable,
+        seconds=seconds,
+        cases_per_second=len(cases) / seconds if seconds else None,
+    )
+    return "succeeded" if moved else "stopped"
+
+
+def pixel_metrics_for(task):
+    chosen = [key for key in (task.metrics or []) if key in catalog.PIXEL_METRICS]
+    return chosen or list(catalog.DEFAULT_PIXEL_METRICS)
+
+
+def resolve_data_range(task):
+    """The task's data_range, else max − min over its reference images' intensities."""
+    if task.data_range:
+        return float(task.data_range), "task setting"
+    references = CaseImage.objects.filter(case__dataset=task.dataset, role=ImageRole.REFERENCE)
+    bounds = references.values_list("intensity_min", "intensity_max")
+    lows = [lo for lo, _ in bounds if lo is not None]
+    highs = [hi for _, hi in bounds if hi is not None]
+    if not lows or not highs or max(highs) <= min(lows):
+        raise EvaluationError(
+            "The task has no data_range and its reference images have no usable intensity range; "
+            "set the task's data_range."
+        )
+    return float(max(highs) - min(lows)), "reference images' intensity range (max − min)"
+
+
+def _reference_array(case):
+    references = sorted((im for im in case.images.all() if im.role == ImageRole.REFERENCE), key=lambda im: im.index)
+    if not references:
+        return None, None
+    array = np.concatenate([im.load() for im in references], axis=0)
+    return array, references[0].spacing
+
+
+def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, data_range, unavailable):
+    """Per-case pixel metrics, batched by shape; returns {case_pk: (reference, outputs, spacing)} of usable cases."""
+    usable = {}
+    batch_size = settings.MEDGEN_EVALUATION_BATCH_SIZE
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start : start + batch_size]
+        loaded = []
+        for case in chunk:
+            reference, spacing = _reference_array(case)
+            outputs = outputs_by_case.get(case.pk, [])
+            if reference is None or not outputs:
+                missing = "no reference image" if reference is None else "no output"
+                _store_case(run, case, CaseStatus.MISSING, f"The case has {missing}.", samples=len(outputs))
+                continue
+            samples = np.stack([output.load() for output in outputs]).astype(np.float32)
+            problem = _check_output(samples, reference, outputs)
+            if problem:
+                status, text = problem
+                _store_case(run, case, status, text, samples=len(outputs))
+                continue
+            loaded.append((case, reference, samples, spacing))
+        for group in _group_by_shape(loaded).values():
+            values = _pixel_values(group, metric_keys, data_range, unavailable)
+            for (case, reference, samples, spacing), case_values in zip(group, values, strict=True):
+                result = _store_case(run, case, CaseStatus.OK, "", samples=len(samples), values=case_values)
+                if len(samples) > 1:
+                    _store_uncertainty(result, samples)
+                usable[case.pk] = (reference, samples, spacing)
+        _progress(evaluation, attempt, done=min(start + batch_size, len(cases)))
+    return usable
+
+
+def _check_output(samples, reference, outputs):
+    if samples.shape[1:] != reference.shape:
+        return (
+            CaseStatus.WRONG_SHAPE,
+            f"Output shape {tuple(samples.shape[1:])} does not match the reference {tuple(reference.shape)}.",
+        )
+    bad = [(output.sample, int(output.nonfinite_count)) for output in outputs if output.nonfinite_count]
+    if not bad:
+        finite = np.isfinite(samples)
+        if not finite.all():
+            bad = [(i, int((~finite[i]).sum())) for i in range(len(samples)) if not finite[i].all()]
+    if bad:
+        where = ", ".join(f"sample {sample}: {count} voxel(s)" for sample, count in bad)
+        return CaseStatus.NONFINITE, f"NaN/Inf in the output ({where})."
+    return None
+
+
+def _group_by_shape(loaded):
+    groups = {}
+    for item in loaded:
+        groups.setdefault(item[2].shape, []).append(item)
+    return groups
+
+
+def _pixel_values(group, metric_keys, data_range, unavailable):
+    """Metric values per case of a same-shape group: the mean over each case's samples."""
+    preds = np.concatenate([samples for _, _, samples, _ in group])  # (sum S, C, *spatial)
+    targets = np.concatenate([np.broadcast_to(ref, samples.shape) for _, ref, samples, _ in group])
+    owners = np.concatenate([[i] * len(samples) for i, (_, _, samples, _) in enumerate(group)])
+    per_case = [{} for _ in group]
+    for key in metric_keys:
+        try:
+            values = np.asarray(PIXEL_FUNCTIONS[key](preds, targets, data_range), dtype=np.float64)
+        except ValueError as exc:
+            # e.g. MS-SSIM on images too small for its scales: say so on the page, keep the rest.
+            unavailable[key] = str(exc)
+            continue
+        for i in range(len(group)):
+            per_case[i][key] = encode_value(float(np.mean(values[owners == i])))
+    return per_case
+
+
+def _store_case(run, case, status, problem, *, samples, values=None):
+    result, _ = CaseResult.objects.update_or_create(
+        run=run,
+        case=case,
+        defaults={
+            "status": status,
+            "problem": problem,
+            "samples": samples,
+            "values": values or {},
+            "uncertainty_mean": None,
+            "uncertainty_p95": None,
+        },
+    )
+    if status != CaseStatus.OK and result.uncertainty_map:
+        result.uncertainty_map.delete(save=True)
+    return result
+
+
+def _store_uncertainty(result, samples):
+    """Per-voxel SD over a stochastic model's samples (ddof = 1), stored as an array."""
+    sd = np.std(samples.astype(np.float64), axis=0, ddof=1).astype(np.float32)
+    save_array(result.uncertainty_map, f"{result.case_id}_sd.npy", sd)
+    result.uncertainty_mean = float(sd.mean())
+    result.uncertainty_p95 = float(np.percentile(sd, 95))
+    result.save(update_fields=["uncertainty_map", "uncertainty_mean", "uncertainty_p95"])
+
+
+def _pixel_summaries(run, metric_keys, data_range, unavailable):
+    """Per-run means with bootstrap CIs over the cases that were evaluated."""
+    results = list(CaseResult.objects.filter(run=run))
+    excluded = sum(1 for result in results if result.status != CaseStatus.OK)
+    written = set()
+    for key in metric_keys:
+        if key in unavailable:
+            continue
+        values = [decode_value(r.values.get(key)) for r in results if r.status == CaseStatus.OK]
+        values = [v for v in values if v is not None]
+        if not values:
+            continue
+        ci = bootstrap.bootstrap_mean_ci(
+            np.asarray(values, dtype=np.float64),
+            n_resamples=settings.MEDGEN_BOOTSTRAP_RESAMPLES,
+            seed=settings.MEDGEN_BOOTSTRAP_SEED,
+        )
+        written.add(
+            _store_metric(
+                run,
+                key,
+                "",
+                ci.estimate,
+                ci.low,
+                ci.high,
+                n_resamples=ci.n_resamples,
+                confidence=ci.confidence,
+                n_cases=len(values),
+                n_excluded=excluded,
+                data_range=data_range,
+                extra={"infinite_cases": int(np.isinf(values).sum())} if key == "psnr" else {},
+            )
+        )
+    return written
+
+
+def _store_metric(run, metric, extractor, value, low, high, **fields):
+    result, _ = MetricResult.objects.update_or_create(
+        run=run,
+        metric=metric,
+        extractor=extractor,
+        defaults={
+            "tier": catalog.get(metric).tier,
+            "value": value,
+            "ci_low": low,
+            "ci_high": high,
+            "bootstrap_seed": settings.MEDGEN_BOOTSTRAP_SEED,
+            "version": catalog.metric_version(metric, extractor),
+            **fields,
+        },
+    )
+    return result
+
+
+# ------------------------------------------------------------------------- feature tier
+
+
+def extractor_weights(name):
+    return settings.MEDGEN_EXTRACTOR_WEIGHTS.get(name) or None
+
+
+def extractor_status(name):
+    """(available, reason) for the page, without loading anything."""
+    return availability(name, extractor_weights(name))
+
+
+def _feature_tier(run, name, cases, usable, outputs_by_case, data_range):
+    available, reason = extractor_status(name)
+    if not available:
+        raise ExtractorUnavailable(reason)
+    extractor = get_extractor(name, weights_path=extractor_weights(name))
+    range_pair = _intensity_window(run.task, data_range)
+    ordered = [case for case in cases if case.pk in usable]
+    if len(ordered) < 2:
+        raise ExtractorUnavailable("Fewer than two cases have usable outputs; feature metrics need a set.")
+    # One sample per case (sample 0), so each output pairs with its case's reference.
+    generated = _extract(extractor, [(usable[c.pk][1][0], usable[c.pk][2]) for c in ordered], range_pair)
+    reference_pks, reference = reference_features(run.task, extractor, range_pair)
+    paired = run.task.reference_dataset_id in (None, run.task.dataset_id)
+    if paired:
+        index = {pk: i for i, pk in enumerate(reference_pks)}
+        keep = [i for i, case in enumerate(ordered) if case.pk in index]
+        generated = generated[keep]
+        reference = reference[[index[ordered[i].pk] for i in keep]]
+    _save_run_features(run, extractor, [ordered[i].pk for i in range(len(generated))], generated)
+    return _feature_metrics(run, name, generated, reference, paired=paired)
+
+
+def _intensity_window(task, data_range):
+    references = CaseImage.objects.filter(case__dataset=task.dataset, role=ImageRole.REFERENCE)
+    lows = [lo for lo in references.values_list("intensity_min", flat=True) if lo is not None]
+    lo = float(min(lows)) if lows else 0.0
+    return (lo, lo + data_range)
+
+
+def _extract(extractor, items, range_pair):
+    """Features of (array (C, *spatial), spacing) items, batched by shape and spacing."""
+    features = [None] * len(items)
+    groups = {}
+    for i, (array, spacing) in enumerate(items):
+        groups.setdefault((array.shape, tuple(spacing or ())), []).append(i)
+    for (_, spacing), indices in groups.items():
+        batch = np.stack([items[i][0] for i in indices]).astype(np.float32)
+        values = extractor.extract(batch, data_range=range_pair, spacing=spacing or None)
+        for i, row in zip(indices, values, strict=True):
+            features[i] = row
+    return np.asarray(features, dtype=np.float64)
+
+
+def reference_features(task, extractor, range_pair):
+    """(case pks, features) of the task's real images, computed once per extractor version and cached."""
+    dataset = task.reference_dataset or task.dataset
+    version = extractor.spec.version
+    cached = FeatureSet.objects.filter(dataset=dataset, extractor=extractor.spec.name, version=version).first()
+    if cached:
+        with cached.file.open("rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            return list(data["case_pks"]), data["features"]
+    items, pks = [], []
+    for case in dataset.cases.order_by("case_id").prefetch_related("images"):
+        reference, spacing = _reference_array(case)
+        if reference is None:
+            inputs = sorted((im for im in case.images.all() if im.role == ImageRole.INPUT), key=lambda im: im.index)
+            if not inputs:
+                continue
+            reference, spacing = inputs[0].load(), inputs[0].spacing
+        items.append((reference, spacing))
+        pks.append(case.pk)
+    if len(items) < 2:
+        raise ExtractorUnavailable("The reference set has fewer than two images.")
+    features = _extract(extractor, items, range_pair)
+    _save_feature_set({"dataset": dataset}, extractor, pks, features)
+    return pks, features
+
+
+def _save_feature_set(owner, extractor, case_pks, features):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, features=features, case_pks=np.asarray(case_pks, dtype=np.int64))
+    key = "-".join(f"{k}{v.pk}" for k, v in owner.items())
+    name = f"{key}-{extractor.spec.name}-{extractor.spec.version}.npz"
+    with transaction.atomic():
+        existing = (
+            FeatureSet.objects.select_for_update()
+            .filter(extractor=extractor.spec.name, version=extractor.spec.version, **owner)
+            .first()
+        )
+        feature_set = existing or FeatureSet(extractor=extractor.spec.name, version=extractor.spec.version, **owner)
+        if feature_set.file:
+            feature_set.file.delete(save=False)
+        feature_set.file.save(name, ContentFile(buffer.getvalue()), save=False)
+        feature_set.n, feature_set.dim = features.shape
+        feature_set.save()
+    return feature_set
+
+
+def _save_run_features(run, extractor, case_pks, features):
+    FeatureSet.objects.filter(run=run, extractor=extractor.spec.name).exclude(version=extractor.spec.version).delete()
+    return _save_feature_set({"run": run}, extractor, case_pks, features)
+
+
+def _feature_metrics(run, name, generated, reference, *, paired):
+    """Fréchet distance (FRD or FID) with a bootstrap CI, KID, precision and recall."""
+    if name == "radiomics":
+        generated, reference, _ = feature.zscore_against_reference(generated, reference)
+    frechet_key = catalog.FRECHET_BY_EXTRACTOR.get(name, "fid")
+    n = len(generated)
+    rng = np.random.default_rng(settings.MEDGEN_BOOTSTRAP_SEED)
+    reference_draws = {}
+
+    def frechet(indices):
+        if paired:
+            ref = reference[indices]
+        else:  # unpaired real set: resample it independently, the same way each time for a given draw
+            key = indices.tobytes()
+            if key not in reference_draws:
+                reference_draws[key] = rng.integers(0, len(reference), len(reference))
+            ref = reference[reference_draws[key]]
+        return feature.frechet_distance_from_features(generated[indices], ref)
+
+    ci = bootstrap.bootstrap_statistic_ci(
+        n,
+        frechet,
+        n_resamples=settings.MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES,
+        seed=settings.MEDGEN_BOOTSTRAP_SEED,
+    )
+    written = {
+        _store_metric(
+            run,
+            frechet_key,
+            name,
+            ci.estimate,
+            ci.low,
+            ci.high,
+            n_resamples=ci.n_resamples,
+            confidence=ci.confidence,
+            n_cases=n,
+            extra={"reference_n": int(len(reference)), "dim": int(generated.shape[1])},
+        )
+    }
+    subset_size = min(1000, n, len(reference))
+    kid_mean, kid_std = feature.kid(generated, reference, subsets=100, subset_size=subset_size, seed=0)
+    written.add(
+        _store_metric(
+            run,
+            "kid",
+            name,
+            float(kid_mean),
+            None,
+            None,
+            n_cases=n,
+            extra={"std_over_subsets": float(kid_std), "subsets": 100, "subset_size": subset_size},
+        )
+    )
+    if n > 3 and len(reference) > 3:
+        precision, recall = feature.precision_recall(reference, generated, k=3)
+        for key, value in (("precision", precision), ("recall", recall)):
+            written.add(_store_metric(run, key, name, float(value), None, None, n_cases=n, extra={"k": 3}))
+    return written
+
+
+# ----------------------------------------------------------------------------- reaping
+
+
+def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
+    """Requeue running evaluations whose worker went silent, or fail them after N attempts."""
+    stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
+    max_attempts = settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    requeued, failed = [], []
+    for evaluation_id in Evaluation.objects.filter(status=EvaluationStatus.RUNNING).values_list("pk", flat=True):
+        with transaction.atomic():
+            evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+            silent = evaluation.heartbeat_at is None or evaluation.heartbeat_at < cutoff
+            if evaluation.status != EvaluationStatus.RUNNING or not (silent or _worker_is_dead(evaluation.worker)):
+                continue
+            reason = f"the worker {evaluation.worker} stopped reporting"
+            if evaluation.attempts >= max_attempts:
+                evaluation.transition(
+                    EvaluationStatus.FAILED, error=f"{reason[0].upper()}{reason[1:]}; {evaluation.attempts} attempts."
+                )
+                failed.append(evaluation_id)
+            else:
+                evaluation.append_log(f"{reason}; requeued", save=False)
+                evaluation.transition(EvaluationStatus.QUEUED)
+                transaction.on_commit(lambda pk=evaluation_id: dispatch(pk))
+                requeued.append(evaluation_id)
+    for evaluation_id in Evaluation.objects.filter(status=EvaluationStatus.QUEUED, queued_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        Evaluation.objects.filter(pk=evaluation_id).update(queued_at=timezone.now())
+        dispatch(evaluation_id)
+    return requeued, failed
+
+
+def wait_for(run_id, timeout=120.0, poll=0.2):
+    """Poll until the run's evaluation is final (demo command and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        evaluation = Evaluation.objects.filter(run_id=run_id).first()
+        if (evaluation and evaluation.is_final) or time.monotonic() > deadline:
+            return evaluation
+        time.sleep(poll)
+
+
+def load_uncertainty(result):
+    return load_array(result.uncertainty_map)
+
+
+def finite_or_none(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
