@@ -69,7 +69,8 @@ FEATURE_METRICS = {
         LOWER,
         "",
         "Fréchet Radiomics Distance (Konz et al. 2024): Fréchet distance between the outputs' and the references' "
-        "IBSI radiomics features, each feature z-scored by the reference set.",
+        "IBSI radiomics features, each feature z-scored by the reference set. Shown as the distance itself; "
+        "the authors' v1 code reports its natural logarithm.",
     ),
     "fid": MetricInfo(
         "fid",
