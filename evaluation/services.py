@@ -529,7 +529,8 @@ def _save_run_features(run, extractor, case_pks, features):
 def _feature_metrics(run, name, generated, reference, *, paired):
     """Fréchet distance (FRD or FID) with a bootstrap CI, KID, precision and recall."""
     if name == "radiomics":
-        generated, reference, _ = feature.zscore_against_reference(generated, reference)
+        columns = frd_columns(generated.shape[1])
+        generated, reference, _ = feature.zscore_against_reference(generated[:, columns], reference[:, columns])
     frechet_key = catalog.FRECHET_BY_EXTRACTOR.get(name, "fid")
     n = len(generated)
     rng = np.random.default_rng(settings.MEDGEN_BOOTSTRAP_SEED)
@@ -584,6 +585,16 @@ def _feature_metrics(run, name, generated, reference, *, paired):
         for key, value in (("precision", precision), ("recall", recall)):
             written.add(_store_metric(run, key, name, float(value), None, None, n_cases=n, extra={"k": 3}))
     return written
+
+
+def frd_columns(dim):
+    """Boolean mask of the radiomics columns that enter the FRD (see catalog.FRD_EXCLUDED_FEATURES)."""
+    from .metrics.radiomics import feature_names
+
+    names = feature_names()
+    if dim % len(names):
+        raise EvaluationError(f"Radiomics features have {dim} columns, not a multiple of {len(names)}.")
+    return np.array([not catalog.FRD_EXCLUDED_FEATURES.search(n) for n in names * (dim // len(names))])
 
 
 # ----------------------------------------------------------------------------- reaping

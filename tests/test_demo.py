@@ -6,6 +6,7 @@ import time
 import pytest
 from django.core.management import call_command
 
+from evaluation.models import CaseResult, Evaluation, EvaluationStatus, MetricResult
 from inference.models import CaseImage, CaseOutput, GenerativeModel, ModelStatus, Run, RunStatus, Task
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -30,6 +31,18 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     volume = CaseImage.objects.get(case__dataset__name__contains="volumes", role="input")
     assert volume.shape == [1, 32, 96, 96] and volume.spacing == [2.0, 1.0, 1.0] and volume.source_format == "nifti"
 
+    # Every succeeded run is evaluated on the metrics queue: pixel and radiomics tiers with CIs.
+    while Evaluation.objects.exclude(status__in=Evaluation.FINAL).exists() or Evaluation.objects.count() < 6:
+        assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
+        time.sleep(0.5)
+    failed = list(Evaluation.objects.filter(status=EvaluationStatus.FAILED).values_list("run__name", "error"))
+    assert not failed, failed
+    for run in Run.objects.all():
+        metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
+        assert {"psnr", "ssim", "frd"} <= metrics, (run.name, metrics)
+        assert MetricResult.objects.filter(run=run, metric="ssim", ci_low__isnull=False).exists()
+    assert CaseResult.objects.filter(run=stochastic, uncertainty_mean__gt=0).count() == 4
+
     task = Task.objects.get(slug="t1-to-t2")
     run = Run.objects.filter(task=task).first()
     case = task.dataset.cases.first()
@@ -41,7 +54,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         f"/cases/{case.pk}/": "reference",
         "/models/": "Intensity remap",
         f"/models/{run.model_id}/": run.model.sha256,
-        f"/runs/{run.pk}/": "succeeded",
+        f"/runs/{run.pk}/": "Feature tier",
     }
     for url, text in pages.items():
         response = client.get(url)

@@ -5,6 +5,7 @@ each is declared once. A metric's version changes whenever its math or settings 
 stored results with another version are shown as stale until re-evaluated.
 """
 
+import re
 from dataclasses import dataclass
 
 PIXEL = "pixel"
@@ -113,6 +114,13 @@ METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
 FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
 DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
 
+# Radiomics features left out of the FRD: the coefficient of variation and the quartile
+# coefficient of dispersion of LoG responses divide by a mean (or quartile sum) that is
+# close to zero for a band-pass filtered image, so they jump by orders of magnitude between
+# similar images and, once z-scored, swamp every other feature. They are still computed.
+FRD_EXCLUDED_FEATURES = re.compile(r"log_sigma_\d+mm_firstorder_(cov|qcod)$")
+FRD_SELECTION_VERSION = "1"
+
 
 def get(key):
     try:
@@ -129,7 +137,7 @@ def metric_version(key, extractor=""):
         return pixel.METRIC_VERSIONS[key]
     base = feature.METRIC_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
     if key == "frd":
-        base = f"{base}.{feature.METRIC_VERSIONS['frd']}"
+        base = f"{base}.{feature.METRIC_VERSIONS['frd']}.s{FRD_SELECTION_VERSION}"
     if extractor:
         from .extractors import REGISTRY
 

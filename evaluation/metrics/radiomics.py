@@ -47,9 +47,13 @@ fixed-bin-number discretisation would stretch over all 32 bins. mirp has that no
 LoG maps of a constant image (e.g. sigma 2 mm on a 32x40 image), so there its LoG features of a
 constant image are rounding noise and are not reproduced.
 
-Speed: one forward FFT per image and one inverse per sigma; texture matrices from vectorised run
-detection along the four (thirteen) directions, with the off-diagonal co-occurrences taken at run
-ends and the diagonal ones from the run lengths; chunks of images run on a few threads.
+Speed: one forward FFT per image and one inverse per sigma (cached kernel spectra; the inverse is
+cropped to the image between its passes, with the same result to the bit as a full inverse); the
+texture matrices from one vectorised run detection over all the lines of all four (thirteen)
+directions of a few maps at a time, laid out end to end, with the off-diagonal co-occurrences
+taken at run ends, the diagonal ones and the histogram from the run lengths, and one bincount
+each; small chunks of images (cache-sized temporaries) run on a few threads; no BLAS calls (small
+OpenBLAS products would wake its thread pool, which then competes with the chunk threads).
 
 Public API: ``FEATURE_VERSION``, ``SETTINGS``, ``feature_names()`` and ``radiomics_features()``.
 """
@@ -202,29 +206,65 @@ def _log_kernel(sigma_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
     return np.multiply(scale, np.exp(-norm_2 / (2.0 * s**2.0)))
 
 
-def _log_responses(x: np.ndarray, spacing: tuple[float, ...]) -> list[np.ndarray]:
-    """LoG response maps of a batch (N, *S) for every sigma, mirror boundary, via one forward FFT."""
+@lru_cache(maxsize=16)
+def _log_kernels(spacing: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """The LoG kernels of every sigma for a pixel spacing (read-only)."""
+    kernels = tuple(_log_kernel(s, spacing) for s in SETTINGS["log_sigmas_mm"])
+    for kernel in kernels:
+        kernel.setflags(write=False)
+    return kernels
+
+
+def _kernel_spectra(spacing: tuple[float, ...], fshape: tuple[int, ...]) -> np.ndarray:
+    """DFTs (over ``fshape``, last axis halved) of the LoG kernels: (n_sigmas, *spectrum shape)."""
+    spectra = np.stack([sfft.rfftn(kernel, s=fshape) for kernel in _log_kernels(spacing)])
+    spectra.setflags(write=False)
+    return spectra
+
+
+_cached_kernel_spectra = lru_cache(maxsize=16)(_kernel_spectra)
+_SPECTRA_CACHE_MAX_VALUES = 4 * 256 * 129  # cache the spectra of 2D (and small 3D) images only
+
+
+def _response_maps(x: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """The image and its LoG response maps for every sigma, mirror boundary: (1 + n_sigmas, N, *S).
+
+    One forward FFT of the padded batch, then per sigma a product with the kernel's spectrum and
+    an inverse transform along the leading axes first, cropped to the image before the last (real)
+    axis is transformed, which skips the rows of the padding. The 1D transforms are unscaled and
+    the scale 1 / prod(fshape) is applied once at the end, as ``irfftn`` does, so the maps are the
+    same to the bit as a full ``irfftn`` followed by the crop.
+    """
     nd = x.ndim - 1
     shape = x.shape[1:]
-    kernels = [_log_kernel(s, spacing) for s in SETTINGS["log_sigmas_mm"]]
+    kernels = _log_kernels(spacing)
     half = [np.array(k.shape) // 2 for k in kernels]
-    pmax = np.max(np.stack(half), axis=0)
+    pmax = np.max(half, axis=0)
     padded = np.pad(x, [(0, 0)] + [(int(p), int(p)) for p in pmax], mode="reflect")
-    fshape = [sfft.next_fast_len(int(n), real=True) for n in padded.shape[1:]]
-    axes = tuple(range(1, nd + 1))
-    fx = sfft.rfftn(padded, s=fshape, axes=axes)
+    fshape = tuple(sfft.next_fast_len(int(n), real=True) for n in padded.shape[1:])
+    fx = sfft.rfftn(padded, s=fshape, axes=tuple(range(1, nd + 1)))
+    del padded
+    if math.prod(fshape) <= _SPECTRA_CACHE_MAX_VALUES:
+        spectra = _cached_kernel_spectra(spacing, fshape)
+    else:
+        spectra = _kernel_spectra(spacing, fshape)
+    scale = 1 / math.prod(fshape)
     constant = np.ptp(x.reshape(len(x), -1), axis=1) == 0
-    out = []
-    for kernel, p in zip(kernels, half, strict=True):
-        fk = sfft.rfftn(kernel, s=fshape)
-        y = sfft.irfftn(fx * fk, s=fshape, axes=axes)
-        crop = tuple(slice(int(pm + q), int(pm + q) + n) for pm, q, n in zip(pmax, p, shape, strict=True))
-        y = np.ascontiguousarray(y[(slice(None),) + crop])
+    maps = np.empty((1 + len(kernels),) + x.shape)
+    maps[0] = x
+    prod = np.empty_like(fx)
+    for out, kernel, p, fk in zip(maps[1:], kernels, half, spectra, strict=True):
+        crops = [slice(int(o), int(o) + n) for o, n in zip(pmax + p, shape, strict=True)]
+        y = np.multiply(fx, fk, out=prod)
+        for axis in range(1, nd):
+            y = sfft.ifft(y, axis=axis, norm="forward", overwrite_x=True)
+            y = y[(slice(None),) * axis + (crops[axis - 1],)]
+        y = sfft.irfft(y, n=fshape[-1], axis=nd, norm="forward", overwrite_x=True)
+        np.multiply(y[(slice(None),) * nd + (crops[-1],)], scale, out=out)
         if constant.any():  # exact response of a constant image: c * sum(kernel)
             c = x.reshape(len(x), -1)[constant, 0] * kernel.sum()
-            y[constant] = c.reshape((-1,) + (1,) * nd)
-        out.append(y)
-    return out
+            out[constant] = c.reshape((-1,) + (1,) * nd)
+    return maps
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,77 +284,62 @@ def _lerp_sorted(sorted_x: np.ndarray, q: float) -> np.ndarray:
     return np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
 
 
-def _count_below(s: np.ndarray, values: np.ndarray, side: str) -> np.ndarray:
-    """Per ascending-sorted row: entries < value (side "left") or <= value (side "right")."""
-    return np.array([np.searchsorted(row, v, side=side) for row, v in zip(s, values, strict=True)], dtype=np.int64)
-
-
-def _abs_dev_sums(s: np.ndarray, cum: np.ndarray, centre: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """sum(|s[k] - centre|) over k in [lo, hi) of each ascending-sorted row, from its prefix sums."""
-    rows = np.arange(len(s))
-    # k_mid: number of entries in [lo, hi) below the centre (rows are sorted, so one count per row).
-    below = _count_below(s, centre, side="left")
-    mid = np.clip(below, lo, hi)
-    total_lo = cum[rows, mid] - cum[rows, lo]
-    total_hi = cum[rows, hi] - cum[rows, mid]
-    return (total_hi - centre * (hi - mid)) + (centre * (mid - lo) - total_lo)
-
-
 def _firstorder(x: np.ndarray) -> np.ndarray:
     b, n = x.shape
     s = np.sort(x, axis=1)
+    xmin, xmax = s[:, 0], s[:, -1]
     # An exactly constant row has mean s[0]; a summed mean may be off by an ulp, which would give a
     # ~1e-38 variance and meaningless skewness / kurtosis.
-    mu = np.where(s[:, 0] == s[:, -1], s[:, 0], s.mean(axis=1))
+    mu = np.where(xmin == xmax, xmin, s.sum(axis=1) / n)  # = s.mean(axis=1)
     d = s - mu[:, None]
-    d2 = d * d
-    var = d2.mean(axis=1)
+    w = d * d
+    var = w.sum(axis=1) / n
     sigma = np.sqrt(var)
     zero_sd = sigma == 0.0
     safe_sigma = np.where(zero_sd, 1.0, sigma)
-    skew = np.where(zero_sd, 0.0, np.einsum("ij,ij->i", d2, d) / (n * safe_sigma**3.0))
-    kurt = np.where(zero_sd, 0.0, np.einsum("ij,ij->i", d2, d2) / (n * safe_sigma**4.0) - 3.0)
-    del d, d2
+    skew = np.where(zero_sd, 0.0, np.einsum("ij,ij->i", w, d) / (n * safe_sigma**3.0))
+    kurt = np.where(zero_sd, 0.0, np.einsum("ij,ij->i", w, w) / (n * safe_sigma**4.0) - 3.0)
     p10, p25, p50, p75, p90 = (_lerp_sorted(s, q) for q in (10.0, 25.0, 50.0, 75.0, 90.0))
-    xmin, xmax = s[:, 0], s[:, -1]
-    # Absolute deviations from prefix sums of the sorted values (mean-centred to limit cancellation).
-    sc = s - mu[:, None]
-    cum = np.zeros((b, n + 1))
-    np.cumsum(sc, axis=1, out=cum[:, 1:])
-    zeros = np.zeros(b, dtype=np.int64)
-    full = np.full(b, n, dtype=np.int64)
-    mad = _abs_dev_sums(sc, cum, np.zeros(b), zeros, full) / n
-    medad = _abs_dev_sums(sc, cum, p50 - mu, zeros, full) / n
-    # Robust MAD: the values within [p10, p90] form a contiguous block of each sorted row.
-    lo = _count_below(s, p10, side="left")  # entries < p10
-    hi = _count_below(s, p90, side="right")  # entries <= p90
-    rows = np.arange(b)
-    n_sel = hi - lo
-    m_sel = (cum[rows, hi] - cum[rows, lo]) / n_sel
-    rmad = _abs_dev_sums(sc, cum, m_sel, lo, hi) / n_sel
+    energy = np.einsum("ij,ij->i", s, s)
+    # Mean absolute deviations (from the mean, the median, and robust: of the values in [p10, p90],
+    # a contiguous block of each sorted row, from their own mean); w is the scratch array.
+    mad = np.abs(d, out=w).sum(axis=1) / n
+    medad = np.abs(np.subtract(s, p50[:, None], out=w), out=w).sum(axis=1) / n
+    rmad = np.empty(b)
+    for i, row in enumerate(s):
+        block = row[np.searchsorted(row, p10[i], side="left") : np.searchsorted(row, p90[i], side="right")]
+        dev = w[i, : len(block)]
+        rmad[i] = np.abs(np.subtract(block, block.sum() / len(block), out=dev), out=dev).sum() / len(block)
     with np.errstate(divide="ignore", invalid="ignore"):
         cov = np.where(zero_sd, 0.0, sigma / mu)
         denom = p75 + p25
         qcod = np.where(denom == 0.0, 1.0, (p75 - p25) / np.where(denom == 0.0, 1.0, denom))
-    energy = np.einsum("ij,ij->i", s, s)
     rms = np.sqrt(energy / n)
     cols = [mu, var, skew, kurt, p50, xmin, p10, p90, xmax, p75 - p25, xmax - xmin]
     cols += [mad, rmad, medad, cov, qcod, energy, rms]
     return np.stack(cols, axis=1)
 
 
-def _discretise(x: np.ndarray) -> np.ndarray:
-    """Fixed bin number discretisation of each image to grey levels 1..Ng (uint8), as in mirp."""
+def _discretise(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    """Fixed bin number discretisation of each image to grey levels 1..Ng (uint8), as in mirp.
+
+    ``lo`` / ``hi``: each image's minimum / maximum, if known.
+    """
     flat = x.reshape(len(x), -1)
-    lo = flat.min(axis=1)
-    hi = flat.max(axis=1)
+    lo = flat.min(axis=1) if lo is None else lo
+    hi = flat.max(axis=1) if hi is None else hi
     rng = hi - lo
     const = rng == 0
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    g = np.floor(_N_BINS * 1.0 * (x - lo.reshape(shape)) / np.where(const, 1.0, rng).reshape(shape)) + 1.0
+    # floor(Ng * (x - lo) / range) + 1, clipped to [1, Ng]. The quotient lies in [0, Ng] (exactly Ng
+    # at the maximum), so truncation to an integer is the floor.
+    t = np.subtract(flat, lo[:, None])
+    t *= _N_BINS * 1.0
+    t /= np.where(const, 1.0, rng)[:, None]
+    g = t.astype(np.uint8)
+    np.minimum(g, _N_BINS - 1, out=g)
+    g += 1
     g[const] = math.ceil(_N_BINS / 2.0)
-    np.clip(g, 1.0, _N_BINS, out=g)
-    return g.astype(np.uint8)
+    return g.reshape(x.shape)
 
 
 def _histogram(counts: np.ndarray) -> np.ndarray:
@@ -372,36 +397,34 @@ def _histogram(counts: np.ndarray) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def _directions(nd: int) -> list[tuple[int, ...]]:
+@lru_cache(maxsize=4)
+def _directions(nd: int) -> tuple[tuple[int, ...], ...]:
     """Half of the Chebyshev-1 neighbourhood: 4 directions in 2D, 13 in 3D (sign is irrelevant)."""
     dirs = []
     for offset in np.ndindex(*(3,) * nd):
         d = tuple(int(o) - 1 for o in offset)
         if any(d) and tuple(-v for v in d) not in dirs:
             dirs.append(d)
-    return dirs
-
-
-_GLCM_LINEAR = ("joint_avg", "contrast", "dissimilarity", "inv_diff", "inv_diff_norm", "inv_diff_mom")
-_GLCM_LINEAR += ("inv_diff_mom_norm", "inv_var", "auto_corr")
+    return tuple(dirs)
 
 
 @lru_cache(maxsize=8)
-def _glcm_weights(ng: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights (Ng*Ng, k) of the features linear in p, and one-hot maps to |i - j| and i + j."""
-    i = np.arange(1, ng + 1, dtype=np.float64)[:, None] * np.ones((1, ng))
-    j = i.T.copy()
-    ad = np.abs(i - j)
-    sq = (i - j) ** 2.0
+def _glcm_groups(ng: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat GLCM entries grouped by k = |i - j| (0..Ng-1) and by k = i + j (2..2Ng): (order, starts)
+    of each for ``np.add.reduceat``; and the weights (Ng, 7) on p_{|i-j|=k} of the features that
+    depend on |i - j| only (contrast, dissimilarity, inverse difference (normalised), inverse
+    difference moment (normalised), inverse variance)."""
+    i, j = np.indices((ng, ng)) + 1
+    groups = []
+    for key in (np.abs(i - j).ravel(), (i + j).ravel()):
+        order = np.argsort(key, kind="stable")
+        groups += [order, np.flatnonzero(np.diff(key[order], prepend=-1))]
+    k = np.arange(ng, dtype=np.float64)
+    sq = k**2.0
     inv_var = np.divide(1.0, sq, out=np.zeros_like(sq), where=sq > 0)  # off-diagonal entries only
-    linear = [i, sq, ad, 1.0 / (1.0 + ad), 1.0 / (1.0 + ad / ng), 1.0 / (1.0 + sq)]
-    linear += [1.0 / (1.0 + sq / ng**2.0), inv_var, i * j]
-    weights = np.stack([w.ravel() for w in linear], axis=1)
-    diff_onehot = np.zeros((ng * ng, ng))
-    diff_onehot[np.arange(ng * ng), ad.astype(int).ravel()] = 1.0
-    sum_onehot = np.zeros((ng * ng, 2 * ng - 1))
-    sum_onehot[np.arange(ng * ng), (i + j).astype(int).ravel() - 2] = 1.0
-    return weights, diff_onehot, sum_onehot
+    weights = np.stack([sq, k, 1.0 / (1.0 + k), 1.0 / (1.0 + k / ng), 1.0 / (1.0 + sq)], axis=1)
+    weights = np.concatenate([weights, np.stack([1.0 / (1.0 + sq / ng**2.0), inv_var], axis=1)], axis=1)
+    return (*groups, weights)
 
 
 def _xlog2x(p: np.ndarray) -> np.ndarray:
@@ -415,113 +438,64 @@ def _moment(values: np.ndarray, prob: np.ndarray, centre: np.ndarray, power: int
 
 
 def _glcm(counts: np.ndarray) -> np.ndarray:
-    """GLCM features (mirp's definitions) from symmetric co-occurrence counts (B, Ng, Ng)."""
+    """GLCM features (mirp's definitions) from symmetric co-occurrence counts (B, Ng, Ng).
+
+    No BLAS products here: they are small, and OpenBLAS would start its threads for some of them.
+    """
     b, ng, _ = counts.shape
-    weights, diff_onehot, sum_onehot = _glcm_weights(ng)
-    cflat = counts.reshape(b, -1).astype(np.float64)
-    pflat = cflat / cflat.sum(axis=1, keepdims=True)
+    diff_order, diff_starts, sum_order, sum_starts, diff_weights = _glcm_groups(ng)
+    cflat = counts.reshape(b, -1)
+    total = cflat.sum(axis=1).astype(np.float64)[:, None]
+    pflat = cflat / total
     p = pflat.reshape(b, ng, ng)
-    lin = dict(zip(_GLCM_LINEAR, (pflat @ weights).T, strict=True))
     gl = np.arange(1, ng + 1, dtype=np.float64)
     pi = p.sum(axis=2)  # marginal; equal to p.sum(axis=1) as the matrix is symmetric
-    mu = lin["joint_avg"]
-    mu_marg = pi @ gl
+    mu = np.einsum("bi,i->b", pi, gl)  # joint average = marginal mean
+    auto_corr = np.einsum("bi,i->b", np.einsum("bij,j->bi", p, gl), gl)
     joint_var = _moment(gl, pi, mu, 2)  # sum_ij (i - mu)^2 p_ij
     hxy = -_xlog2x(pflat).sum(axis=1)
 
-    pimj = pflat @ diff_onehot  # (B, Ng), k = |i - j| = 0..Ng-1
-    pipj = pflat @ sum_onehot  # (B, 2Ng-1), k = i + j = 2..2Ng
+    # p_{|i-j|=k} (k = 0..Ng-1) and p_{i+j=k} (k = 2..2Ng), from exact integer sums of the counts.
+    pimj = np.add.reduceat(cflat[:, diff_order], diff_starts, axis=1) / total
+    pipj = np.add.reduceat(cflat[:, sum_order], sum_starts, axis=1) / total
     k_d = np.arange(ng, dtype=np.float64)
     k_s = np.arange(2, 2 * ng + 1, dtype=np.float64)
-    diff_avg = pimj @ k_d
-    sum_avg = pipj @ k_s
+    diff_avg = np.einsum("bk,k->b", pimj, k_d)
+    sum_avg = np.einsum("bk,k->b", pipj, k_s)
+    by_diff = np.einsum("bk,kf->fb", pimj, diff_weights)  # contrast ... inverse variance
 
     # mirp: NaN inverse variance without off-diagonal entries; we keep the empty sum, 0.
-    var_marg = _moment(gl, pi, mu_marg, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.where(var_marg == 0.0, 1.0, (lin["auto_corr"] - mu_marg**2.0) / var_marg)
+        corr = np.where(joint_var == 0.0, 1.0, (auto_corr - mu**2.0) / joint_var)
     # Cluster features: sum_ij (i + j - 2 mu)^m p_ij = sum_k (k - 2 mu)^m p_{i+j=k}.
-    clust = [_moment(k_s, pipj, 2.0 * mu_marg, m) for m in (2, 3, 4)]
+    clust = [_moment(k_s, pipj, 2.0 * mu, m) for m in (2, 3, 4)]
 
     # hx = hy (symmetric); sum_ij p_ij log2(p_i p_j) = -(hx + hy), and so is the entropy of p_i p_j.
     hx = -_xlog2x(pi).sum(axis=1)
     hxy_1 = 2.0 * hx
     hxy_2 = 2.0 * hx
-    single = np.count_nonzero(pflat, axis=1) == 1
+    single = np.count_nonzero(cflat, axis=1) == 1
     with np.errstate(divide="ignore", invalid="ignore"):
         info_corr1 = np.where(single | (hx == 0.0), 1.0, (hxy - hxy_1) / hx)
     info_corr2 = np.where(hxy_2 < hxy, 0.0, np.sqrt(np.maximum(1.0 - np.exp(-2.0 * (hxy_2 - hxy)), 0.0)))
 
     cols = [pflat.max(axis=1), mu, joint_var, hxy, diff_avg, _moment(k_d, pimj, diff_avg, 2), -_xlog2x(pimj).sum(1)]
     cols += [sum_avg, _moment(k_s, pipj, sum_avg, 2), -_xlog2x(pipj).sum(axis=1), np.einsum("ij,ij->i", pflat, pflat)]
-    cols += [lin[k] for k in ("contrast", "dissimilarity", "inv_diff", "inv_diff_norm", "inv_diff_mom")]
-    cols += [lin["inv_diff_mom_norm"], lin["inv_var"], corr, lin["auto_corr"], *clust, info_corr1, info_corr2]
+    cols += [*by_diff, corr, auto_corr, *clust, info_corr1, info_corr2]
     return np.stack(cols, axis=1)
 
 
-def _runs_along_axis1(z: np.ndarray, lmax: int, runs: np.ndarray, pairs: np.ndarray) -> None:
-    """Add the runs and neighbour transitions along the columns of z to the per-image counts.
-
-    z: C-contiguous uint8 (B, n + 1, C) whose columns are image lines (pixels in order along the
-    direction), with grey level 0 marking "outside the image" and a last row of zeros. ``runs``
-    (B, (Ng + 1) * lmax) gets ``g * lmax + length - 1`` for every run; ``pairs`` (B, (Ng + 1)**2)
-    gets ``g * (Ng + 1) + g_next`` at every run end (``g_next`` 0: no neighbour). Runs and pairs of
-    grey level 0 land in row / column 0 and are dropped by the caller. Pairs of equal neighbours
-    follow from the run lengths (a run of length L holds L - 1 of them).
-
-    A run ends where the next element along the column differs; its first position is a running
-    maximum of the positions where runs start.
-    """
-    b, n1, c = z.shape
-    ends = np.zeros(z.shape, dtype=bool)
-    np.not_equal(z[:, 1:], z[:, :-1], out=ends[:, :-1])
-    pos = np.arange(n1, dtype=np.int16).reshape(n1, 1)
-    first = np.empty(z.shape, dtype=np.int16)
-    first[:, 0] = 0
-    np.multiply(ends[:, :-1].view(np.int8), pos[1:], out=first[:, 1:], dtype=np.int16)  # run starts
-    for k in range(1, n1):  # running maximum along axis 1 (much faster than np.maximum.accumulate here)
-        np.maximum(first[:, k], first[:, k - 1], out=first[:, k])
-    np.subtract(pos, first, out=first)  # run length - 1
-    del pos
-    idx = np.flatnonzero(ends)
-    zf = z.reshape(-1)
-    grey = zf[idx]
-    run_code = np.multiply(grey, lmax, dtype=np.intp)
-    run_code += first.reshape(-1)[idx]
-    pair_code = np.multiply(grey, _N_BINS + 1, dtype=np.intp)
-    idx += c
-    pair_code += zf[idx]
-    bounds = np.searchsorted(idx, np.arange(1, b + 1) * (n1 * c), side="right")
-    lo = 0
-    for i, hi in enumerate(bounds.tolist()):
-        runs[i] += np.bincount(run_code[lo:hi], minlength=runs.shape[1])
-        pairs[i] += np.bincount(pair_code[lo:hi], minlength=pairs.shape[1])
-        lo = hi
+# Grey levels are packed with the map index into uint16 sequence values: map * _GSPAN + grey level.
+_GBITS = _N_BINS.bit_length()
+_GSPAN = 1 << _GBITS
+# Default images per chunk: 8 slices of 128x128 (see radiomics_features).
+_CHUNK_VOXELS = 8 * 128 * 128
+# Maps per run-counting pass: small enough for the temporaries to stay in the CPU cache.
+_RUN_BATCH_VOXELS = 4 * 128 * 128
+# Maps per pass of voxel-level work in _features_of_maps.
+_MAP_BATCH_VOXELS = 4 * 128 * 128
 
 
-def _line_layouts_2d(g: np.ndarray):
-    """The four 2D directions as (B, n + 1, C) uint8 arrays whose columns are the lines."""
-    b, h, w = g.shape
-    z = np.zeros((b, h + 1, w), dtype=g.dtype)  # columns: along y
-    z[:, :h] = g
-    yield z
-    z = np.zeros((b, w + 1, h), dtype=g.dtype)  # rows: along x
-    z[:, :w] = g.transpose(0, 2, 1)
-    yield z
-    for anti in (True, False):
-        z = np.zeros((b, h + 1, w + h - 1), dtype=g.dtype)
-        st = z.strides
-        if anti:  # column k holds the pixels with x + y = k, in order of y
-            view = np.lib.stride_tricks.as_strided(z, shape=(b, h, w), strides=(st[0], st[1] + st[2], st[2]))
-        else:  # column k holds the pixels with x - y = k - (H - 1), in order of y
-            view = np.lib.stride_tricks.as_strided(
-                z[:, :, h - 1 :], shape=(b, h, w), strides=(st[0], st[1] - st[2], st[2])
-            )
-        view[...] = g
-        yield z
-
-
-@lru_cache(maxsize=16)
 def _line_index(shape: tuple[int, ...], d: tuple[int, ...]) -> np.ndarray:
     """(L + 1, n_lines) flat indices of the voxels along each line in direction d, in order;
     ``prod(shape)`` (a zero voxel) pads short lines and fills the last row."""
@@ -541,86 +515,143 @@ def _line_index(shape: tuple[int, ...], d: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _line_layouts_nd(g: np.ndarray):
-    b = len(g)
-    shape = tuple(g.shape[1:])
-    flat = np.concatenate([g.reshape(b, -1), np.zeros((b, 1), dtype=g.dtype)], axis=1)
+@lru_cache(maxsize=4)
+def _line_sequences(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Flat indices of the voxels of every line in every direction, line after line, each line
+    followed by ``prod(shape)`` (a zero voxel, "outside the image"): one array for all four 2D
+    directions; one per direction in 3D (which bounds the temporaries of large volumes)."""
+    nvox = int(np.prod(shape))
+    parts = []
     for d in _directions(len(shape)):
-        yield flat[:, _line_index(shape, d)]
+        lines = _line_index(shape, d).T  # (n_lines, L + 1), each line padded with nvox
+        keep = lines != nvox
+        keep[np.arange(len(lines)), keep.sum(axis=1)] = True  # the first pad: one terminator per line
+        parts.append(lines[keep])
+    return (np.concatenate(parts),) if len(shape) == 2 else tuple(parts)
 
 
-def _texture_counts(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _count_runs(flat: np.ndarray, sequence: np.ndarray, lmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length counts (m, Ng, Lmax) and run-end transitions (m, Ng, Ng) of m maps (m, n_voxels).
+
+    The maps' voxels are laid out line after line (``sequence``), each line ending with grey level
+    0, as one uint16 sequence of ``map * _GSPAN + grey level``, so that runs never cross lines or
+    maps. A run ends where the next value differs; its length is the distance to the previous run
+    end. Each run adds ``(grey, length)`` to the run-length counts and ``(grey, next grey)`` to the
+    transitions. Runs and transitions of grey level 0 (the terminators) are dropped.
+    """
+    m, ng = len(flat), _N_BINS
+    z = np.empty((m, flat.shape[1] + 1), dtype=np.uint16)
+    z[:, :-1] = flat
+    z[:, -1] = 0
+    z += (np.arange(m, dtype=np.uint16) << _GBITS)[:, None]
+    seq = z.take(sequence, axis=1).reshape(-1)
+    ends = np.flatnonzero(seq[1:] != seq[:-1])  # last position of every run but the final terminator
+    value = np.empty(len(ends) + 1, dtype=np.uint16)
+    np.take(seq, ends, out=value[:-1])
+    value[-1] = seq[-1]  # value[k + 1]: the value right after run k
+    # Codes in the smallest unsigned type that holds them (less memory traffic; bincount widens).
+    n_run_codes = m * _GSPAN * lmax + 1
+    n_codes = max(n_run_codes, m * _GSPAN * _GSPAN)
+    ctype = np.uint16 if n_codes <= 1 << 16 else np.uint32 if n_codes <= 1 << 32 else np.intp
+    code = np.empty(len(ends), dtype=ctype)
+    code[0] = ends[0] + 1
+    np.subtract(ends[1:], ends[:-1], out=code[1:], casting="unsafe")  # run lengths 1..lmax
+    code += value[:-1].astype(ctype, copy=False) * ctype(lmax)  # value * lmax + length: bins shifted by one
+    runs = np.bincount(code, minlength=n_run_codes)[1:].reshape(m, _GSPAN, lmax)[:, 1 : ng + 1]
+    code[:] = value[:-1]
+    code <<= _GBITS
+    code |= value[1:] & (_GSPAN - 1)  # value * _GSPAN + next grey level
+    pairs = np.bincount(code, minlength=m * _GSPAN * _GSPAN).reshape(m, _GSPAN, _GSPAN)[:, 1 : ng + 1, 1 : ng + 1]
+    return runs, pairs
+
+
+def _texture_counts(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Co-occurrence counts (B, Ng, Ng) (symmetric, distance 1) and run-length counts (B, Ng, Lmax),
-    each summed over all directions (4 in 2D, 13 in 3D), and the number of directions."""
+    each summed over all directions (4 in 2D, 13 in 3D), the grey-level histogram (B, Ng) and the
+    number of directions."""
     b, shape = g.shape[0], tuple(g.shape[1:])
     ng = _N_BINS
     lmax = int(max(shape))
-    g = np.ascontiguousarray(g)
-    runs = np.zeros((b, (ng + 1) * lmax), dtype=np.int64)
-    pairs = np.zeros((b, (ng + 1) ** 2), dtype=np.int64)
-    layouts = _line_layouts_2d(g) if len(shape) == 2 else _line_layouts_nd(g)
-    for z in layouts:
-        _runs_along_axis1(z, lmax, runs, pairs)
-    runs = runs.reshape(b, ng + 1, lmax)[:, 1:]
-    pairs = np.ascontiguousarray(pairs.reshape(b, ng + 1, ng + 1)[:, 1:, 1:])
+    n_dirs = len(_directions(len(shape)))
+    sequences = _line_sequences(shape)
+    flat = g.reshape(b, -1)
+    step = max(1, min(_RUN_BATCH_VOXELS // flat.shape[1], (1 << 16 >> _GBITS) - 1))  # uint16 values
+    runs = np.zeros((b, ng, lmax), dtype=np.int64)
+    pairs = np.zeros((b, ng, ng), dtype=np.int64)
+    for lo in range(0, b, step):
+        for sequence in sequences:
+            r, p = _count_runs(flat[lo : lo + step], sequence, lmax)
+            runs[lo : lo + step] += r
+            pairs[lo : lo + step] += p
+    # Every voxel lies in exactly one run per direction.
+    voxels = runs @ np.arange(1, lmax + 1, dtype=np.int64)  # (B, Ng): n_dirs x the histogram
     # Equal neighbours: a run of length L holds L - 1 of them.
-    pairs[:, np.arange(ng), np.arange(ng)] += runs @ np.arange(lmax, dtype=np.int64)
-    return pairs + pairs.transpose(0, 2, 1), np.ascontiguousarray(runs), len(_directions(len(shape)))
+    diag = np.arange(ng)
+    pairs[:, diag, diag] += voxels - runs.sum(axis=2)
+    return pairs + pairs.transpose(0, 2, 1), runs, voxels // n_dirs, n_dirs
 
 
 def _glrlm(counts: np.ndarray, n_voxels: int) -> np.ndarray:
-    """GLRLM features (mirp's definitions) from run-length counts (B, Ng, Lmax)."""
+    """GLRLM features (mirp's definitions) from run-length counts (B, Ng, Lmax); no BLAS products."""
     b, ng, lmax = counts.shape
     r = counts.astype(np.float64)
     gi = np.arange(1, ng + 1, dtype=np.float64)
     lj = np.arange(1, lmax + 1, dtype=np.float64)
-    ns = r.sum(axis=(1, 2))
     ri = r.sum(axis=2)
     rj = r.sum(axis=1)
-    # Joint weights are separable: sum_ij r_ij a(i) b(j) = sum_i a(i) (r @ b)_i.
-    by_length = r @ np.stack([lj**-2.0, lj**2.0], axis=1)  # (B, Ng, 2)
-    short, long = by_length[:, :, 0], by_length[:, :, 1]
-    srlge = short @ gi**-2.0 / ns
-    srhge = short @ gi**2.0 / ns
-    lrlge = long @ gi**-2.0 / ns
-    lrhge = long @ gi**2.0 / ns
-    mu_i = ri @ gi / ns
-    mu_j = rj @ lj / ns
-    rflat = r.reshape(b, -1)
-    pos = rflat > 0
-    rl_entr = -np.where(pos, rflat * np.log2(np.where(pos, rflat, 1.0) / ns[:, None]), 0.0).sum(axis=1) / ns
+    ns = ri.sum(axis=1)
+    # Joint weights are separable: sum_ij r_ij a(i) b(j) = sum_i a(i) (sum_j r_ij b(j)).
+    short = np.einsum("bij,j->bi", r, lj**-2.0)
+    long = np.einsum("bij,j->bi", r, lj**2.0)
+    gi_m2, gi_p2 = gi**-2.0, gi**2.0
+    srlge = np.einsum("bi,i->b", short, gi_m2) / ns
+    srhge = np.einsum("bi,i->b", short, gi_p2) / ns
+    lrlge = np.einsum("bi,i->b", long, gi_m2) / ns
+    lrhge = np.einsum("bi,i->b", long, gi_p2) / ns
+    mu_i = np.einsum("bi,i->b", ri, gi) / ns
+    mu_j = np.einsum("bj,j->b", rj, lj) / ns
+    # Run-length entropy over the non-zero entries only.
+    rows, cols = np.nonzero(r.reshape(b, -1))
+    nonzero = r.reshape(b, -1)[rows, cols]
+    terms = nonzero * np.log2(nonzero / ns[rows])
+    rl_entr = -np.bincount(rows, weights=terms, minlength=b) / ns
     glnu = (ri**2.0).sum(axis=1) / ns
     rlnu = (rj**2.0).sum(axis=1) / ns
-    cols = [rj @ lj**-2.0 / ns, rj @ lj**2.0 / ns, ri @ gi**-2.0 / ns, ri @ gi**2.0 / ns, srlge, srhge, lrlge]
+    cols = [np.einsum("bj,j->b", rj, lj**-2.0) / ns, np.einsum("bj,j->b", rj, lj**2.0) / ns]
+    cols += [np.einsum("bi,i->b", ri, gi_m2) / ns, np.einsum("bi,i->b", ri, gi_p2) / ns, srlge, srhge, lrlge]
     cols += [lrhge, glnu, glnu / ns, rlnu, rlnu / ns, ns / n_voxels]
     cols += [_moment(gi, ri, mu_i, 2) / ns, _moment(lj, rj, mu_j, 2) / ns, rl_entr]
     return np.stack(cols, axis=1)
 
 
 def _features_of_maps(x: np.ndarray) -> np.ndarray:
-    """All families for a batch of maps (B, *S): (B, n_features_per_map)."""
-    b = len(x)
+    """All families for a batch of maps (B, *S): (B, n_features_per_map).
+
+    The voxel-level work (sorting, discretisation, run counting) runs on a few maps at a time, so
+    that its temporaries stay small (in the CPU cache, and reused by the allocator rather than
+    mapped afresh); the features of the (small) texture matrices are computed for the whole batch.
+    """
+    b, shape = len(x), tuple(x.shape[1:])
     flat = x.reshape(b, -1)
-    g = _discretise(x)
-    hist = np.bincount(
-        (g.reshape(b, -1).astype(np.int64) - 1 + (np.arange(b) * _N_BINS)[:, None]).ravel(),
-        minlength=b * _N_BINS,
-    ).reshape(b, _N_BINS)
-    cm_counts, rl_counts, n_dirs = _texture_counts(g)
+    ng, lmax = _N_BINS, int(max(shape))
+    first = np.empty((b, len(_FIRSTORDER)))
+    hist = np.empty((b, ng), dtype=np.int64)
+    cm_counts = np.empty((b, ng, ng), dtype=np.int64)
+    rl_counts = np.empty((b, ng, lmax), dtype=np.int64)
+    step = max(1, _MAP_BATCH_VOXELS // flat.shape[1])
+    for lo in range(0, b, step):
+        sl = slice(lo, lo + step)
+        first[sl] = _firstorder(flat[sl])
+        g = _discretise(x[sl], first[sl, _FIRSTORDER.index("min")], first[sl, _FIRSTORDER.index("max")])
+        cm_counts[sl], rl_counts[sl], hist[sl], n_dirs = _texture_counts(g)
     return np.concatenate(
-        [
-            _firstorder(flat),
-            _histogram(hist),
-            _glcm(cm_counts),
-            _glrlm(rl_counts, n_dirs * flat.shape[1]),
-        ],
-        axis=1,
+        [first, _histogram(hist), _glcm(cm_counts), _glrlm(rl_counts, n_dirs * flat.shape[1])], axis=1
     )
 
 
 def _features_same_spacing(x: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """Feature rows of a batch of images sharing one spacing: original image, then each LoG map."""
-    maps = np.concatenate([x] + _log_responses(x, spacing), axis=0)  # (n_maps * b, *S), map-major
+    maps = _response_maps(x, spacing).reshape((-1,) + x.shape[1:])  # (n_maps * b, *S), map-major
     feats = _features_of_maps(maps)
     n_maps = 1 + len(SETTINGS["log_sigmas_mm"])
     return feats.reshape(n_maps, len(x), -1).transpose(1, 0, 2).reshape(len(x), -1)
@@ -637,7 +668,8 @@ def radiomics_features(
         3D), as a number, a sequence, or an (N, ndim) array of per-image spacings; default 1.0 mm.
         It only affects the LoG features (sigma in mm is converted to pixels).
     chunk_size: images processed together (bounds memory; results do not depend on it). Default:
-        16 slices of 128x128, fewer for larger images.
+        8 slices of 128x128, fewer for larger images (the voxel-level work runs on a few maps at a
+        time whatever the chunk size).
     num_threads: chunks computed in parallel (numpy releases the GIL); default min(2, CPU count).
 
     Returns the (N, len(feature_names())) float64 feature matrix and the feature names.
@@ -646,7 +678,7 @@ def radiomics_features(
     arr, sp = _prepare(images, spacing)
     pixels = int(np.prod(arr.shape[1:]))
     if chunk_size is None:
-        chunk_size = max(1, (16 * 128 * 128) // pixels)
+        chunk_size = max(1, _CHUNK_VOXELS // pixels)
     if int(chunk_size) < 1:
         raise ValueError("chunk_size must be at least 1")
     if num_threads is None:
