@@ -394,10 +394,23 @@ def _pixel_summaries(run, metric_keys, data_range, unavailable):
                 n_cases=len(values),
                 n_excluded=excluded,
                 data_range=data_range,
-                extra={"infinite_cases": int(np.isinf(values).sum())} if key == "psnr" else {},
+                extra=_pixel_extra(run, key, values),
             )
         )
     return written
+
+
+def _pixel_extra(run, key, values):
+    if key == "psnr":
+        return {"infinite_cases": int(np.isinf(values).sum())}
+    if key == "ms_ssim":
+        # Images smaller than 176 px use the finest scales that fit, weights renormalised (see pixel.ms_ssim).
+        shapes = {
+            tuple(shape) for shape in CaseOutput.objects.filter(run=run, sample=0).values_list("shape", flat=True)
+        }
+        scales = min(pixel.ms_ssim_max_scales(shape[1:]) for shape in shapes)
+        return {"scales": scales, "full_definition": scales == len(pixel.MS_SSIM_WEIGHTS)}
+    return {}
 
 
 def _store_metric(run, metric, extractor, value, low, high, **fields):

@@ -265,16 +265,18 @@ def test_run_page_shows_pixel_and_feature_results_with_cis(client):
 
 
 @pytest.mark.django_db
-def test_ms_ssim_on_images_too_small_for_its_scales_is_reported_not_crashing():
+def test_ms_ssim_on_small_images_uses_the_scales_that_fit_and_says_so(client):
     task = phantom_task(n_cases=2, data_range=1.5, size=32)
     run = succeeded_run(task, noisy(0.05))
     evaluation = evaluate(run)
-    if "ms_ssim" in evaluation.unavailable:
-        assert "ms_ssim" not in set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
-        assert evaluation.unavailable["ms_ssim"]
-    else:  # a documented fewer-scale variant applies
-        assert MetricResult.objects.filter(run=run, metric="ms_ssim").exists()
-    assert MetricResult.objects.filter(run=run, metric="ssim").exists()
+    assert "ms_ssim" not in evaluation.unavailable
+    ms_ssim = MetricResult.objects.get(run=run, metric="ms_ssim")
+    assert ms_ssim.extra == {"scales": 2, "full_definition": False}  # 11·2 ≤ 32 < 11·4
+    output = run.outputs.order_by("case__case_id").first()
+    reference = output.case.images.get(role=ImageRole.REFERENCE).load()
+    two_scale = float(pixel.ms_ssim(output.load()[None], reference[None], data_range=1.5, scales=2)[0])
+    assert CaseResult.objects.get(run=run, case=output.case).value("ms_ssim") == pytest.approx(two_scale)
+    assert "(2 scales)" in client.get(run.get_absolute_url()).content.decode()
 
 
 @pytest.mark.worker
