@@ -7,6 +7,8 @@ if the attempt still owns the evaluation. The numbers come from `evaluation.metr
 plain library with no Django in it.
 """
 
+import hashlib
+import io
 import logging
 import math
 import os
@@ -264,7 +266,11 @@ def _reference_array(case):
 
 
 def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, data_range, unavailable):
-    """Per-case pixel metrics, batched by shape; returns {case_pk: (reference, outputs, spacing)} of usable cases."""
+    """Per-case pixel metrics, batched by shape.
+
+    Returns {case_pk: (first output, spacing, shape)} for the cases the feature tier may use; the
+    arrays themselves are dropped after each batch, so memory does not grow with the dataset.
+    """
     usable = {}
     batch_size = settings.MEDGEN_EVALUATION_BATCH_SIZE
     for start in range(0, len(cases), batch_size):
@@ -277,7 +283,14 @@ def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, d
                 missing = "no reference image" if reference is None else "no output"
                 _store_case(run, case, CaseStatus.MISSING, f"The case has {missing}.", samples=len(outputs))
                 continue
-            samples = np.stack([output.load() for output in outputs]).astype(np.float32)
+            arrays = [output.load() for output in outputs]
+            if len({array.shape for array in arrays}) > 1:
+                shapes = ", ".join(f"sample {o.sample}: {a.shape}" for o, a in zip(outputs, arrays, strict=True))
+                _store_case(
+                    run, case, CaseStatus.WRONG_SHAPE, f"Samples differ in shape ({shapes}).", samples=len(outputs)
+                )
+                continue
+            samples = np.stack(arrays).astype(np.float32, copy=False)
             problem = _check_output(samples, reference, outputs)
             if problem:
                 status, text = problem
@@ -286,11 +299,11 @@ def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, d
             loaded.append((case, reference, samples, spacing))
         for group in _group_by_shape(loaded).values():
             values = _pixel_values(group, metric_keys, data_range, unavailable)
-            for (case, reference, samples, spacing), case_values in zip(group, values, strict=True):
+            for (case, _, samples, spacing), case_values in zip(group, values, strict=True):
                 result = _store_case(run, case, CaseStatus.OK, "", samples=len(samples), values=case_values)
                 if len(samples) > 1:
                     _store_uncertainty(result, samples)
-                usable[case.pk] = (reference, samples, spacing)
+                usable[case.pk] = (outputs_by_case[case.pk][0], spacing, samples.shape[1:])
         _progress(evaluation, attempt, done=min(start + batch_size, len(cases)))
     return usable
 
@@ -453,7 +466,9 @@ def _feature_tier(run, name, cases, usable, outputs_by_case, data_range):
     if len(ordered) < 2:
         raise ExtractorUnavailable("Fewer than two cases have usable outputs; feature metrics need a set.")
     # One sample per case (sample 0), so each output pairs with its case's reference.
-    generated = _extract(extractor, [(usable[c.pk][1][0], usable[c.pk][2]) for c in ordered], range_pair)
+    generated = _extract(
+        extractor, [(usable[c.pk][0].load, usable[c.pk][2], usable[c.pk][1]) for c in ordered], range_pair
+    )
     reference_pks, reference = reference_features(run.task, extractor, range_pair)
     paired = run.task.reference_dataset_id in (None, run.task.dataset_id)
     if paired:
@@ -461,7 +476,8 @@ def _feature_tier(run, name, cases, usable, outputs_by_case, data_range):
         keep = [i for i, case in enumerate(ordered) if case.pk in index]
         generated = generated[keep]
         reference = reference[[index[ordered[i].pk] for i in keep]]
-    _save_run_features(run, extractor, [ordered[i].pk for i in range(len(generated))], generated)
+    kept_pks = [ordered[i].pk for i in keep] if paired else [case.pk for case in ordered]
+    _save_run_features(run, extractor, range_pair, kept_pks, generated)
     return _feature_metrics(run, name, generated, reference, paired=paired)
 
 
@@ -473,23 +489,32 @@ def _intensity_window(task, data_range):
 
 
 def _extract(extractor, items, range_pair):
-    """Features of (array (C, *spatial), spacing) items, batched by shape and spacing."""
-    features = [None] * len(items)
+    """Features of `(load, shape, spacing)` items: loaded a batch at a time, grouped by shape and spacing."""
+    batch_size = settings.MEDGEN_EVALUATION_BATCH_SIZE
+    features = None
     groups = {}
-    for i, (array, spacing) in enumerate(items):
-        groups.setdefault((array.shape, tuple(spacing or ())), []).append(i)
+    for i, (_, shape, spacing) in enumerate(items):
+        groups.setdefault((tuple(shape), tuple(spacing or ())), []).append(i)
     for (_, spacing), indices in groups.items():
-        batch = np.stack([items[i][0] for i in indices]).astype(np.float32)
-        values = extractor.extract(batch, data_range=range_pair, spacing=spacing or None)
-        for i, row in zip(indices, values, strict=True):
-            features[i] = row
-    return np.asarray(features, dtype=np.float64)
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = np.stack([items[i][0]() for i in chunk]).astype(np.float32)
+            values = extractor.extract(batch, data_range=range_pair, spacing=spacing or None)
+            if features is None:
+                features = np.empty((len(items), values.shape[1]), dtype=np.float64)
+            features[chunk] = values
+    return features
+
+
+def _feature_set_version(extractor, range_pair):
+    """Cached features depend on the extractor's version and on the intensity window it was given."""
+    return f"{extractor.spec.version}|{range_pair[0]:.9g}:{range_pair[1]:.9g}"
 
 
 def reference_features(task, extractor, range_pair):
     """(case pks, features) of the task's real images, computed once per extractor version and cached."""
     dataset = task.reference_dataset or task.dataset
-    version = extractor.spec.version
+    version = _feature_set_version(extractor, range_pair)
     cached = FeatureSet.objects.filter(dataset=dataset, extractor=extractor.spec.name, version=version).first()
     if cached:
         with cached.file.open("rb") as handle:
@@ -497,35 +522,34 @@ def reference_features(task, extractor, range_pair):
             return list(data["case_pks"]), data["features"]
     items, pks = [], []
     for case in dataset.cases.order_by("case_id").prefetch_related("images"):
-        reference, spacing = _reference_array(case)
-        if reference is None:
-            inputs = sorted((im for im in case.images.all() if im.role == ImageRole.INPUT), key=lambda im: im.index)
-            if not inputs:
-                continue
-            reference, spacing = inputs[0].load(), inputs[0].spacing
-        items.append((reference, spacing))
+        images = sorted((im for im in case.images.all() if im.role == ImageRole.REFERENCE), key=lambda im: im.index)
+        if not images:  # a separate set of real images may hold them as its cases' inputs
+            images = [im for im in case.images.all() if im.role == ImageRole.INPUT and im.index == 0]
+        if not images:
+            continue
+        shape = [sum(im.shape[0] for im in images), *images[0].shape[1:]]
+        items.append((lambda images=images: np.concatenate([im.load() for im in images]), shape, images[0].spacing))
         pks.append(case.pk)
     if len(items) < 2:
         raise ExtractorUnavailable("The reference set has fewer than two images.")
     features = _extract(extractor, items, range_pair)
-    _save_feature_set({"dataset": dataset}, extractor, pks, features)
+    _save_feature_set({"dataset": dataset}, extractor, version, pks, features)
     return pks, features
 
 
-def _save_feature_set(owner, extractor, case_pks, features):
-    import io
-
+def _save_feature_set(owner, extractor, version, case_pks, features):
     buffer = io.BytesIO()
     np.savez(buffer, features=features, case_pks=np.asarray(case_pks, dtype=np.int64))
     key = "-".join(f"{k}{v.pk}" for k, v in owner.items())
-    name = f"{key}-{extractor.spec.name}-{extractor.spec.version}.npz"
+    tag = hashlib.sha256(version.encode()).hexdigest()[:12]
+    name = f"{key}-{extractor.spec.name}-{tag}.npz"
     with transaction.atomic():
         existing = (
             FeatureSet.objects.select_for_update()
-            .filter(extractor=extractor.spec.name, version=extractor.spec.version, **owner)
+            .filter(extractor=extractor.spec.name, version=version, **owner)
             .first()
         )
-        feature_set = existing or FeatureSet(extractor=extractor.spec.name, version=extractor.spec.version, **owner)
+        feature_set = existing or FeatureSet(extractor=extractor.spec.name, version=version, **owner)
         if feature_set.file:
             feature_set.file.delete(save=False)
         feature_set.file.save(name, ContentFile(buffer.getvalue()), save=False)
@@ -534,9 +558,12 @@ def _save_feature_set(owner, extractor, case_pks, features):
     return feature_set
 
 
-def _save_run_features(run, extractor, case_pks, features):
-    FeatureSet.objects.filter(run=run, extractor=extractor.spec.name).exclude(version=extractor.spec.version).delete()
-    return _save_feature_set({"run": run}, extractor, case_pks, features)
+def _save_run_features(run, extractor, range_pair, case_pks, features):
+    version = _feature_set_version(extractor, range_pair)
+    for old in FeatureSet.objects.filter(run=run, extractor=extractor.spec.name).exclude(version=version):
+        old.file.delete(save=False)
+        old.delete()
+    return _save_feature_set({"run": run}, extractor, version, case_pks, features)
 
 
 def _feature_metrics(run, name, generated, reference, *, paired):

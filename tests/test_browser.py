@@ -47,7 +47,7 @@ def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, sit
         pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
     worker_factory(MEDGEN_INFERENCE_BATCH_SIZE=1)
     task = make_task(n_cases=8)
-    model = register_model(save_torchscript(Slow(rounds=250), tmp_path / "slow.pt"), name="slow", task=task,
+    model = register_model(save_torchscript(Slow(rounds=1000), tmp_path / "slow.pt"), name="slow", task=task,
                            spatial_shape=[16, 16])  # fmt: skip
     run = runs.create_run(model)
 
@@ -65,5 +65,11 @@ def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, sit
         # The page was loaded once at the start; every other value came from its own polling.
         intermediate = {value for value in seen if value not in ("0 / 8", "8 / 8")}
         assert intermediate, seen
-        page.wait_for_selector("table.grid >> text=case007")  # the final reload lists the outputs
-        assert page.locator("table.grid tbody tr").count() == 8
+        page.wait_for_selector("#outputs >> text=case007")  # the final reload lists the outputs
+        assert page.locator("#outputs tbody tr").count() == 8
+        # Then the evaluation runs on the metrics queue; the page follows it and shows the results.
+        page.wait_for_selector('#evaluation-live[data-final="1"]', timeout=90_000)  # rendered after it ended
+        assert page.locator("#evaluation-status").inner_text() == "succeeded"
+        assert page.locator("#pixel-results tr[data-metric=ssim]").count() == 1
+        assert page.locator("#feature-results tr[data-metric=frd]").count() == 1
+        assert page.locator("#case-results tbody tr").count() == 8
