@@ -11,8 +11,6 @@ import hashlib
 import io
 import logging
 import math
-import os
-import socket
 import time
 from datetime import timedelta
 
@@ -22,6 +20,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from inference import jobs
+from inference.jobs import worker_is_dead, worker_name
 from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
 from inference.storage import load_array, save_array
 
@@ -52,10 +52,6 @@ PIXEL_FUNCTIONS = {
 
 class EvaluationError(Exception):
     """An evaluation cannot be requested or cannot finish; the message says why."""
-
-
-def worker_name():
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # ---------------------------------------------------------------------------- requesting
@@ -100,7 +96,7 @@ def on_run_succeeded(sender, run_id, **kwargs):
 def claim(evaluation_id):
     with transaction.atomic():
         evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
-        if evaluation.status == EvaluationStatus.RUNNING and _worker_is_dead(evaluation.worker):
+        if evaluation.status == EvaluationStatus.RUNNING and worker_is_dead(evaluation.worker):
             evaluation.transition(EvaluationStatus.QUEUED, save=False)
             evaluation.append_log(f"worker {evaluation.worker} is gone; taking over", save=False)
         if evaluation.status != EvaluationStatus.QUEUED:
@@ -114,26 +110,12 @@ def claim(evaluation_id):
         return evaluation, evaluation.attempts
 
 
-def _worker_is_dead(name):
-    from inference.services.runs import worker_is_dead
-
-    return worker_is_dead(name)
-
-
 def still_ours(evaluation_id, attempt):
-    row = Evaluation.objects.filter(pk=evaluation_id).values("status", "attempts").first()
-    return bool(row) and row["status"] == EvaluationStatus.RUNNING and row["attempts"] == attempt
+    return jobs.still_ours(Evaluation, evaluation_id, attempt, EvaluationStatus.RUNNING)
 
 
 def finish(evaluation_id, attempt, status, *, error="", **fields):
-    with transaction.atomic():
-        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
-        if evaluation.status != EvaluationStatus.RUNNING or evaluation.attempts != attempt:
-            return False
-        for key, value in fields.items():
-            setattr(evaluation, key, value)
-        evaluation.transition(status, error=error)
-    return True
+    return jobs.finish(Evaluation, evaluation_id, attempt, EvaluationStatus.RUNNING, status, error=error, **fields)
 
 
 class Stopped(Exception):
@@ -650,7 +632,7 @@ def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
         with transaction.atomic():
             evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
             silent = evaluation.heartbeat_at is None or evaluation.heartbeat_at < cutoff
-            if evaluation.status != EvaluationStatus.RUNNING or not (silent or _worker_is_dead(evaluation.worker)):
+            if evaluation.status != EvaluationStatus.RUNNING or not (silent or worker_is_dead(evaluation.worker)):
                 continue
             reason = f"the worker {evaluation.worker} stopped reporting"
             if evaluation.attempts >= max_attempts:

@@ -28,16 +28,21 @@ def main(base, out):
             "case.png": None,
             "model.png": None,
             "run.png": None,
+            "run_stochastic.png": None,
         }
         page.goto(f"{base}/tasks/t1-to-t2/")
         shots["model.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
-        shots["run.png"] = page.locator("#runs a").nth(0).get_attribute("href")
+        shots["run.png"] = page.locator("#runs a", has_text="U-Net (L1)").first.get_attribute("href")
+        shots["run_stochastic.png"] = page.locator("#runs a", has_text="Stochastic").first.get_attribute("href")
         page.goto(f"{base}/datasets/1/")
         shots["case.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
         for name, path in shots.items():
             page.goto(base + path)
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(out / name), full_page=True)
+            height = min(page.evaluate("document.body.scrollHeight"), 2200)  # long tables: the top is enough
+            page.screenshot(
+                path=str(out / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
+            )
             print("wrote", out / name)
         browser.close()
 

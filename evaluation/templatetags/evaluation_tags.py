@@ -23,6 +23,8 @@ def metric_value(value, digits=4):
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
+    if magnitude < -3 or magnitude >= 7:
+        return f"{value:.{max(0, int(digits) - 1)}e}"
     decimals = max(0, int(digits) - 1 - magnitude)
     return f"{value:.{decimals}f}"
 

@@ -8,8 +8,6 @@ handed the run to another attempt, stops it.
 """
 
 import logging
-import os
-import socket
 import time
 from datetime import timedelta
 
@@ -19,7 +17,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from .. import runner
+from .. import jobs, runner
+from ..jobs import worker_is_dead, worker_name
 from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind, RunStatus
 from ..storage import save_array
 from .artifacts import dispatch_validation, local_copy
@@ -29,28 +28,6 @@ log = logging.getLogger(__name__)
 
 class RunError(Exception):
     """A run cannot be created or changed as asked; the message says why (400)."""
-
-
-def worker_name():
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def worker_is_dead(name):
-    """True only when `name` is a process on this host that no longer exists.
-
-    A worker elsewhere cannot be checked from here and counts as alive; the heartbeat
-    decides for it. (A recycled pid could make a dead worker look alive, never the reverse.)
-    """
-    host, _, pid = (name or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def create_run(model, *, user=None, name="", seed=0):
@@ -125,20 +102,12 @@ def claim(run_id, kinds=(RunKind.INFERENCE,)):
 
 def still_ours(run_id, attempt):
     """False once the run was cancelled, failed, or handed to a newer attempt."""
-    row = Run.objects.filter(pk=run_id).values("status", "attempts").first()
-    return bool(row) and row["status"] == RunStatus.RUNNING and row["attempts"] == attempt
+    return jobs.still_ours(Run, run_id, attempt, RunStatus.RUNNING)
 
 
 def finish(run_id, attempt, status, *, error="", **fields):
     """running → final, only if this attempt still owns the run. Returns True if it moved."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
-        if run.status != RunStatus.RUNNING or run.attempts != attempt:
-            return False
-        for key, value in fields.items():
-            setattr(run, key, value)
-        run.transition(status, error=error)
-    return True
+    return jobs.finish(Run, run_id, attempt, RunStatus.RUNNING, status, error=error, **fields)
 
 
 def execute_run(run_id):
