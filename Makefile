@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/medgen
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean
+.PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test-postgres:
 test-embedded:
 	env -u DATABASE_URL -u CELERY_BROKER_URL MEDGEN_DATA_DIR=$$(mktemp -d) \
 		$(PY) -m pytest -m embedded $(PYTEST_ARGS)
+
+# Benchmarks against the peer libraries (not part of the tests: timings vary with the machine).
+bench: install-dev
+	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

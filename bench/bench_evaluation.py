@@ -23,7 +23,10 @@ sys.path.insert(0, str(ROOT))
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="10 cases")
     args = parser.parse_args()
+    if args.quick:
+        args.cases = 10
 
     data_dir = tempfile.mkdtemp(prefix="medgen-bench-")
     os.environ["MEDGEN_DATA_DIR"] = data_dir
