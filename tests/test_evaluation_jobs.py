@@ -356,3 +356,42 @@ def test_fid_is_computed_when_inception_weights_are_configured(tmp_path, monkeyp
     from evaluation.metrics.feature import frechet_distance_from_features
 
     assert fid.value == pytest.approx(frechet_distance_from_features(generated, real), rel=1e-6)
+
+
+@pytest.mark.django_db
+def test_private_task_results_are_hidden_from_other_users(client, reader_user):
+    task = phantom_task(n_cases=2, data_range=1.5)
+    task.is_public = False
+    task.save()
+    run = succeeded_run(task, noisy(0.05, seed=1), samples=2)
+    evaluate(run)
+    result = CaseResult.objects.filter(run=run).first()
+    urls = [
+        f"/api/runs/{run.pk}/evaluation/",
+        f"/api/runs/{run.pk}/case-results/",
+        f"/runs/{run.pk}/case-results/{result.pk}/uncertainty.png",
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    client.force_login(reader_user)
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/runs/{run.pk}/evaluate/").status_code == 302  # to the login page, nothing queued
+    assert Evaluation.objects.get(run=run).status == EvaluationStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_case_results_api_lists_every_case_with_its_status(client):
+    task = phantom_task(n_cases=3, data_range=1.5)
+
+    def make(case_id, reference, sample):
+        return reference[:, :-1] if case_id == "case001" else reference + 0.01
+
+    run = succeeded_run(task, make)
+    evaluate(run)
+    rows = client.get(f"/api/runs/{run.pk}/case-results/").json()["results"]
+    assert [row["case_id"] for row in rows] == ["case000", "case001", "case002"]
+    assert [row["status"] for row in rows] == ["ok", "wrong_shape", "ok"]
+    assert rows[0]["values"]["ssim"] == pytest.approx(
+        CaseResult.objects.get(run=run, case__case_id="case000").value("ssim")
+    )
