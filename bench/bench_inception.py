@@ -22,24 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics.extractors import get_extractor  # noqa: E402
-from evaluation.metrics.inception import FIDInceptionV3  # noqa: E402
+from tests.generated_weights import random_fid_inception  # noqa: E402
 from tests.reference_libs import torch_fidelity  # noqa: E402
-
-
-def random_weights(path, seed=0):
-    """Seeded weights with BN statistics calibrated so activations stay O(1) (as tests/metrics/test_extractors.py)."""
-    torch.manual_seed(seed)
-    model = FIDInceptionV3()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            torch.nn.init.normal_(module.bias, 0.0, 0.1)
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8))
-    model.eval()
-    torch.save(model.state_dict(), path)
 
 
 def timed(fn, repeats=3):
@@ -68,7 +52,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "pt_inception-2015-12-05-6726825d.pth"
-        random_weights(weights)
+        torch.save(random_fid_inception().state_dict(), weights)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         features = {}
         print(f"torch {torch.__version__}; {n} images of 128 × 128; batch 16")

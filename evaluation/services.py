@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference import jobs
-from inference.jobs import worker_is_dead, worker_name
+from inference.jobs import worker_is_dead
 from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
 from inference.storage import load_array, save_array
 
@@ -94,20 +94,7 @@ def on_run_succeeded(sender, run_id, **kwargs):
 
 
 def claim(evaluation_id):
-    with transaction.atomic():
-        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
-        if evaluation.status == EvaluationStatus.RUNNING and worker_is_dead(evaluation.worker):
-            evaluation.transition(EvaluationStatus.QUEUED, save=False)
-            evaluation.append_log(f"worker {evaluation.worker} is gone; taking over", save=False)
-        if evaluation.status != EvaluationStatus.QUEUED:
-            log.info("evaluation %s is %s; nothing to do", evaluation_id, evaluation.status)
-            return None, None
-        evaluation.attempts += 1
-        evaluation.worker = worker_name()
-        evaluation.transition(EvaluationStatus.RUNNING, save=False)
-        evaluation.append_log(f"attempt {evaluation.attempts} on {evaluation.worker}", save=False)
-        evaluation.save()
-        return evaluation, evaluation.attempts
+    return jobs.claim(Evaluation, evaluation_id, queued=EvaluationStatus.QUEUED, running=EvaluationStatus.RUNNING)
 
 
 def still_ours(evaluation_id, attempt):

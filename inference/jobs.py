@@ -6,10 +6,13 @@ attempt N; a cancel, a reaper that handed the job to attempt N + 1, or a second 
 of the message all make it stop.
 """
 
+import logging
 import os
 import socket
 
 from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 def worker_name():
@@ -32,6 +35,31 @@ def worker_is_dead(name):
     except PermissionError:
         return False
     return False
+
+
+def claim(model, pk, *, queued, running, accept=None):
+    """queued → running under a row lock, with a new attempt number: (job, attempt), or (None, None).
+
+    A job still marked running whose recorded worker process on this host is gone was
+    redelivered after its pool process died (`reject_on_worker_lost`): it is taken over at
+    once rather than after the reaper's heartbeat timeout. `accept(job)` can refuse a job
+    this kind of task does not handle.
+    """
+    with transaction.atomic():
+        job = model.objects.select_for_update().get(pk=pk)
+        accepted = accept is None or accept(job)
+        if accepted and job.status == running and worker_is_dead(job.worker):
+            job.transition(queued, save=False)
+            job.append_log(f"worker {job.worker} is gone; taking over", save=False)
+        if not accepted or job.status != queued:
+            log.info("%s %s is %s; nothing to do", model.__name__, pk, job.status)
+            return None, None
+        job.attempts += 1
+        job.worker = worker_name()
+        job.transition(running, save=False)
+        job.append_log(f"attempt {job.attempts} on {job.worker}", save=False)
+        job.save()
+        return job, job.attempts
 
 
 def still_ours(model, pk, attempt, running):

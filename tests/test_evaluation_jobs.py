@@ -315,11 +315,12 @@ def test_fid_is_computed_when_inception_weights_are_configured(tmp_path, monkeyp
     import torch
 
     from evaluation.metrics.extractors import REGISTRY
-    from tests.metrics.test_extractors import STANDARD_NAME, _random_inception
+    from tests.generated_weights import random_fid_inception
+    from tests.metrics.test_extractors import STANDARD_NAME
     from tests.reference_libs import torch_fidelity
 
     weights = tmp_path / STANDARD_NAME
-    torch.save(_random_inception().state_dict(), weights)
+    torch.save(random_fid_inception().state_dict(), weights)
     spec = dataclasses.replace(
         REGISTRY["inception_v3"],
         weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),

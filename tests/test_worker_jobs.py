@@ -144,6 +144,6 @@ def test_pool_process_killed_mid_run_is_redelivered_and_taken_over(worker_factor
 
     run = runs.wait_for(run_id, FINAL, timeout=120)
     assert run.status == RunStatus.SUCCEEDED, run.error + worker.read_log()[-3000:]
-    assert run.attempts == 2 and "is gone; taking the run over" in run.log
+    assert run.attempts == 2 and "is gone; taking over" in run.log
     per_case = CaseOutput.objects.filter(run_id=run_id).values_list("case_id", flat=True)
     assert len(per_case) == len(set(per_case)) == 10

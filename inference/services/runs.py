@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .. import jobs, runner
-from ..jobs import worker_is_dead, worker_name
+from ..jobs import worker_is_dead
 from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind, RunStatus
 from ..storage import save_array
 from .artifacts import dispatch_validation, local_copy
@@ -82,22 +82,9 @@ def cancel_run(run_id):
 
 def claim(run_id, kinds=(RunKind.INFERENCE,)):
     """queued → running under a row lock; returns (run, attempt) or (None, None) if not ours."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
-        if run.kind in kinds and run.status == RunStatus.RUNNING and worker_is_dead(run.worker):
-            # Redelivered after its pool process died (reject_on_worker_lost): take it over now
-            # rather than waiting for the reaper's heartbeat timeout.
-            run.transition(RunStatus.QUEUED, save=False)
-            run.append_log(f"worker {run.worker} is gone; taking the run over", save=False)
-        if run.kind not in kinds or run.status != RunStatus.QUEUED:
-            log.info("run %s is %s; nothing to do", run_id, run.status)
-            return None, None
-        run.attempts += 1
-        run.worker = worker_name()
-        run.transition(RunStatus.RUNNING, save=False)
-        run.append_log(f"attempt {run.attempts} on {run.worker}", save=False)
-        run.save()
-        return run, run.attempts
+    return jobs.claim(
+        Run, run_id, queued=RunStatus.QUEUED, running=RunStatus.RUNNING, accept=lambda run: run.kind in kinds
+    )
 
 
 def still_ours(run_id, attempt):
