@@ -118,15 +118,7 @@ def execute_evaluation(evaluation_id):
     except Stopped:
         return "stopped"
     except Exception as exc:
-        from celery.exceptions import SoftTimeLimitExceeded
-
-        if isinstance(exc, SoftTimeLimitExceeded):
-            message = "The evaluation exceeded its time limit."
-        elif isinstance(exc, EvaluationError):
-            message = str(exc)
-        else:
-            log.exception("evaluation %s crashed", evaluation_id)
-            message = f"{type(exc).__name__}: {exc}"
+        message = jobs.failure_message(exc, "evaluation", EvaluationError)
         finish(evaluation_id, attempt, EvaluationStatus.FAILED, error=message)
         return "failed"
 
@@ -184,6 +176,8 @@ def _execute(evaluation, attempt):
             written |= _feature_tier(run, name, cases, evaluated, outputs_by_case, data_range)
         except ExtractorUnavailable as exc:
             unavailable[name] = str(exc)
+        except ValueError as exc:  # the data do not allow the metric (e.g. a reference set with no spread)
+            unavailable[name] = f"Not computed on this run: {exc}."
 
     # Results this evaluation did not produce (a metric dropped from the task, an extractor
     # no longer configured) would otherwise linger beside fresh ones.

@@ -62,6 +62,18 @@ def claim(model, pk, *, queued, running, accept=None):
         return job, job.attempts
 
 
+def failure_message(exc, what, expected=()):
+    """The error a failed job shows. Call it inside the `except` block (unexpected errors are logged there)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"The {what} exceeded its time limit."
+    if isinstance(exc, expected):
+        return str(exc)
+    log.exception("%s crashed", what)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def still_ours(model, pk, attempt, running):
     """False once the job left `running` or was handed to a newer attempt."""
     row = model.objects.filter(pk=pk).values("status", "attempts").first()

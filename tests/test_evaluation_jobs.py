@@ -396,3 +396,31 @@ def test_case_results_api_lists_every_case_with_its_status(client):
     assert rows[0]["values"]["ssim"] == pytest.approx(
         CaseResult.objects.get(run=run, case__case_id="case000").value("ssim")
     )
+
+
+@pytest.mark.django_db
+def test_an_evaluation_that_cannot_run_fails_with_the_reason_and_can_be_rerun():
+    task = TaskFactory()
+    for i in range(2):
+        case = Case.objects.create(dataset=task.dataset, case_id=f"flat{i}")
+        add_image(case, ImageRole.INPUT, np.zeros((1, 24, 24)))
+        add_image(case, ImageRole.REFERENCE, np.zeros((1, 24, 24)))  # no intensity range to take
+    run = succeeded_run(task, lambda case_id, reference, sample: reference + 1)
+    evaluation = services.request_evaluation(run)
+    assert services.execute_evaluation(evaluation.pk) == "failed"
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.FAILED and "set the task's data_range" in evaluation.error
+    task.data_range = 2.0
+    task.save()
+    evaluation = evaluate(run)  # staff fix the task and re-run
+    assert evaluation.error == "" and MetricResult.objects.get(run=run, metric="mae").value == pytest.approx(1.0)
+    assert "No feature has a finite, nonzero reference standard deviation" in evaluation.unavailable["radiomics"]
+
+
+@pytest.mark.django_db
+def test_run_page_says_why_a_tier_was_not_computed(client):
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="evaluation-unavailable"' in page and "MEDGEN_INCEPTION_WEIGHTS" in page

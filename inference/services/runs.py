@@ -105,15 +105,7 @@ def execute_run(run_id):
     try:
         return _execute(run, attempt)
     except Exception as exc:
-        from celery.exceptions import SoftTimeLimitExceeded
-
-        if isinstance(exc, SoftTimeLimitExceeded):
-            message = "The run exceeded its time limit."
-        elif isinstance(exc, RunError):
-            message = str(exc)
-        else:
-            log.exception("run %s crashed", run_id)
-            message = f"{type(exc).__name__}: {exc}"
+        message = jobs.failure_message(exc, "run", RunError)
         finish(run_id, attempt, RunStatus.FAILED, error=message)
         return "failed"
 
