@@ -58,7 +58,8 @@ def run_evaluation(context, run):
 
         case_results.sort(key=badness)
     page = Paginator(case_results, 50).get_page(request.GET.get("cpage"))
-    extractors = [(name, *extractor_status(name)) for name in _configured_extractors()]
+    reported = set(evaluation.unavailable) if evaluation else set()
+    extractors = [(name, *extractor_status(name)) for name in _configured_extractors() if name not in reported]
     return {
         "request": request,
         "user": context.get("user"),
