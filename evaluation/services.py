@@ -10,7 +10,6 @@ plain library with no Django in it.
 import hashlib
 import io
 import logging
-import math
 import time
 from datetime import timedelta
 
@@ -21,12 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference import jobs
-from inference.jobs import worker_is_dead
 from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
 from inference.storage import load_array, save_array
 
 from .metrics import bootstrap, catalog, feature, pixel
-from .metrics.extractors import ExtractorUnavailable, availability, get_extractor
+from .metrics.extractors import ExtractorUnavailable, availability, configured_weights_path, get_extractor
 from .models import (
     CaseResult,
     CaseStatus,
@@ -68,12 +66,16 @@ def request_evaluation(run, *, user=None):
             raise EvaluationError(f"The evaluation is already {evaluation.status}.")
         evaluation.requested_by = user
         evaluation.progress_done = 0
-        evaluation.transition(EvaluationStatus.QUEUED, save=False)
         evaluation.append_log(f"requested by {user or 'the platform'}", save=False)
-        evaluation.save()
-        evaluation_id = evaluation.pk
-        transaction.on_commit(lambda: dispatch(evaluation_id))
+        _queue(evaluation)
     return evaluation
+
+
+def _queue(evaluation):
+    """→ queued, and send the job once the transaction commits."""
+    evaluation.transition(EvaluationStatus.QUEUED)
+    evaluation_id = evaluation.pk
+    transaction.on_commit(lambda: dispatch(evaluation_id))
 
 
 def dispatch(evaluation_id):
@@ -141,7 +143,8 @@ def _execute(evaluation, attempt):
     run = evaluation.run
     task = run.task
     metric_keys = pixel_metrics_for(task)
-    data_range, range_source = resolve_data_range(task)
+    window, range_source = resolve_intensity_window(task)
+    data_range = window[1] - window[0]
     extractors = list(settings.MEDGEN_FEATURE_EXTRACTORS)
     cases = list(task.dataset.cases.order_by("case_id").prefetch_related("images"))
     config = {
@@ -173,7 +176,7 @@ def _execute(evaluation, attempt):
     for position, name in enumerate(extractors):
         _progress(evaluation, attempt, done=len(cases) + position, phase=f"features: {name}")
         try:
-            written |= _feature_tier(run, name, cases, evaluated, outputs_by_case, data_range)
+            written |= _feature_tier(run, name, cases, evaluated, window)
         except ExtractorUnavailable as exc:
             unavailable[name] = str(exc)
         except ValueError as exc:  # the data do not allow the metric (e.g. a reference set with no spread)
@@ -204,20 +207,25 @@ def pixel_metrics_for(task):
     return chosen or list(catalog.DEFAULT_PIXEL_METRICS)
 
 
-def resolve_data_range(task):
-    """The task's data_range, else max − min over its reference images' intensities."""
-    if task.data_range:
-        return float(task.data_range), "task setting"
+def resolve_intensity_window(task):
+    """((lo, hi), source): hi − lo is the data_range of PSNR/SSIM; the window maps intensities for extractors.
+
+    lo is the lowest reference intensity (0 without references); hi is lo + the task's data_range, else
+    the highest reference intensity.
+    """
     references = CaseImage.objects.filter(case__dataset=task.dataset, role=ImageRole.REFERENCE)
-    bounds = references.values_list("intensity_min", "intensity_max")
+    bounds = list(references.values_list("intensity_min", "intensity_max"))
     lows = [lo for lo, _ in bounds if lo is not None]
     highs = [hi for _, hi in bounds if hi is not None]
-    if not lows or not highs or max(highs) <= min(lows):
+    lo = float(min(lows)) if lows else 0.0
+    if task.data_range:
+        return (lo, lo + float(task.data_range)), "task setting"
+    if not lows or not highs or max(highs) <= lo:
         raise EvaluationError(
             "The task has no data_range and its reference images have no usable intensity range; "
             "set the task's data_range."
         )
-    return float(max(highs) - min(lows)), "reference images' intensity range (max − min)"
+    return (lo, float(max(highs))), "reference images' intensity range (max − min)"
 
 
 def _reference_array(case):
@@ -277,11 +285,8 @@ def _check_output(samples, reference, outputs):
             CaseStatus.WRONG_SHAPE,
             f"Output shape {tuple(samples.shape[1:])} does not match the reference {tuple(reference.shape)}.",
         )
+    # store_output, the only writer of outputs, counts NaN/Inf voxels when it saves them.
     bad = [(output.sample, int(output.nonfinite_count)) for output in outputs if output.nonfinite_count]
-    if not bad:
-        finite = np.isfinite(samples)
-        if not finite.all():
-            bad = [(i, int((~finite[i]).sum())) for i in range(len(samples)) if not finite[i].all()]
     if bad:
         where = ", ".join(f"sample {sample}: {count} voxel(s)" for sample, count in bad)
         return CaseStatus.NONFINITE, f"NaN/Inf in the output ({where})."
@@ -411,7 +416,7 @@ def _store_metric(run, metric, extractor, value, low, high, **fields):
 
 
 def extractor_weights(name):
-    return settings.MEDGEN_EXTRACTOR_WEIGHTS.get(name) or None
+    return configured_weights_path(name, settings)
 
 
 def extractor_status(name):
@@ -419,12 +424,11 @@ def extractor_status(name):
     return availability(name, extractor_weights(name))
 
 
-def _feature_tier(run, name, cases, usable, outputs_by_case, data_range):
+def _feature_tier(run, name, cases, usable, range_pair):
     available, reason = extractor_status(name)
     if not available:
         raise ExtractorUnavailable(reason)
     extractor = get_extractor(name, weights_path=extractor_weights(name))
-    range_pair = _intensity_window(run.task, data_range)
     ordered = [case for case in cases if case.pk in usable]
     if len(ordered) < 2:
         raise ExtractorUnavailable("Fewer than two cases have usable outputs; feature metrics need a set.")
@@ -442,13 +446,6 @@ def _feature_tier(run, name, cases, usable, outputs_by_case, data_range):
     kept_pks = [ordered[i].pk for i in keep] if paired else [case.pk for case in ordered]
     _save_run_features(run, extractor, range_pair, kept_pks, generated)
     return _feature_metrics(run, name, generated, reference, paired=paired)
-
-
-def _intensity_window(task, data_range):
-    references = CaseImage.objects.filter(case__dataset=task.dataset, role=ImageRole.REFERENCE)
-    lows = [lo for lo in references.values_list("intensity_min", flat=True) if lo is not None]
-    lo = float(min(lows)) if lows else 0.0
-    return (lo, lo + data_range)
 
 
 def _extract(extractor, items, range_pair):
@@ -604,31 +601,19 @@ def frd_columns(dim):
 
 
 def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
-    """Requeue running evaluations whose worker went silent, or fail them after N attempts."""
+    """Requeue running evaluations whose worker went silent, or fail them after N attempts; resend lost jobs."""
     stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
-    max_attempts = settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    requeued, failed = jobs.reap_stale(
+        Evaluation,
+        running=EvaluationStatus.RUNNING,
+        stale_seconds=stale_seconds,
+        max_attempts=settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        requeue=_queue,
+        fail=lambda evaluation, message: evaluation.transition(EvaluationStatus.FAILED, error=message),
+    )
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    requeued, failed = [], []
-    for evaluation_id in Evaluation.objects.filter(status=EvaluationStatus.RUNNING).values_list("pk", flat=True):
-        with transaction.atomic():
-            evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
-            silent = evaluation.heartbeat_at is None or evaluation.heartbeat_at < cutoff
-            if evaluation.status != EvaluationStatus.RUNNING or not (silent or worker_is_dead(evaluation.worker)):
-                continue
-            reason = f"the worker {evaluation.worker} stopped reporting"
-            if evaluation.attempts >= max_attempts:
-                evaluation.transition(
-                    EvaluationStatus.FAILED, error=f"{reason[0].upper()}{reason[1:]}; {evaluation.attempts} attempts."
-                )
-                failed.append(evaluation_id)
-            else:
-                evaluation.append_log(f"{reason}; requeued", save=False)
-                evaluation.transition(EvaluationStatus.QUEUED)
-                transaction.on_commit(lambda pk=evaluation_id: dispatch(pk))
-                requeued.append(evaluation_id)
-    for evaluation_id in Evaluation.objects.filter(status=EvaluationStatus.QUEUED, queued_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
+    lost = Evaluation.objects.filter(status=EvaluationStatus.QUEUED, queued_at__lt=cutoff)
+    for evaluation_id in lost.values_list("pk", flat=True):
         Evaluation.objects.filter(pk=evaluation_id).update(queued_at=timezone.now())
         dispatch(evaluation_id)
     return requeued, failed
@@ -646,7 +631,3 @@ def wait_for(run_id, timeout=120.0, poll=0.2):
 
 def load_uncertainty(result):
     return load_array(result.uncertainty_map)
-
-
-def finite_or_none(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -9,8 +9,10 @@ of the message all make it stop.
 import logging
 import os
 import socket
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +92,32 @@ def finish(model, pk, attempt, running, status, *, error="", **fields):
             setattr(job, key, value)
         job.transition(status, error=error)
     return True
+
+
+def reap_stale(model, *, running, stale_seconds, max_attempts, requeue, fail):
+    """Running jobs whose worker went silent (no heartbeat for `stale_seconds`) or whose process is gone.
+
+    Each is locked and handed to `requeue(job)` with a log line, or to `fail(job, message)` once it
+    has used `max_attempts`, so no job stays running forever. Returns (requeued ids, failed ids).
+    """
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    requeued, failed = [], []
+    for pk in model.objects.filter(status=running).values_list("pk", flat=True):
+        with transaction.atomic():
+            job = model.objects.select_for_update().get(pk=pk)
+            silent = job.heartbeat_at is None or job.heartbeat_at < cutoff
+            if job.status != running or not (silent or worker_is_dead(job.worker)):
+                continue
+            if silent:
+                silence = int((timezone.now() - (job.heartbeat_at or job.created_at)).total_seconds())
+                reason = f"the worker {job.worker} stopped reporting ({silence} s without a heartbeat)"
+            else:
+                reason = f"the worker process {job.worker} is gone"
+            if job.attempts >= max_attempts:
+                fail(job, f"{reason[0].upper()}{reason[1:]} and {job.attempts} attempt(s) were used.")
+                failed.append(pk)
+            else:
+                job.append_log(f"{reason}; requeued", save=False)
+                requeue(job)
+                requeued.append(pk)
+    return requeued, failed

@@ -232,8 +232,9 @@ MEDGEN_BOOTSTRAP_SEED = env_int("MEDGEN_BOOTSTRAP_SEED", 0)
 MEDGEN_FEATURE_EXTRACTORS = [
     name.strip() for name in os.environ.get("MEDGEN_FEATURE_EXTRACTORS", "radiomics,inception_v3").split(",") if name
 ]
-# Local weights files, never downloaded: e.g. pt_inception-2015-12-05-6726825d.pth for FID.
-MEDGEN_EXTRACTOR_WEIGHTS = {"inception_v3": os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")}
+# Local weights files, never downloaded, one setting per extractor (its spec's weights_setting):
+# pt_inception-2015-12-05-6726825d.pth for FID.
+MEDGEN_INCEPTION_WEIGHTS = os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")
 
 LOGGING = {
     "version": 1,

@@ -327,7 +327,7 @@ def test_fid_is_computed_when_inception_weights_are_configured(tmp_path, monkeyp
         weights_bytes=weights.stat().st_size,
     )
     monkeypatch.setitem(REGISTRY._specs, "inception_v3", spec)
-    settings.MEDGEN_EXTRACTOR_WEIGHTS = {"inception_v3": str(weights)}
+    settings.MEDGEN_INCEPTION_WEIGHTS = str(weights)
     settings.MEDGEN_FEATURE_EXTRACTORS = ["inception_v3"]
     settings.MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES = 20
 
@@ -424,3 +424,27 @@ def test_run_page_says_why_a_tier_was_not_computed(client):
     evaluate(run)
     page = client.get(run.get_absolute_url()).content.decode()
     assert 'id="evaluation-unavailable"' in page and "MEDGEN_INCEPTION_WEIGHTS" in page
+
+
+@pytest.mark.django_db
+def test_reaper_requeues_a_silent_evaluation_then_fails_it_after_its_attempts():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = services.request_evaluation(run)
+    long_ago = timezone.now() - timedelta(hours=1)
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=EvaluationStatus.RUNNING, attempts=1, worker="elsewhere:1", heartbeat_at=long_ago
+    )
+    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([evaluation.pk], [])
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.QUEUED and "stopped reporting" in evaluation.log
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=EvaluationStatus.RUNNING, attempts=2, worker="elsewhere:1", heartbeat_at=long_ago
+    )
+    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([], [evaluation.pk])
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.FAILED and "2 attempt(s) were used" in evaluation.error

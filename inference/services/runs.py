@@ -18,7 +18,6 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .. import jobs, runner
-from ..jobs import worker_is_dead
 from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind, RunStatus
 from ..storage import save_array
 from .artifacts import dispatch_validation, local_copy
@@ -215,28 +214,15 @@ def reap_stale_runs(stale_seconds=None, max_attempts=None):
     Never leaves a run 'running' forever. Returns the ids requeued and failed.
     """
     stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
-    max_attempts = settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    requeued, failed = [], []
-    for run_id in Run.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True):
-        with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run_id)
-            silent = run.heartbeat_at is None or run.heartbeat_at < cutoff
-            if run.status != RunStatus.RUNNING or not (silent or worker_is_dead(run.worker)):
-                continue
-            if silent:
-                silence = int((timezone.now() - (run.heartbeat_at or run.created_at)).total_seconds())
-                reason = f"the worker {run.worker} stopped reporting ({silence} s without a heartbeat)"
-            else:
-                reason = f"the worker process {run.worker} is gone"
-            if run.attempts >= max_attempts:
-                fail_run(run, f"{reason[0].upper()}{reason[1:]} and {run.attempts} attempt(s) were used.")
-                failed.append(run_id)
-            else:
-                run.append_log(f"{reason}; requeued", save=False)
-                queue_run(run)
-                requeued.append(run_id)
-    redispatch_lost_messages(cutoff)
+    requeued, failed = jobs.reap_stale(
+        Run,
+        running=RunStatus.RUNNING,
+        stale_seconds=stale_seconds,
+        max_attempts=settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        requeue=queue_run,
+        fail=fail_run,
+    )
+    redispatch_lost_messages(timezone.now() - timedelta(seconds=stale_seconds))
     return requeued, failed
 
 
