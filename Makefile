@@ -25,6 +25,16 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-refs.txt
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# The image viewer: Cornerstone3D bundled by esbuild into static/viewer/ (frontend/build.mjs),
+# from the lock file, rebuilt only when the lock file or frontend/ changes (Node 18+ and npm).
+VIEWER_STAMP := static/viewer/.built
+$(VIEWER_STAMP): package.json package-lock.json $(wildcard frontend/*)
+	npm ci --no-audit --no-fund --loglevel=error
+	node frontend/build.mjs
+	touch $@
+install: $(VIEWER_STAMP)
+install-dev: $(VIEWER_STAMP)
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
@@ -64,4 +74,4 @@ format: install-dev
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf var staticfiles
+	rm -rf var staticfiles static/viewer node_modules

@@ -44,7 +44,38 @@ def main(base, out):
                 path=str(out / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
             )
             print("wrote", out / name)
+        viewer_shots(page, base, out)
         browser.close()
+
+
+def viewer_shots(page, base, out):
+    """The Cornerstone3D pages: a stochastic run's case view, a volume case (a few slices down), a comparison."""
+    cases = page.request.get(f"{base}/api/cases/?dataset=1").json()["results"]
+    datasets = page.request.get(f"{base}/api/datasets/").json()["results"]
+    volumes = next(d for d in datasets if "volume" in d["name"].lower())
+    volume_case = page.request.get(f"{base}/api/cases/?dataset={volumes['id']}").json()["results"][0]
+    page.goto(f"{base}/tasks/t1-to-t2/")
+    run_ids = {
+        text: page.locator("#runs a", has_text=text).first.get_attribute("href").strip("/").split("/")[-1]
+        for text in ("Stochastic", "U-Net (L1)", "Intensity remap")
+    }
+    shots = {
+        "case_view.png": f"/runs/{run_ids['Stochastic']}/cases/{cases[0]['id']}/",
+        "case_volume.png": f"/cases/{volume_case['id']}/",
+        "case_compare.png": f"/cases/{cases[0]['id']}/compare/"
+        f"?a={run_ids['U-Net (L1)']}&b={run_ids['Intensity remap']}",
+    }
+    for name, path in shots.items():
+        page.goto(base + path)
+        page.wait_for_selector('.cs-viewer[data-ready="1"]', timeout=60_000)
+        if name == "case_volume.png":  # show scrolling: a few slices down
+            page.locator(".cs-viewport").first.focus()
+            for _ in range(3):
+                page.keyboard.press("ArrowDown")
+        page.wait_for_timeout(500)
+        height = min(page.evaluate("document.body.scrollHeight"), 1100)
+        page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
+        print("wrote", out / name)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,18 @@ def staff_client(client, staff_user):
 
 
 @pytest.fixture
+def site(transactional_db):
+    """A live server for this test alone, stopped before the test database is dropped.
+
+    Static files (the viewer bundle in static/viewer/ included) come from the finders."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer("localhost")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -1,6 +1,5 @@
 """The run page in headless Chromium: progress moves live while a real worker runs the model."""
 
-import contextlib
 import shutil
 import time
 
@@ -9,37 +8,10 @@ import pytest
 from inference.models import RunStatus
 from inference.services import runs
 from inference.services.artifacts import register_model
+from tests.browser import chromium_page
 from tests.factories import Slow, make_task, save_torchscript
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-
-@pytest.fixture
-def site(transactional_db):
-    """A live server for this test alone, stopped before the test database is dropped."""
-    from pytest_django.live_server_helper import LiveServer
-
-    server = LiveServer("localhost")
-    yield server
-    server.stop()
-
-
-@contextlib.contextmanager
-def chromium_page():
-    """Playwright's sync API runs an event loop in this thread: open it only after the test's
-    database work, so no query runs in (and no connection is left behind by) that loop's context."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
 
 
 def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, site, tmp_path):

@@ -1,0 +1,81 @@
+// Bundles frontend/viewer.js (Cornerstone3D core + tools) into static/viewer/viewer.js, one ES module,
+// plus the tools' compute worker in static/viewer/workers/.
+//
+//   node frontend/build.mjs          (run by `make install` after `npm ci`)
+//
+// Cornerstone3D is ESM only and imports many bare @kitware/vtk.js paths, so it needs a
+// bundler. Node built-ins that codec glue and vtk.js reach for are aliased to an empty
+// stub. No source maps and no sourceMappingURL comments: whitenoise's compressed storage
+// (and the manifest storage) fail collectstatic on a comment that names a missing map.
+import { mkdirSync, rmSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const outdir = join(root, "static", "viewer");
+const stub = join(root, "frontend", "node-stub.js");
+// Reached only by code paths a browser never runs (file writers, Node fallbacks).
+const NODE_BUILTINS = ["fs", "path", "url", "crypto", "events", "stream", "util", "buffer", "zlib", "os"];
+
+rmSync(outdir, { recursive: true, force: true });
+mkdirSync(outdir, { recursive: true });
+
+// @cornerstonejs/tools starts its compute worker (segmentation statistics, contours) with
+// new Worker(new URL("../workers/computeWorker.js", import.meta.url)); esbuild leaves that
+// URL alone. The worker is bundled on its own into static/viewer/workers/ and the URL is
+// pointed there, so it is served same-origin next to viewer.js.
+const workerUrlPlugin = {
+  name: "compute-worker-url",
+  setup(build) {
+    build.onLoad({ filter: /registerComputeWorker\.js$/ }, async (args) => {
+      const source = readFileSync(args.path, "utf8");
+      const patched = source.replace("'../workers/computeWorker.js'", "'./workers/computeWorker.js'");
+      if (patched === source) throw new Error(`compute worker URL not found in ${args.path}`);
+      return { contents: patched, loader: "js" };
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2020"],
+  minify: true,
+  sourcemap: false,
+  legalComments: "none",
+  splitting: false, // one file per entry: relative worker URLs stay valid
+  assetNames: "assets/[name]-[hash]",
+  loader: { ".wasm": "file" },
+  alias: Object.fromEntries(NODE_BUILTINS.flatMap((name) => [[name, stub], [`node:${name}`, stub]])),
+  define: { "process.env.NODE_ENV": '"production"' },
+  logLevel: "warning",
+  metafile: true,
+};
+const results = await Promise.all([
+  esbuild.build({
+    ...common,
+    entryPoints: { viewer: join(root, "frontend", "viewer.js") },
+    outdir,
+    plugins: [workerUrlPlugin],
+  }),
+  esbuild.build({
+    ...common,
+    entryPoints: {
+      computeWorker: join(root, "node_modules", "@cornerstonejs", "tools", "dist", "esm", "workers", "computeWorker.js"),
+    },
+    outdir: join(outdir, "workers"),
+  }),
+]);
+
+// Guard: nothing in the output may point at a source map.
+for (const name of readdirSync(outdir, { recursive: true })) {
+  const file = join(outdir, String(name));
+  if (file.endsWith(".js") && readFileSync(file, "utf8").includes("sourceMappingURL")) {
+    throw new Error(`${name} has a sourceMappingURL comment; collectstatic would fail on it`);
+  }
+}
+const outputs = results.flatMap((result) => Object.values(result.metafile.outputs));
+const bytes = outputs.reduce((sum, out) => sum + out.bytes, 0);
+console.log(`static/viewer/: ${outputs.length} file(s), ${(bytes / 1e6).toFixed(2)} MB`);

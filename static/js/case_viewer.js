@@ -1,0 +1,40 @@
+// Mounts the Cornerstone3D viewer (static/viewer/viewer.js, built by `make install`) into
+// #viewer. The viewports come from the page's #viewer-config JSON ({viewports, sync, …}) or,
+// on pages rendered without it, from #viewer's [data-header-url] children (label,
+// voi-group, window-leader). ?renderer=cpu forces the CPU fallback.
+const host = document.getElementById("viewer");
+
+function readConfig() {
+  const script = document.getElementById("viewer-config");
+  if (script) return JSON.parse(script.textContent);
+  const items = [...host.querySelectorAll("[data-header-url]")];
+  return {
+    sync: true,
+    frameOfReferenceUID: host.dataset.frame || "medgen-frame",
+    viewports: items.map((item) => ({
+      label: item.dataset.label,
+      headerUrl: item.dataset.headerUrl,
+      voiGroup: item.dataset.voiGroup,
+      windowLeader: item.dataset.windowLeader === "1",
+    })),
+  };
+}
+
+const config = readConfig();
+if (new URLSearchParams(window.location.search).get("renderer") === "cpu") config.renderer = "cpu";
+
+if (!config.viewports.length) {
+  host.innerHTML = '<p class="empty">Nothing to show for this case.</p>';
+} else {
+  try {
+    const { mountViewers } = await import(host.dataset.viewerSrc);
+    await mountViewers(host, config);
+  } catch (error) {
+    console.error(error);
+    host.dataset.error = String(error && error.message ? error.message : error);
+    const message = document.createElement("p");
+    message.className = "error-box";
+    message.textContent = `The viewer could not start: ${host.dataset.error}`;
+    host.replaceChildren(message);
+  }
+}
