@@ -1,8 +1,13 @@
 """REST API of evaluations, nested under runs: read by whoever sees the run, re-run by staff."""
 
-from drf_spectacular.utils import extend_schema
+import csv
+import io
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -10,7 +15,7 @@ from inference import access
 from inference.api_errors import BadRequest
 from inference.permissions import user_is_staff
 
-from . import services
+from . import leaderboard, services
 from .models import CaseResult, Evaluation
 from .serializers import CaseResultSerializer, EvaluationSerializer
 
@@ -53,3 +58,166 @@ class RunCaseResultsView(generics.ListAPIView):
     def get_queryset(self):
         run = _visible_run(self.request, self.kwargs["pk"])
         return CaseResult.objects.filter(run=run).select_related("case").order_by("case__case_id")
+
+
+class CSVRenderer(BaseRenderer):
+    """`?format=csv`: the view hands over a list of rows (the first one the header)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if isinstance(data, dict):  # an error: {"detail": ...}
+            writer.writerow(["detail"])
+            writer.writerow([data.get("detail", "")])
+        else:
+            writer.writerows(data)
+        return buffer.getvalue().encode("utf-8")
+
+
+def _visible_task(request, slug):
+    task = access.visible_tasks(request.user).filter(slug=slug).first()
+    if task is None:
+        raise NotFound("No such task.")
+    return task
+
+
+def _attachment(response, request, name):
+    if request.accepted_renderer.format == "csv":
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+class TaskLeaderboardView(APIView):
+    """The task's leaderboard: runs ranked, every metric with its CI, the paired test against the leader,
+    rank stability under bootstrap of cases. `?ranking=primary|mean_rank&metrics=psnr,frd:radiomics`;
+    `?format=csv` for a flat table."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
+    pagination_class = None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("ranking", str, enum=list(leaderboard.RANKING_METHODS)),
+            OpenApiParameter("metrics", str, description="Comma-separated column keys for the mean rank."),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request, slug):
+        task = _visible_task(request, slug)
+        method, chosen = leaderboard_params(request.query_params, task)
+        board = leaderboard.build(task, method=method, chosen=chosen)
+        renderer = request.accepted_renderer
+
+        def data():
+            return list(leaderboard.csv_rows(board)) if renderer.format == "csv" else leaderboard.as_dict(board, task)
+
+        if renderer.format in ("csv", "json"):
+            # The board is immutable once built: render it once, then serve the bytes.
+            if renderer.format not in board.rendered:
+                board.rendered[renderer.format] = renderer.render(data(), renderer.media_type)
+            response = HttpResponse(board.rendered[renderer.format], content_type=renderer.media_type)
+            return _attachment(response, request, f"{task.slug}-leaderboard")
+        return Response(data())
+
+
+class TaskCaseResultsView(APIView):
+    """Every per-case result of the task's succeeded runs (`?format=csv` for a flat table)."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
+    pagination_class = None
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug):
+        task = _visible_task(request, slug)
+        metrics, rows = leaderboard.case_rows(task, access.visible_runs(request.user))
+        if request.accepted_renderer.format == "csv":
+            fixed = ["run_id", "run", "model", "case_id", "status", "problem", "samples"]
+            table = [fixed + metrics + ["uncertainty_mean", "uncertainty_p95"]]
+            for row in rows:
+                table.append(
+                    [row[key] for key in fixed]
+                    + [row["values"].get(key, "") if row["values"].get(key) is not None else "" for key in metrics]
+                    + [_blank(row["uncertainty_mean"]), _blank(row["uncertainty_p95"])]
+                )
+            return _attachment(Response(table), request, f"{task.slug}-case-results")
+        return Response({"task": task.slug, "metrics": metrics, "results": rows})
+
+
+def _blank(value):
+    return "" if value is None else value
+
+
+def leaderboard_params(params, task):
+    """(method, chosen column keys) from `ranking` and `metrics` (comma-separated or repeated)."""
+    method = params.get("ranking") or task.ranking
+    if method not in leaderboard.RANKING_METHODS:
+        raise BadRequest(f"Unknown ranking '{method}'. Choose one of: {', '.join(leaderboard.RANKING_METHODS)}.")
+    chosen = [key for value in params.getlist("metrics") for key in value.split(",") if key]
+    return method, chosen or None
+
+
+# --------------------------------------------------------------- downstream-task tier (clinical)
+
+
+class RunDownstreamView(APIView):
+    """GET the run's downstream job (status; progress: seed, epoch, loss; results with CIs; the real→real
+    reference); POST (staff) to (re-)start it on a succeeded run of a task that declared one."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk):
+        from . import downstream
+
+        job = downstream.job_of(_visible_run(request, pk))
+        if job is None:
+            raise NotFound("This run has no downstream job.")
+        return Response(downstream.job_payload(job))
+
+    @extend_schema(request=None, responses={202: dict})
+    def post(self, request, pk):
+        from . import downstream
+
+        if not user_is_staff(request.user):
+            return Response({"detail": "Only staff can start a downstream job."}, status=status.HTTP_403_FORBIDDEN)
+        run = _visible_run(request, pk)
+        try:
+            job = downstream.request_downstream(run, user=request.user)
+        except downstream.DownstreamError as exc:
+            raise BadRequest(str(exc)) from None
+        return Response(downstream.job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class RunDownstreamCancelView(APIView):
+    """POST (staff): cancel the run's queued or running downstream job (409 if it is already final)."""
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request, pk):
+        from . import downstream
+
+        if not user_is_staff(request.user):
+            return Response({"detail": "Only staff can cancel a downstream job."}, status=status.HTTP_403_FORBIDDEN)
+        job = downstream.job_of(_visible_run(request, pk))
+        if job is None:
+            raise NotFound("This run has no downstream job.")
+        try:
+            job = downstream.cancel_downstream(job.pk)
+        except downstream.DownstreamError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(downstream.job_payload(job))
+
+
+class TaskDownstreamView(APIView):
+    """GET the task's downstream evaluation: configuration, seeds, the frozen split, the real→real reference."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug):
+        from . import downstream
+
+        task = access.visible_tasks(request.user).filter(slug=slug).first()
+        setup = downstream.setup_of(task) if task else None
+        if setup is None:
+            raise NotFound("This task has no downstream evaluation.")
+        return Response(downstream.setup_payload(setup))

@@ -263,3 +263,160 @@ def decode_value(value):
     if value == "-inf":
         return -math.inf
     return value
+
+
+# ------------------------------------------------------------------ downstream-task tier
+
+
+class DownstreamSetup(models.Model):
+    """A task's declared downstream evaluation (train a segmenter on synthetic images, test on real ones).
+
+    Holds the split of the task's labelled cases into train and test (test cases never enter
+    training), the network recipe (`evaluation.segmentation.SegmentationConfig`, stored as a
+    dict with its name) and the seeds. Once a downstream result exists it is frozen: the split,
+    the recipe and the seeds no longer change, so every run and the real→real reference are
+    scored on the same test cases the same way.
+    """
+
+    task = models.OneToOneField("inference.Task", related_name="downstream_setup", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100, help_text="The configuration's name.")
+    config = models.JSONField(default=dict, help_text="SegmentationConfig fields.")
+    seeds = models.JSONField(default=list, help_text="Training seeds; each gives one trained network.")
+    split_seed = models.BigIntegerField(default=0)
+    test_fraction = models.FloatField(default=0.5)
+    train_case_ids = models.JSONField(default=list)
+    test_case_ids = models.JSONField(default=list)
+    unlabelled_case_ids = models.JSONField(default=list, help_text="Cases without a label or reference: unused.")
+    auto_run = models.BooleanField(default=True, help_text="Queue a downstream job for every run that succeeds.")
+    frozen_at = models.DateTimeField(null=True, blank=True, help_text="When the first result froze the split.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"Downstream {self.name} on {self.task}"
+
+    @property
+    def is_frozen(self):
+        return self.frozen_at is not None
+
+
+class DownstreamStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class DownstreamJob(models.Model):
+    """One downstream training job: on a run's outputs, or (run empty) on the real reference images.
+
+    pending → queued → running → succeeded | failed | cancelled; running → queued when its worker
+    is lost (the reaper); queued → cancelled; a final job → queued when staff run it again.
+    """
+
+    TRANSITIONS = {
+        DownstreamStatus.PENDING: {DownstreamStatus.QUEUED, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED},
+        DownstreamStatus.QUEUED: {DownstreamStatus.RUNNING, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED},
+        DownstreamStatus.RUNNING: {
+            DownstreamStatus.SUCCEEDED,
+            DownstreamStatus.FAILED,
+            DownstreamStatus.CANCELLED,
+            DownstreamStatus.QUEUED,
+        },
+        DownstreamStatus.SUCCEEDED: {DownstreamStatus.QUEUED},
+        DownstreamStatus.FAILED: {DownstreamStatus.QUEUED},
+        DownstreamStatus.CANCELLED: {DownstreamStatus.QUEUED},
+    }
+    FINAL = {DownstreamStatus.SUCCEEDED, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED}
+    ACTIVE = {DownstreamStatus.QUEUED, DownstreamStatus.RUNNING}
+
+    setup = models.ForeignKey(DownstreamSetup, related_name="jobs", on_delete=models.CASCADE)
+    run = models.ForeignKey(
+        Run, related_name="downstream_jobs", null=True, blank=True, on_delete=models.CASCADE,
+        help_text="Empty for the real→real reference.",
+    )  # fmt: skip
+    status = models.CharField(
+        max_length=20, choices=DownstreamStatus.choices, default=DownstreamStatus.PENDING, db_index=True
+    )
+    phase = models.CharField(max_length=200, blank=True)
+    progress_done = models.PositiveIntegerField(default=0, help_text="Epochs done over all seeds.")
+    progress_total = models.PositiveIntegerField(default=0)
+    epoch = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True, help_text="Mean training loss of the last epoch.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=50, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    curves = models.JSONField(default=dict, blank=True, help_text="seed → {'loss': [per epoch]}.")
+    results = models.JSONField(
+        default=dict, blank=True, help_text="Per seed and test case Dice/HD95, the summary, the cases used."
+    )
+    seconds = models.FloatField(null=True, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["setup", "run"], name="unique_downstream_job_per_run", condition=models.Q(run__isnull=False)
+            ),
+            models.UniqueConstraint(
+                fields=["setup"], name="unique_downstream_reference", condition=models.Q(run__isnull=True)
+            ),
+        ]
+
+    def __str__(self):
+        return f"Downstream of {self.run or 'the real images (reference)'}"
+
+    @property
+    def is_reference(self):
+        return self.run_id is None
+
+    @property
+    def is_final(self):
+        return self.status in self.FINAL
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def progress_percent(self):
+        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
+
+    def can_transition(self, new_status):
+        return new_status in self.TRANSITIONS[DownstreamStatus(self.status)]
+
+    def transition(self, new_status, *, error="", save=True):
+        new_status = DownstreamStatus(new_status)
+        if not self.can_transition(new_status):
+            raise IllegalTransition(f"Downstream job {self.pk}: {self.status} → {new_status} is not allowed")
+        now = timezone.now()
+        old = self.status
+        self.status = new_status
+        if new_status == DownstreamStatus.QUEUED:
+            self.queued_at = now
+            self.error = ""
+        elif new_status == DownstreamStatus.RUNNING:
+            self.started_at = now
+            self.finished_at = None
+            self.heartbeat_at = now
+        elif new_status in self.FINAL:
+            self.finished_at = now
+        if error:
+            self.error = error
+        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
+        if save:
+            self.save()
+
+    def append_log(self, message, save=True):
+        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+        self.log = f"{self.log}[{stamp}] {message}\n"
+        if save:
+            self.save(update_fields=["log"])

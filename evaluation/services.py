@@ -90,6 +90,10 @@ def on_run_succeeded(sender, run_id, **kwargs):
         request_evaluation(Run.objects.get(pk=run_id))
     except EvaluationError as exc:
         log.info("run %s not evaluated: %s", run_id, exc)
+    # A task that declared a downstream evaluation also trains a segmenter on the run's outputs.
+    from . import downstream
+
+    downstream.on_run_succeeded(run_id)
 
 
 # ------------------------------------------------------------------------------- the job
@@ -183,8 +187,10 @@ def _execute(evaluation, attempt):
             unavailable[name] = f"Not computed on this run: {exc}."
 
     # Results this evaluation did not produce (a metric dropped from the task, an extractor
-    # no longer configured) would otherwise linger beside fresh ones.
-    stale = MetricResult.objects.filter(run=run).exclude(pk__in=[result.pk for result in written])
+    # no longer configured) would otherwise linger beside fresh ones. Only this job's tiers:
+    # other tiers (the downstream task's clinical results) belong to other jobs.
+    stale = MetricResult.objects.filter(run=run, tier__in=[catalog.PIXEL, catalog.FEATURE])
+    stale = stale.exclude(pk__in=[result.pk for result in written])
     stale.delete()
     CaseResult.objects.filter(run=run).exclude(case__in=cases).delete()
 

@@ -3,6 +3,9 @@ from django.urls import path
 from . import api, views
 
 urlpatterns = [
+    path("tasks/<slug:slug>/leaderboard/", views.task_leaderboard, name="task-leaderboard"),
+    path("api/tasks/<slug:slug>/leaderboard/", api.TaskLeaderboardView.as_view(), name="api-task-leaderboard"),
+    path("api/tasks/<slug:slug>/case-results/", api.TaskCaseResultsView.as_view(), name="api-task-case-results"),
     path("runs/<int:pk>/evaluate/", views.run_evaluate, name="run-evaluate"),
     path(
         "runs/<int:pk>/case-results/<int:result_pk>/uncertainty.png",
@@ -11,4 +14,14 @@ urlpatterns = [
     ),
     path("api/runs/<int:pk>/evaluation/", api.RunEvaluationView.as_view(), name="api-run-evaluation"),
     path("api/runs/<int:pk>/case-results/", api.RunCaseResultsView.as_view(), name="api-run-case-results"),
+    # Downstream-task tier (clinical): train on synthetic, test on real.
+    path("runs/<int:pk>/downstream/", views.run_downstream_start, name="run-downstream"),
+    path("runs/<int:pk>/downstream/cancel/", views.run_downstream_cancel, name="run-downstream-cancel"),
+    path("runs/<int:pk>/downstream/curves/", views.run_downstream_curves, name="run-downstream-curves"),
+    path("tasks/<slug:slug>/downstream/curves/", views.task_downstream_curves, name="task-downstream-curves"),
+    path("api/runs/<int:pk>/downstream/", api.RunDownstreamView.as_view(), name="api-run-downstream"),
+    path(
+        "api/runs/<int:pk>/downstream/cancel/", api.RunDownstreamCancelView.as_view(), name="api-run-downstream-cancel"
+    ),
+    path("api/tasks/<slug:slug>/downstream/", api.TaskDownstreamView.as_view(), name="api-task-downstream"),
 ]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import plotly
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "medgen_site.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medgen_site.middleware.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -115,7 +117,8 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the plotly package itself (no CDN, no copy in the repo): static/vendor/plotly/plotly.min.js.
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", Path(plotly.__file__).parent / "package_data")]
 
 # S3-compatible storage (django-storages, boto3 installed separately) when a bucket is set;
 # otherwise the local filesystem, which may be a shared mount for several workers.
@@ -207,11 +210,14 @@ CELERY_TASK_ROUTES = {
     "inference.tasks.run_inference": {"queue": "inference"},
     "inference.tasks.validate_submission": {"queue": "metrics"},
     "inference.tasks.reap_stale_runs": {"queue": "metrics"},
+    # The downstream task trains networks: GPU-capable workers (an exact name wins over the glob below).
+    "evaluation.tasks.run_downstream": {"queue": "inference"},
     "evaluation.tasks.*": {"queue": "metrics"},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "inference.tasks.reap_stale_runs", "schedule": timedelta(seconds=60)},
     "reap-stale-evaluations": {"task": "evaluation.tasks.reap_stale_evaluations", "schedule": timedelta(seconds=60)},
+    "reap-stale-downstream": {"task": "evaluation.tasks.reap_stale_downstream", "schedule": timedelta(seconds=60)},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -235,6 +241,9 @@ MEDGEN_FEATURE_EXTRACTORS = [
 # Local weights files, never downloaded, one setting per extractor (its spec's weights_setting):
 # pt_inception-2015-12-05-6726825d.pth for FID.
 MEDGEN_INCEPTION_WEIGHTS = os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")
+# Downstream task: CPU threads per training job. One thread is fastest on a small shared machine
+# (more oversubscribe the cores the web server and other jobs use); the same count gives the same numbers.
+MEDGEN_DOWNSTREAM_THREADS = env_int("MEDGEN_DOWNSTREAM_THREADS", 1)
 
 LOGGING = {
     "version": 1,

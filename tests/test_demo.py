@@ -65,5 +65,37 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
         assert response.content.startswith(b"\x89PNG")
 
+    # Both demo leaderboards: every run with both tiers, the test against the leader, rank stability.
+    for slug, runs in (("t1-to-t2", 4), ("recon-4x", 2)):
+        board = client.get(f"/api/tasks/{slug}/leaderboard/?format=json").json()
+        assert len(board["rows"]) == runs, slug
+        assert [row["rank"] for row in board["rows"]] == sorted(row["rank"] for row in board["rows"])
+        for row in board["rows"]:
+            assert row["values"]["psnr"]["ci_low"] is not None and row["values"]["frd:radiomics"]["value"] is not None
+            assert row["rank_stability"]["rank_frequencies"], row["run"]
+            assert (row["versus_leader"] is None) == (row["rank"] == 1 and row is board["rows"][0])
+        page = client.get(f"/tasks/{slug}/leaderboard/").content.decode()
+        assert "Feature realism" in page and "no study yet" in page and 'id="plot-stability"' in page
+
+    # The clinical tier's downstream task: every translation run and the real→real reference trained (seconds
+    # with --fast), each run with Dice, HD95 and the utility ratio with CIs.
+    from evaluation import downstream
+    from evaluation.models import DownstreamJob, DownstreamStatus
+
+    translation_runs = Run.objects.filter(task__slug="t1-to-t2")
+    while (
+        DownstreamJob.objects.count() < translation_runs.count() + 1
+        or DownstreamJob.objects.exclude(status__in=DownstreamJob.FINAL).exists()
+    ):
+        assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
+        time.sleep(0.5)
+    failed = list(DownstreamJob.objects.exclude(status=DownstreamStatus.SUCCEEDED).values_list("run__name", "error"))
+    assert not failed, failed
+    for run in translation_runs:
+        clinical = MetricResult.objects.filter(run=run, tier="clinical", ci_low__isnull=False)
+        assert set(clinical.values_list("metric", flat=True)) == {"downstream_dice", "downstream_hd95", "utility_ratio"}
+    assert downstream.task_reference(task)["dice_ci"] is not None
+    assert "Downstream task" in client.get(f"/runs/{run.pk}/").content.decode()
+
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
     assert Run.objects.count() == 6

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 PIXEL = "pixel"
 FEATURE = "feature"
+CLINICAL = "clinical"
 HIGHER = "higher"
 LOWER = "lower"
 
@@ -108,7 +109,43 @@ FEATURE_METRICS = {
     ),
 }
 
+# The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream.py): a
+# segmentation network trained on a run's outputs, tested on the real images of held-out cases.
+CLINICAL_METRICS = {
+    "downstream_dice": MetricInfo(
+        "downstream_dice",
+        "Downstream Dice",
+        CLINICAL,
+        HIGHER,
+        "",
+        "Train on synthetic, test on real: a MONAI U-Net trained on the run's outputs of the training cases "
+        "(with their real label masks) segments the real reference images of the held-out test cases; "
+        "foreground Dice (MONAI DiceMetric), mean over test cases and seeds, CI resampling both.",
+    ),
+    "downstream_hd95": MetricInfo(
+        "downstream_hd95",
+        "Downstream HD95",
+        CLINICAL,
+        LOWER,
+        "mm",
+        "95th-percentile Hausdorff distance (MONAI HausdorffDistanceMetric) of the same segmentations, in mm; "
+        "an empty segmentation of a labelled case scores the image diagonal. Mean over test cases and seeds.",
+    ),
+    "utility_ratio": MetricInfo(
+        "utility_ratio",
+        "Utility ratio",
+        CLINICAL,
+        HIGHER,
+        "",
+        "Downstream Dice of the run divided by the real→real Dice (the same network, split and seeds trained "
+        "on the real images); 1 means the synthetic images teach the task as well as real ones.",
+    ),
+}
+# Bumped when the recipe's code or the metric's definition changes (results then show as stale).
+CLINICAL_METRIC_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
+
 METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
+METRICS.update(CLINICAL_METRICS)
 
 # The Fréchet distance is called FRD on radiomics features and FID on Inception features.
 FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
@@ -135,6 +172,8 @@ def metric_version(key, extractor=""):
 
     if key in PIXEL_METRICS:
         return pixel.METRIC_VERSIONS[key]
+    if key in CLINICAL_METRICS:
+        return CLINICAL_METRIC_VERSIONS[key]
     base = feature.METRIC_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
     if key == "frd":
         base = f"{base}.{feature.METRIC_VERSIONS['frd']}.s{FRD_SELECTION_VERSION}"

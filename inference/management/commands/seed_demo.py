@@ -52,6 +52,7 @@ class Command(BaseCommand):
             tmp = Path(tmp)
             translation_ds, recon_ds = self.import_datasets(tmp, options["cases"], options["volumes"], admin)
             translation, recon = self.create_tasks(translation_ds, recon_ds)
+            self.declare_downstream(translation, fast=options["fast"])
             self.stdout.write(f"Datasets imported ({time.monotonic() - started:.0f} s). Training baselines…")
             paths = baselines.build_all_baselines(
                 tmp / "models",
@@ -152,6 +153,18 @@ class Command(BaseCommand):
         )
         return translation, recon
 
+    def declare_downstream(self, task, fast=False):
+        """The clinical tier's downstream task on the lesion masks: every translation run that succeeds
+        (and the real images, once) trains a segmenter; see evaluation/downstream.py."""
+        from evaluation import downstream, segmentation
+
+        config = segmentation.DEMO_CONFIG
+        seeds = (0, 1, 2)
+        if fast:  # tests: a few epochs and two seeds, so the whole path runs in seconds
+            config = segmentation.SegmentationConfig(name="unet-8-16-32-e8-fast", epochs=8)
+            seeds = (0, 1)
+        downstream.declare_downstream(task, config=config, seeds=seeds, queue_existing=False)
+
     def register_models(self, paths, translation, recon, admin):
         specs = [
             ("identity", translation, "Identity (T1 as T2)", "Returns the T1 input unchanged: the floor.", {}),
@@ -207,6 +220,14 @@ class Command(BaseCommand):
         while time.monotonic() < deadline:
             done = Evaluation.objects.filter(run__in=succeeded, status__in=Evaluation.FINAL).count()
             if done == len(succeeded):
+                break
+            time.sleep(1)
+        from evaluation.models import DownstreamJob
+
+        while time.monotonic() < deadline:  # downstream jobs: queued as translation runs succeed
+            jobs = DownstreamJob.objects.filter(setup__task__runs__in=succeeded).distinct()
+            expected = Run.objects.filter(pk__in=succeeded, task__downstream_setup__isnull=False).count() + 1
+            if jobs.count() >= expected and not jobs.exclude(status__in=DownstreamJob.FINAL).exists():
                 break
             time.sleep(1)
         for run in Run.objects.filter(pk__in=run_ids).order_by("pk"):
