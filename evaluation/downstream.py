@@ -622,11 +622,7 @@ def reap_stale_downstream(stale_seconds=None, max_attempts=None):
         fail=lambda job, message: job.transition(DownstreamStatus.FAILED, error=message),
     )
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    for job_id in DownstreamJob.objects.filter(status=DownstreamStatus.QUEUED, queued_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
-        DownstreamJob.objects.filter(pk=job_id).update(queued_at=timezone.now())
-        dispatch(job_id)
+    jobs.resend_lost(DownstreamJob, queued=DownstreamStatus.QUEUED, cutoff=cutoff, dispatch=dispatch)
     return requeued, failed
 
 

@@ -30,7 +30,61 @@ class EvaluationStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Evaluation(models.Model):
+class JobStateMachine:
+    """The state machine and log that evaluation and downstream jobs share, in one place.
+
+    Subclasses declare `STATUS` (their TextChoices), `TRANSITIONS` (status → allowed next
+    statuses), `FINAL` and `JOB_NAME`; `transition` is the only way a job's status changes.
+    Queueing clears the last error; starting stamps the heartbeat; a final status stamps
+    the finish time.
+    """
+
+    STATUS = None
+    TRANSITIONS = {}
+    FINAL = set()
+    JOB_NAME = "Job"
+
+    @property
+    def is_final(self):
+        return self.status in self.FINAL
+
+    @property
+    def progress_percent(self):
+        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
+
+    def can_transition(self, new_status):
+        return new_status in self.TRANSITIONS[self.STATUS(self.status)]
+
+    def transition(self, new_status, *, error="", save=True):
+        new_status = self.STATUS(new_status)
+        if not self.can_transition(new_status):
+            raise IllegalTransition(f"{self.JOB_NAME} {self.pk}: {self.status} → {new_status} is not allowed")
+        now = timezone.now()
+        old = self.status
+        self.status = new_status
+        if new_status == self.STATUS.QUEUED:
+            self.queued_at = now
+            self.error = ""
+        elif new_status == self.STATUS.RUNNING:
+            self.started_at = now
+            self.finished_at = None
+            self.heartbeat_at = now
+        elif new_status in self.FINAL:
+            self.finished_at = now
+        if error:
+            self.error = error
+        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
+        if save:
+            self.save()
+
+    def append_log(self, message, save=True):
+        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+        self.log = f"{self.log}[{stamp}] {message}\n"
+        if save:
+            self.save(update_fields=["log"])
+
+
+class Evaluation(JobStateMachine, models.Model):
     """The evaluation job of one run.
 
     pending → queued → running → succeeded | failed; running → queued when its worker is
@@ -45,6 +99,8 @@ class Evaluation(models.Model):
         EvaluationStatus.FAILED: {EvaluationStatus.QUEUED},
     }
     FINAL = {EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED}
+    STATUS = EvaluationStatus
+    JOB_NAME = "Evaluation"
 
     run = models.OneToOneField(Run, related_name="evaluation", on_delete=models.CASCADE)
     status = models.CharField(
@@ -74,45 +130,6 @@ class Evaluation(models.Model):
 
     def __str__(self):
         return f"Evaluation of {self.run}"
-
-    @property
-    def is_final(self):
-        return self.status in self.FINAL
-
-    @property
-    def progress_percent(self):
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
-
-    def can_transition(self, new_status):
-        return new_status in self.TRANSITIONS[EvaluationStatus(self.status)]
-
-    def transition(self, new_status, *, error="", save=True):
-        new_status = EvaluationStatus(new_status)
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"Evaluation {self.pk}: {self.status} → {new_status} is not allowed")
-        now = timezone.now()
-        old = self.status
-        self.status = new_status
-        if new_status == EvaluationStatus.QUEUED:
-            self.queued_at = now
-            self.error = ""
-        elif new_status == EvaluationStatus.RUNNING:
-            self.started_at = now
-            self.finished_at = None
-            self.heartbeat_at = now
-        elif new_status in self.FINAL:
-            self.finished_at = now
-        if error:
-            self.error = error
-        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
-        if save:
-            self.save()
-
-    def append_log(self, message, save=True):
-        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
-        self.log = f"{self.log}[{stamp}] {message}\n"
-        if save:
-            self.save(update_fields=["log"])
 
 
 class CaseStatus(models.TextChoices):
@@ -308,7 +325,7 @@ class DownstreamStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class DownstreamJob(models.Model):
+class DownstreamJob(JobStateMachine, models.Model):
     """One downstream training job: on a run's outputs, or (run empty) on the real reference images.
 
     pending → queued → running → succeeded | failed | cancelled; running → queued when its worker
@@ -330,6 +347,8 @@ class DownstreamJob(models.Model):
     }
     FINAL = {DownstreamStatus.SUCCEEDED, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED}
     ACTIVE = {DownstreamStatus.QUEUED, DownstreamStatus.RUNNING}
+    STATUS = DownstreamStatus
+    JOB_NAME = "Downstream job"
 
     setup = models.ForeignKey(DownstreamSetup, related_name="jobs", on_delete=models.CASCADE)
     run = models.ForeignKey(
@@ -379,44 +398,5 @@ class DownstreamJob(models.Model):
         return self.run_id is None
 
     @property
-    def is_final(self):
-        return self.status in self.FINAL
-
-    @property
     def is_active(self):
         return self.status in self.ACTIVE
-
-    @property
-    def progress_percent(self):
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
-
-    def can_transition(self, new_status):
-        return new_status in self.TRANSITIONS[DownstreamStatus(self.status)]
-
-    def transition(self, new_status, *, error="", save=True):
-        new_status = DownstreamStatus(new_status)
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"Downstream job {self.pk}: {self.status} → {new_status} is not allowed")
-        now = timezone.now()
-        old = self.status
-        self.status = new_status
-        if new_status == DownstreamStatus.QUEUED:
-            self.queued_at = now
-            self.error = ""
-        elif new_status == DownstreamStatus.RUNNING:
-            self.started_at = now
-            self.finished_at = None
-            self.heartbeat_at = now
-        elif new_status in self.FINAL:
-            self.finished_at = now
-        if error:
-            self.error = error
-        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
-        if save:
-            self.save()
-
-    def append_log(self, message, save=True):
-        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
-        self.log = f"{self.log}[{stamp}] {message}\n"
-        if save:
-            self.save(update_fields=["log"])

@@ -618,10 +618,7 @@ def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
         fail=lambda evaluation, message: evaluation.transition(EvaluationStatus.FAILED, error=message),
     )
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    lost = Evaluation.objects.filter(status=EvaluationStatus.QUEUED, queued_at__lt=cutoff)
-    for evaluation_id in lost.values_list("pk", flat=True):
-        Evaluation.objects.filter(pk=evaluation_id).update(queued_at=timezone.now())
-        dispatch(evaluation_id)
+    jobs.resend_lost(Evaluation, queued=EvaluationStatus.QUEUED, cutoff=cutoff, dispatch=dispatch)
     return requeued, failed
 
 

@@ -121,3 +121,16 @@ def reap_stale(model, *, running, stale_seconds, max_attempts, requeue, fail):
                 requeue(job)
                 requeued.append(pk)
     return requeued, failed
+
+
+def resend_lost(model, *, queued, cutoff, dispatch):
+    """Send the job again for rows queued before `cutoff` and still unclaimed.
+
+    Covers a message lost on the way (a broker restarted without persistence, a dispatch that
+    failed after the commit); a second message for a job already taken is a no-op. Returns the ids.
+    """
+    lost = list(model.objects.filter(status=queued, queued_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in lost:
+        model.objects.filter(pk=pk).update(queued_at=timezone.now())
+        dispatch(pk)
+    return lost
