@@ -64,6 +64,13 @@ def _register_downstream_admin():
         list_display = ["task", "name", "seeds", "frozen_at", "auto_run"]
         readonly_fields = ["train_case_ids", "test_case_ids", "unlabelled_case_ids", "frozen_at", "config"]
         inlines = [DownstreamJobInline]
+
+        def get_readonly_fields(self, request, obj=None):
+            # Once a result exists the split, recipe and seeds are frozen (as declare_downstream enforces).
+            if obj is not None and obj.is_frozen:
+                return [*self.readonly_fields, "name", "seeds", "split_seed", "test_fraction"]
+            return self.readonly_fields
+
         actions = ["queue_all"]
 
         @admin.action(description="Queue the real→real reference and every succeeded run")

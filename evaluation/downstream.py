@@ -416,8 +416,18 @@ def _summary(dice, hd95):
 def _finish(job_id, attempt, results, *, seconds):
     """running → succeeded with the results, and the run's MetricResults, in one transaction, if still ours."""
     with transaction.atomic():
+        # The setup's row first: a run job and the reference finishing at the same moment take turns,
+        # so whichever commits second sees the other's results and the utility ratio is written.
+        setup_id = DownstreamJob.objects.filter(pk=job_id).values_list("setup_id", flat=True).first()
+        setup = DownstreamSetup.objects.select_for_update().get(pk=setup_id)
         job = DownstreamJob.objects.select_for_update().get(pk=job_id)
         if job.status != DownstreamStatus.RUNNING or job.attempts != attempt:
+            return False
+        changed = _setup_changed(setup, results)
+        if changed:
+            job.transition(
+                DownstreamStatus.FAILED, error=f"The downstream setup changed while this job ran ({changed})."
+            )
             return False
         job.results = results
         job.seconds = seconds
@@ -431,6 +441,18 @@ def _finish(job_id, attempt, results, *, seconds):
         else:
             write_results(job)
     return True
+
+
+def _setup_changed(setup, results):
+    """What differs between the setup now and the one the job trained under ('' when nothing)."""
+    differences = []
+    if results.get("config") != setup.name:
+        differences.append("recipe")
+    if list(results.get("seeds", [])) != list(setup.seeds):
+        differences.append("seeds")
+    if list(results.get("test_case_ids", [])) != list(setup.test_case_ids):
+        differences.append("test cases")
+    return ", ".join(differences)
 
 
 # ------------------------------------------------------------------------------ results
@@ -462,6 +484,7 @@ def write_results(job, *, reference=None):
         and reference.status == DownstreamStatus.SUCCEEDED
         and reference.results.get("test_case_ids") == job.results.get("test_case_ids")
         and reference.results.get("config") == job.results.get("config")
+        and reference.results.get("seeds") == job.results.get("seeds")
     )
     if not comparable:
         MetricResult.objects.filter(run=job.run, metric="utility_ratio").delete()

@@ -118,6 +118,7 @@ class Leaderboard:
     version: str = ""
     kendall_tau: float | None = None
     cases: int = 0
+    significance_column: Column | None = None  # the per-case metric the paired test uses
     exported: dict | None = None
     downstream_reference: dict | None = None  # the task's real→real downstream result (downstream.task_reference)
     rendered: dict = field(default_factory=dict)  # format → response bytes, built once per board
@@ -136,12 +137,25 @@ class Leaderboard:
 
 
 def data_version(task):
-    """Changes whenever a run of the task or one of its results is added, changed or removed."""
-    runs = Run.objects.filter(task=task).aggregate(n=Count("id"), last=Max("finished_at"), queued=Max("queued_at"))
+    """Changes whenever anything the board shows changes: a run (its status, name, model's name or
+    stochastic flag, timings), a per-run or per-case result, the downstream reference, or the task.
+
+    Read from the database (four small queries), not from signals, so a result written by a
+    worker process shows at once in every web process, whatever the cache backend.
+    """
+    runs = list(
+        Run.objects.filter(task=task)
+        .order_by("pk")
+        .values_list("pk", "status", "name", "finished_at", "model__name", "model__stochastic", "device")
+    )
     results = MetricResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
+    cases = CaseResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
     # The downstream real→real reference belongs to the task, not to a run.
-    downstream = DownstreamJob.objects.filter(setup__task=task).aggregate(n=Count("id"), last=Max("finished_at"))
-    raw = f"{task.pk}|{runs}|{results}|{downstream}|{task.primary_metric}|{task.ranking}|{task.metrics}"
+    downstream = list(
+        DownstreamJob.objects.filter(setup__task=task, run__isnull=True).values_list("pk", "status", "finished_at")
+    )
+    settings_of_task = (task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics)
+    raw = repr((settings_of_task, runs, results, cases, downstream))
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
@@ -420,10 +434,17 @@ def _significance(board, per_case_columns, per_case):
     if column is None or not leaders or per_case.shape[-1] == 0:
         board.significance_text = "No per-case metric to test differences on."
         return
+    if len(board.rows) < 2:
+        board.significance_text = "Only one run: nothing to compare with the leader yet."
+        return
+    board.significance_column = column
     leader = leaders[0]
     j = per_case_columns.index(column)
+    # Only ranked runs are compared; a run without values for the ranking is not behind the leader on it.
+    ranked = np.array([row.rank is not None for row in board.rows])
+    values = np.where(ranked[:, None], per_case[:, j, :], np.nan)
     comparisons = ranking.compare_to_leader(
-        per_case[:, j, :],
+        values,
         leader,
         column.higher_is_better,
         alpha=ALPHA,
@@ -431,8 +452,9 @@ def _significance(board, per_case_columns, per_case):
         seed=0,
     )
     for row, comparison in zip(board.rows, comparisons, strict=True):
-        row.comparison = comparison
-    test = next((c.test for c in comparisons if c is not None), "")
+        # Fewer than two paired cases (a run not evaluated yet, every case excluded): no test.
+        row.comparison = comparison if comparison is not None and comparison.n_pairs >= 2 else None
+    test = next((c.test for c in comparisons if c is not None and c.n_pairs >= 2), "no run has two paired cases")
     board.significance_text = (
         f"Difference from the leader ({board.rows[leader].run_name}) in {column.label}, paired over cases: {test}; "
         f"significant when the adjusted p < {ALPHA}. The CI is a paired bootstrap of the mean difference "
@@ -446,30 +468,39 @@ def _significance(board, per_case_columns, per_case):
 
 
 def _stability(board, per_case_columns, per_case):
-    columns = [column for column in board.chosen if column.per_case] or (
-        [per_case_columns[0]] if per_case_columns else []
-    )
-    if len(board.rows) < 2 or not columns or per_case.shape[-1] == 0:
-        board.stability_text = "Rank stability needs at least two runs with per-case results."
+    columns = [column for column in board.chosen if column.per_case]
+    ranked = [i for i, row in enumerate(board.rows) if row.rank is not None]
+    if not columns:
+        labels = ", ".join(column.label for column in board.chosen) or "the ranking metric"
+        board.stability_text = (
+            f"Not available: {labels} is a set-level metric with no per-case values, so the cases cannot be "
+            "resampled for it. Rank by mean rank over per-case metrics to see it."
+        )
+        return
+    if len(ranked) < 2 or per_case.shape[-1] == 0:
+        board.stability_text = "Rank stability needs at least two ranked runs with per-case results."
         return
     indices = [per_case_columns.index(column) for column in columns]
     result = ranking.rank_stability(
-        per_case[:, indices, :],
+        per_case[np.ix_(ranked, indices)],
         [column.higher_is_better for column in columns],
         n_resamples=STABILITY_RESAMPLES,
         seed=0,
     )
-    for i, row in enumerate(board.rows):
-        if np.isnan(result.median_rank[i]):
+    for position, i in enumerate(ranked):
+        row = board.rows[i]
+        if np.isnan(result.median_rank[position]):
             continue  # no per-case value at all: nothing to resample
         row.stability = {
-            "median_rank": float(result.median_rank[i]),
-            "rank_ci": [float(result.rank_ci_low[i]), float(result.rank_ci_high[i])],
+            "median_rank": float(result.median_rank[position]),
+            "rank_ci": [float(result.rank_ci_low[position]), float(result.rank_ci_high[position])],
             # Sparse: a run visits few ranks, and 300 runs × 300 ranks would be 90,000 numbers.
             "rank_frequencies": {
-                str(rank + 1): round(float(share), 4) for rank, share in enumerate(result.rank_counts[i]) if share > 0
+                str(rank + 1): round(float(share), 4)
+                for rank, share in enumerate(result.rank_counts[position])
+                if share > 0
             },
-            "p_rank_1": float(result.rank_counts[i][0]),
+            "p_rank_1": float(result.rank_counts[position][0]),
         }
     board.kendall_tau = float(result.kendall_tau_mean)
     labels = ", ".join(column.label for column in columns)
@@ -492,7 +523,10 @@ def _pareto(board):
     if column is None:
         return
     quality = _values(board, column)
-    latency = np.array([row.cells["latency_p50"].value or np.nan for row in board.rows], dtype=float)
+    latency = np.array(
+        [np.nan if row.cells["latency_p50"].value is None else row.cells["latency_p50"].value for row in board.rows],
+        dtype=float,
+    )
     front = frontier.pareto_front(latency, quality, higher_is_better=column.higher_is_better)
     for row, on_front in zip(board.rows, front, strict=True):
         row.pareto = bool(on_front)
@@ -558,6 +592,7 @@ def _as_dict(board, task):
         },
         "downstream_reference": _reference_dict(board.downstream_reference),
         "significance": board.significance_text,
+        "significance_metric": board.significance_column.key if board.significance_column else None,
         "rank_stability": board.stability_text,
         "notes": board.notes,
         "columns": [

@@ -89,9 +89,14 @@ def difference_plane(output, reference, index=None):
     """‖output − reference‖₂ over channels at slice `index` (or the whole array), float32."""
     if output.shape != reference.shape:
         raise ValueError(f"Output shape {tuple(output.shape)} differs from the reference {tuple(reference.shape)}.")
-    out = np.asarray(_select(output, index), dtype=np.float64)
-    ref = np.asarray(_select(reference, index), dtype=np.float64)
-    return np.sqrt(np.sum((out - ref) ** 2, axis=0)).astype(np.float32)
+    out = _select(output, index)
+    ref = _select(reference, index)
+    # Channel by channel in float32: a whole 256³ volume must not cost eight float64 copies.
+    total = np.zeros(out.shape[1:], dtype=np.float32)
+    for channel in range(out.shape[0]):
+        difference = np.subtract(out[channel], ref[channel], dtype=np.float32)
+        total += difference * difference
+    return np.sqrt(total, out=total)
 
 
 def difference_sample(output, reference):

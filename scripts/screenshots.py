@@ -45,7 +45,28 @@ def main(base, out):
             )
             print("wrote", out / name)
         viewer_shots(page, base, out)
+        leaderboard_shots(browser, base, out)
         browser.close()
+
+
+def leaderboard_shots(browser, base, out):
+    """The leaderboards (wide: the tiers side by side) with their plots, and the downstream curves."""
+    page = browser.new_page(viewport={"width": 1900, "height": 1000})
+    shots = {
+        "leaderboard.png": "/tasks/t1-to-t2/leaderboard/",
+        "leaderboard_recon.png": "/tasks/recon-4x/leaderboard/",
+        "downstream_curves.png": "/tasks/t1-to-t2/downstream/curves/",
+    }
+    for name, path in shots.items():
+        page.goto(base + path)
+        if "leaderboard" in path:
+            page.wait_for_selector('#plots[data-ready*="cases"]', timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(800)
+        height = min(page.evaluate("document.body.scrollHeight"), 2000)
+        page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 1900, "height": height}, full_page=True)
+        print("wrote", out / name)
+    page.close()
 
 
 def viewer_shots(page, base, out):

@@ -34,7 +34,7 @@ def add_scored_run(task, name, per_case, *, feature=None, latency_ms=None, exclu
         device="cpu",
         latency_ms_p50=latency_ms,
         latency_ms_p95=None if latency_ms is None else 1.5 * latency_ms,
-        throughput_cases_per_s=None if latency_ms is None else 1000.0 / latency_ms,
+        throughput_cases_per_s=1000.0 / latency_ms if latency_ms else None,
     )
     cases = list(Case.objects.filter(dataset=task.dataset).order_by("case_id"))
     results = []

@@ -419,3 +419,31 @@ def test_pure_noise_outputs_score_far_below_real_to_real_on_the_demo_phantoms():
     assert ratio.value < 0.2 and ratio.ci_high < 0.5
     hd95 = MetricResult.objects.get(run=run, metric="downstream_hd95")
     assert hd95.value > 2 * real["hd95"]
+
+
+@pytest.mark.django_db
+def test_a_job_whose_setup_changed_while_it_trained_fails_instead_of_storing_results():
+    task = phantom_task(n_cases=6)
+    declare(task)
+    run = succeeded_run(task, near_reference)
+    job = downstream.request_downstream(run)
+    claimed, attempt = downstream.claim(job.pk)
+    setup = DownstreamSetup.objects.get(task=task)
+    trained_under = {"config": setup.name, "seeds": list(setup.seeds), "test_case_ids": list(setup.test_case_ids)}
+    DownstreamSetup.objects.filter(pk=setup.pk).update(seeds=[7, 8])  # re-declared before any result froze it
+    assert downstream._finish(job.pk, attempt, {**trained_under, "dice": [], "hd95": []}, seconds=1.0) is False
+    job.refresh_from_db()
+    assert job.status == "failed" and "seeds" in job.error
+    assert not MetricResult.objects.filter(run=run, tier="clinical").exists()
+    assert DownstreamSetup.objects.get(pk=setup.pk).frozen_at is None
+
+
+@pytest.mark.django_db
+def test_the_admin_cannot_edit_a_frozen_setup(admin_client):
+    task = phantom_task(n_cases=4)
+    setup = declare(task)
+    url = f"/admin/evaluation/downstreamsetup/{setup.pk}/change/"
+    assert 'name="seeds"' in admin_client.get(url).content.decode()
+    DownstreamSetup.objects.filter(pk=setup.pk).update(frozen_at=timezone.now())
+    page = admin_client.get(url).content.decode()
+    assert 'name="seeds"' not in page and 'name="name"' not in page

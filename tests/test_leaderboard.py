@@ -238,3 +238,65 @@ def test_downstream_columns_and_the_real_to_real_reference_fill_the_clinical_tie
     data = client.get(reverse("api-task-leaderboard", args=[task.slug]), {"format": "json"}).json()
     assert data["downstream_reference"]["dice_ci"] == [0.505, 0.736]
     assert data["rows"][0]["values"]["utility_ratio"]["value"] == 0.8
+
+
+def test_a_run_not_evaluated_yet_or_with_one_case_shows_no_test_and_the_page_renders(client):
+    from django.utils import timezone
+
+    from inference.models import Run, RunStatus
+
+    task = make_task(n_cases=1, primary_metric="ssim", metrics=["ssim"])
+    add_scored_run(task, "a", {"ssim": [0.9]})
+    add_scored_run(task, "b", {"ssim": [0.8]})  # one case: one pair, no test
+    Run.objects.create(task=task, name="waiting", status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+    response = client.get(reverse("task-leaderboard", args=[task.slug]))
+    assert response.status_code == 200
+    board, rows = _rows(task)
+    assert rows["b"].comparison is None and rows["waiting"].comparison is None
+    assert rows["waiting"].rank is None and rows["waiting"].stability is None
+    assert "no run has two paired cases" in board.significance_text
+
+
+def test_renaming_a_run_or_failing_it_shows_at_once(client):
+    from inference.models import Run, RunStatus
+
+    task = make_task(n_cases=3, primary_metric="ssim", metrics=["ssim"])
+    run = add_scored_run(task, "old-name", {"ssim": [0.9, 0.8, 0.7]})
+    add_scored_run(task, "other", {"ssim": [0.5, 0.5, 0.5]})
+    url = reverse("task-leaderboard", args=[task.slug])
+    assert "old-name" in client.get(url).content.decode()
+    Run.objects.filter(pk=run.pk).update(name="new-name")  # as the admin's edit does, no timestamp moves
+    page = client.get(url).content.decode()
+    assert "new-name" in page and "old-name" not in page
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+    assert [row.run_name for row in leaderboard.build(task).rows] == ["other"]
+
+
+def test_a_set_level_primary_metric_says_stability_is_unavailable_and_tests_a_named_per_case_metric():
+    task = make_task(n_cases=4, primary_metric="frd", metrics=["ssim"])
+    add_scored_run(task, "a", {"ssim": [0.5] * 4}, feature={("frd", "radiomics"): 1.0})
+    add_scored_run(task, "b", {"ssim": [0.9, 0.8, 0.85, 0.95]}, feature={("frd", "radiomics"): 2.0})
+    add_scored_run(task, "c", {"ssim": [0.7] * 4})  # no FRD: unranked, so not compared
+    board, rows = _rows(task)
+    assert (rows["a"].rank, rows["b"].rank, rows["c"].rank) == (1, 2, None)
+    assert board.significance_column.key == "ssim" and rows["b"].comparison.n_pairs == 4
+    assert rows["c"].comparison is None
+    assert all(row.stability is None for row in board.rows)
+    assert board.stability_text.startswith("Not available: FRD is a set-level metric")
+
+
+def test_a_run_with_zero_latency_can_be_on_the_pareto_front():
+    task = make_task(n_cases=2, primary_metric="ssim", metrics=["ssim"])
+    add_scored_run(task, "instant-and-best", {"ssim": [0.9, 0.9]}, latency_ms=0.0)
+    add_scored_run(task, "slow", {"ssim": [0.5, 0.5]}, latency_ms=5.0)
+    _board, rows = _rows(task)
+    assert rows["instant-and-best"].pareto and not rows["slow"].pareto
+
+
+def test_csv_exports_defuse_spreadsheet_formulas_in_names_but_keep_negative_numbers(client):
+    task = make_task(n_cases=2, primary_metric="ssim", metrics=["ssim"])
+    add_scored_run(task, '=HYPERLINK("http://x")', {"ssim": [-0.25, -0.25]})
+    table = list(csv.DictReader(io.StringIO(client.get(
+        reverse("api-task-leaderboard", args=[task.slug]), {"format": "csv"}).content.decode())))  # fmt: skip
+    assert table[0]["run"] == '\'=HYPERLINK("http://x")'
+    assert table[0]["ssim"] == "-0.25"

@@ -25,9 +25,9 @@ def test_leaderboard_renders_rows_sorts_by_a_column_and_draws_its_plots(site):
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{site.url}/tasks/{task.slug}/leaderboard/")
-        names = page.locator("#leaderboard tbody tr td:nth-child(2)")
+        names = page.locator("#leaderboard tbody tr a.run-link")
         assert names.all_inner_texts() == ["alpha", "bravo", "charlie"]
-        assert page.locator("#leaderboard tbody tr.leader td:nth-child(2)").inner_text() == "alpha"
+        assert page.locator("#leaderboard tbody tr.leader a.run-link").inner_text() == "alpha"
         page.click('#leaderboard th[data-column="psnr"]')  # higher is better: best first
         assert names.all_inner_texts() == ["charlie", "bravo", "alpha"]
         page.click('#leaderboard th[data-column="psnr"]')

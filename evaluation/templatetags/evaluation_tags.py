@@ -17,7 +17,7 @@ register = template.Library()
 def metric_value(value, digits=4):
     """∞ for infinite values, an em dash for missing ones, else `digits` significant figures."""
     value = decode_value(value)
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"

@@ -15,7 +15,9 @@
       });
     });
   }
-  add(data.run, data.run_name || "run", "solid", "#1f5fbf");
+  // Plotly renders names as pseudo-HTML: escape the run's name.
+  const runName = String(data.run_name || "run").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  add(data.run, runName, "solid", "#1f5fbf");
   add(data.reference, "real→real", "dot", "#b0452d");
   if (!traces.length) {
     target.textContent = "No training curves yet.";

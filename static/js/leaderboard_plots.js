@@ -10,7 +10,11 @@
     if (value === null || value === undefined || value === "inf" || value === "-inf") return null;
     return Number(value);
   }
-  function runLabel(row) { return row.run.name; }
+  // Plotly renders text as pseudo-HTML: a run's name (chosen by whoever submitted it) is escaped.
+  function escapeText(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+  function runLabel(row) { return escapeText(row.run.name); }
   function fill(select, options, selected) {
     select.innerHTML = "";
     options.forEach(function (option) {
@@ -72,8 +76,8 @@
       });
       Plotly.react("plot-scatter", [{ type: "scatter", mode: "markers+text", x: x, y: y, text: text, textposition: "top center",
         error_x: { type: "data", symmetric: false, array: ex, arrayminus: exm }, error_y: { type: "data", symmetric: false, array: ey, arrayminus: eym },
-        marker: { size: 10, color: "#1f5fbf" } }],
-        Object.assign({}, layoutBase, { xaxis: { title: axisTitle(cx) }, yaxis: { title: axisTitle(cy) }, margin: { l: 70, r: 20, t: 10, b: 60 } }), config);
+        cliponaxis: false, marker: { size: 10, color: "#1f5fbf" } }],
+        Object.assign({}, layoutBase, { xaxis: { title: axisTitle(cx) }, yaxis: { title: axisTitle(cy) }, margin: { l: 70, r: 60, t: 30, b: 60 } }), config);
     }
     sx.addEventListener("change", draw); sy.addEventListener("change", draw);
     draw();
@@ -91,13 +95,14 @@
       points.push({ x: latency, y: quality, name: runLabel(row), front: row.pareto_optimal });
     });
     const front = points.filter(function (p) { return p.front; }).sort(function (a, b) { return a.x - b.x; });
+    const logAxis = points.every(function (p) { return p.x > 0; });
     Plotly.newPlot("plot-pareto", [
       { type: "scatter", mode: "markers+text", name: "runs", x: points.map(function (p) { return p.x; }), y: points.map(function (p) { return p.y; }),
-        text: points.map(function (p) { return p.name; }), textposition: "top center",
+        text: points.map(function (p) { return p.name; }), textposition: "top center", cliponaxis: false,
         marker: { size: 10, color: points.map(function (p) { return p.front ? "#1f5fbf" : "#9aa5b5"; }) } },
       { type: "scatter", mode: "lines", name: "Pareto front", x: front.map(function (p) { return p.x; }), y: front.map(function (p) { return p.y; }),
         line: { shape: "hv", color: "#1f5fbf", dash: "dot" } },
-    ], Object.assign({}, layoutBase, { xaxis: { title: "latency p50 (ms per case)", type: "log" }, yaxis: { title: axisTitle(column) },
+    ], Object.assign({}, layoutBase, { xaxis: { title: "latency p50 (ms per case)", type: logAxis ? "log" : "linear" }, yaxis: { title: axisTitle(column) },
       margin: { l: 70, r: 20, t: 10, b: 60 }, legend: { orientation: "h", y: 1.12 } }), config);
   }
 
@@ -118,7 +123,7 @@
         const value = num(result.values[key]);
         if (result.status !== "ok" || value === null) return;
         (byRun[result.run_id] = byRun[result.run_id] || { y: [], text: [] }).y.push(value);
-        byRun[result.run_id].text.push(result.case_id);
+        byRun[result.run_id].text.push(escapeText(result.case_id));
       });
       const traces = order.filter(function (id) { return byRun[id]; }).map(function (id) {
         return { type: "box", name: names[id], y: byRun[id].y, text: byRun[id].text, boxpoints: "all", jitter: 0.4, pointpos: 0,
@@ -146,7 +151,12 @@
         .then(function (response) { return response.json(); })
         .then(function (cases) { distributionPlot(board, cases); root.dataset.ready += " cases"; });
     })
-    .catch(function (error) { root.insertAdjacentHTML("afterbegin", '<p class="error-box">Plots could not load: ' + error + "</p>"); });
+    .catch(function (error) {
+      const box = document.createElement("p");
+      box.className = "error-box";
+      box.textContent = "Plots could not load: " + error;
+      root.prepend(box);
+    });
 
   const method = document.getElementById("ranking-method");
   if (method) method.addEventListener("change", function () {

@@ -7,6 +7,7 @@
   if (!data.metrics.length || !data.cases.length) return;
   const config = { displaylogo: false, responsive: true };
   const layout = { margin: { l: 60, r: 20, t: 10, b: 50 }, height: 340, font: { size: 12 }, hovermode: "closest", showlegend: false };
+  function escapeText(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   function num(value) { return value === null || value === "inf" || value === "-inf" ? null : Number(value); }
   function title(metric) { return metric.label + (metric.direction === "higher" ? " ↑" : " ↓"); }
   function fill(select, selected) {
@@ -24,7 +25,7 @@
   function drawDistribution() {
     const key = distributionSelect.value, cases = data.cases.filter(function (c) { return num(c.values[key]) !== null; });
     Plotly.react("plot-run-distribution", [{ type: "box", name: metric(key).label, y: cases.map(function (c) { return num(c.values[key]); }),
-      text: cases.map(function (c) { return c.case_id; }), customdata: cases.map(function (c) { return c.url; }),
+      text: cases.map(function (c) { return escapeText(c.case_id); }), customdata: cases.map(function (c) { return c.url; }),
       boxpoints: "all", jitter: 0.5, pointpos: -1.6, hovertemplate: "%{text}: %{y}<extra></extra>" }],
       Object.assign({}, layout, { yaxis: { title: title(metric(key)) } }), config);
   }
@@ -34,7 +35,7 @@
   function drawScatter() {
     const cases = data.cases.filter(function (c) { return num(c.values[sx.value]) !== null && num(c.values[sy.value]) !== null; });
     Plotly.react("plot-run-scatter", [{ type: "scatter", mode: "markers", x: cases.map(function (c) { return num(c.values[sx.value]); }),
-      y: cases.map(function (c) { return num(c.values[sy.value]); }), text: cases.map(function (c) { return c.case_id; }),
+      y: cases.map(function (c) { return num(c.values[sy.value]); }), text: cases.map(function (c) { return escapeText(c.case_id); }),
       customdata: cases.map(function (c) { return c.url; }), hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>", marker: { size: 7, color: "#1f5fbf" } }],
       Object.assign({}, layout, { xaxis: { title: title(metric(sx.value)) }, yaxis: { title: title(metric(sy.value)) } }), config);
   }
