@@ -137,25 +137,26 @@ class Leaderboard:
 
 
 def data_version(task):
-    """Changes whenever anything the board shows changes: a run (its status, name, model's name or
-    stochastic flag, timings), a per-run or per-case result, the downstream reference, or the task.
+    """Changes whenever anything the board shows changes: a run's status, name, device or model
+    (name, stochastic flag), a per-run result, the downstream reference, or the task's settings.
 
-    Read from the database (four small queries), not from signals, so a result written by a
-    worker process shows at once in every web process, whatever the cache backend.
+    Read from the database (three small queries), not from signals, so a result written by a
+    worker process shows at once in every web process, whatever the cache backend. Per-case
+    results are not read: an evaluation rewrites them together with the per-run results, whose
+    count and latest `computed_at` are in the key.
     """
     runs = list(
         Run.objects.filter(task=task)
         .order_by("pk")
-        .values_list("pk", "status", "name", "finished_at", "model__name", "model__stochastic", "device")
+        .values_list("pk", "status", "name", "device", "model__name", "model__stochastic")
     )
     results = MetricResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
-    cases = CaseResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
     # The downstream real→real reference belongs to the task, not to a run.
     downstream = list(
         DownstreamJob.objects.filter(setup__task=task, run__isnull=True).values_list("pk", "status", "finished_at")
     )
     settings_of_task = (task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics)
-    raw = repr((settings_of_task, runs, results, cases, downstream))
+    raw = repr((settings_of_task, runs, results, downstream))
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
