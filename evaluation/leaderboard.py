@@ -65,6 +65,12 @@ class Column:
         return self.direction == catalog.HIGHER
 
     @property
+    def short_label(self):
+        """The metric's own label ("KID"), for a header that names the extractor on a line of its own."""
+        info = _metric_info(self.metric) if self.metric else None
+        return info.label if info and self.extractor else self.label
+
+    @property
     def arrow(self):
         return {catalog.HIGHER: "↑", catalog.LOWER: "↓"}.get(self.direction, "")
 
