@@ -51,11 +51,10 @@ def main(base, out):
 
 def leaderboard_shots(browser, base, out):
     """The leaderboards (wide: the tiers side by side) with their plots, and the downstream curves."""
-    page = browser.new_page(viewport={"width": 1900, "height": 1000})
+    page = browser.new_page(viewport={"width": 2300, "height": 1000})
     shots = {
         "leaderboard.png": "/tasks/t1-to-t2/leaderboard/",
         "leaderboard_recon.png": "/tasks/recon-4x/leaderboard/",
-        "downstream_curves.png": "/tasks/t1-to-t2/downstream/curves/",
     }
     for name, path in shots.items():
         page.goto(base + path)
@@ -64,8 +63,18 @@ def leaderboard_shots(browser, base, out):
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(800)
         height = min(page.evaluate("document.body.scrollHeight"), 2000)
-        page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 1900, "height": height}, full_page=True)
+        page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 2300, "height": height}, full_page=True)
         print("wrote", out / name)
+    page.close()
+    # A run's downstream block on its page and its training curves beside the real→real reference's.
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/tasks/t1-to-t2/")
+    run = page.locator("#runs a", has_text="U-Net (L1)").first.get_attribute("href")
+    page.goto(f"{base}{run}downstream/curves/")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "downstream_curves.png"), full_page=True)
+    print("wrote", out / "downstream_curves.png")
     page.close()
 
 
