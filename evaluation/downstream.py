@@ -259,6 +259,7 @@ def _execute(job, attempt):
     DownstreamJob.objects.filter(pk=job.pk, attempts=attempt).update(
         device=device, progress_total=total, progress_done=0, curves={}, epoch=0, loss=None
     )
+    _progress(job.pk, attempt, done=0, epoch=0, phase="data loaded")  # a heartbeat: loading volumes takes a while
     with transaction.atomic():
         locked = DownstreamJob.objects.select_for_update().get(pk=job.pk)
         locked.append_log(
@@ -289,6 +290,13 @@ def _execute(job, attempt):
         masks = segmentation.predict(trained.network, test_images, config, device=device)
         dice.append(segmentation.dice_per_case(masks, test_labels).tolist())
         hd95.append(segmentation.hd95_per_case(masks, test_labels, spacing).tolist())
+        _progress(  # a heartbeat after the (unreported) prediction and HD95 of this seed
+            job.pk,
+            attempt,
+            done=(position + 1) * config.epochs,
+            epoch=config.epochs,
+            phase=f"seed {seed} scored on the test cases",
+        )
 
     results = {
         "config": setup.name,

@@ -213,7 +213,7 @@ def test_a_cancel_stops_the_training_at_the_next_epoch(monkeypatch):
     assert downstream.execute_downstream(job.pk) == "stopped"
     job.refresh_from_db()
     assert job.status == DownstreamStatus.CANCELLED and job.error == "Cancelled by a user."
-    assert epochs_seen == [1, 2] and job.epoch == 1
+    assert epochs_seen == [0, 1, 2] and job.epoch == 1  # 0: the heartbeat once the data are loaded
     assert not MetricResult.objects.filter(run=run).exists()
     with pytest.raises(downstream.DownstreamError, match="nothing to cancel"):
         downstream.cancel_downstream(job.pk)
