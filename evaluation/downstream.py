@@ -21,7 +21,6 @@ Results: the run's `MetricResult` rows of the clinical tier (`downstream_dice`,
 import dataclasses
 import logging
 import time
-from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -643,18 +642,9 @@ def setup_payload(setup):
 
 def reap_stale_downstream(stale_seconds=None, max_attempts=None):
     """Requeue running downstream jobs whose worker went silent, or fail them after N attempts; resend lost jobs."""
-    stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
-    requeued, failed = jobs.reap_stale(
-        DownstreamJob,
-        running=DownstreamStatus.RUNNING,
-        stale_seconds=stale_seconds,
-        max_attempts=settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts,
-        requeue=_queue,
-        fail=lambda job, message: job.transition(DownstreamStatus.FAILED, error=message),
+    return jobs.reap(
+        DownstreamJob, requeue=_queue, dispatch=dispatch, stale_seconds=stale_seconds, max_attempts=max_attempts
     )
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    jobs.resend_lost(DownstreamJob, queued=DownstreamStatus.QUEUED, cutoff=cutoff, dispatch=dispatch)
-    return requeued, failed
 
 
 def wait_for(job_ids, timeout=300.0, poll=0.5):

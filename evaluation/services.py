@@ -11,7 +11,6 @@ import hashlib
 import io
 import logging
 import time
-from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -608,18 +607,9 @@ def frd_columns(dim):
 
 def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
     """Requeue running evaluations whose worker went silent, or fail them after N attempts; resend lost jobs."""
-    stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
-    requeued, failed = jobs.reap_stale(
-        Evaluation,
-        running=EvaluationStatus.RUNNING,
-        stale_seconds=stale_seconds,
-        max_attempts=settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts,
-        requeue=_queue,
-        fail=lambda evaluation, message: evaluation.transition(EvaluationStatus.FAILED, error=message),
+    return jobs.reap(
+        Evaluation, requeue=_queue, dispatch=dispatch, stale_seconds=stale_seconds, max_attempts=max_attempts
     )
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    jobs.resend_lost(Evaluation, queued=EvaluationStatus.QUEUED, cutoff=cutoff, dispatch=dispatch)
-    return requeued, failed
 
 
 def wait_for(run_id, timeout=120.0, poll=0.2):

@@ -134,3 +134,25 @@ def resend_lost(model, *, queued, cutoff, dispatch):
         model.objects.filter(pk=pk).update(queued_at=timezone.now())
         dispatch(pk)
     return lost
+
+
+def reap(model, *, requeue, dispatch, stale_seconds=None, max_attempts=None):
+    """The reaper for a job model with a `JobStateMachine` (its `STATUS` has RUNNING, QUEUED, FAILED):
+    requeue or fail silent running jobs (`reap_stale`), then resend lost queued ones (`resend_lost`).
+    Returns (requeued ids, failed ids)."""
+    from django.conf import settings
+
+    stale_seconds = settings.MEDGEN_RUN_STALE_SECONDS if stale_seconds is None else stale_seconds
+    status = model.STATUS
+    requeued, failed = reap_stale(
+        model,
+        running=status.RUNNING,
+        stale_seconds=stale_seconds,
+        max_attempts=settings.MEDGEN_RUN_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        requeue=requeue,
+        fail=lambda job, message: job.transition(status.FAILED, error=message),
+    )
+    resend_lost(
+        model, queued=status.QUEUED, cutoff=timezone.now() - timedelta(seconds=stale_seconds), dispatch=dispatch
+    )
+    return requeued, failed
