@@ -6,14 +6,20 @@
 //                   windowLeader: false }, ...],
 //     sync: true,            // VOI (within a voiGroup), zoom/pan and slice across all viewports
 //     renderer: "auto",      // or "cpu" to force the CPU fallback
+//     maxWholeBytes: 33554432, // larger arrays load slice by slice (else data-max-whole-bytes)
 //   });
 //
 // Each array arrives as a JSON header (shape, spacing, slices, window presets, data_url) and
-// raw little-endian float32 bytes; every slice becomes a local image through
-// imageLoader.createAndCacheLocalImage. There is no DICOM parsing and no codec in the browser.
+// raw little-endian float32 bytes. An array whose whole size (the header's whole_bytes) is at
+// most maxWholeBytes (default 32 MiB; the option or data-max-whole-bytes on the container)
+// arrives in one request and every slice becomes a local image through
+// imageLoader.createAndCacheLocalImage; a larger one is fetched slice by slice (?slice=k)
+// by a "medgenslice:" image loader as the viewport shows each slice, with neighbours
+// prefetched and fetched slices cached. There is no DICOM parsing and no codec in the browser.
 //
 // For tests and other scripts, every viewport element carries data-slice, data-slices,
-// data-voi ("lower,upper"), data-zoom and data-rendered; the viewer root carries
+// data-voi ("lower,upper"), data-zoom, data-rendered and data-loading ("whole" | "slices"; plus
+// data-error when a slice could not be fetched); the viewer root carries
 // data-renderer ("gpu" | "cpu") and data-ready="1" once every image is shown.
 import {
   Enums,
@@ -106,24 +112,53 @@ async function fetchOk(url, kind) {
     } catch (_) {
       /* not JSON */
     }
-    throw new Error(detail);
+    throw Object.assign(new Error(detail), { status: response.status });
   }
   return response;
 }
 
+// A volume whose whole float32 array is larger than this is loaded slice by slice (?slice=k)
+// as the viewport shows it; smaller ones in one request. Overridden per page by
+// data-max-whole-bytes on the container or the maxWholeBytes option of mountViewers.
+export const DEFAULT_MAX_WHOLE_BYTES = 32 * 1024 * 1024;
+// Slices on each side of the shown one fetched ahead in lazy stacks.
+const PREFETCH_NEIGHBOURS = 2;
+const LAZY_SCHEME = "medgenslice";
+
+function wholeBytes(header) {
+  return header.whole_bytes ?? header.rows * header.columns * header.slices * 4;
+}
+
+// Image-plane, pixel and series metadata of slice k, as createAndCacheLocalImage registers them
+// (StackViewport and the slice synchroniser read every slice's position before it is loaded).
+function sliceGeometry(header, k, frameOfReferenceUID) {
+  const [dy, dx] = header.spacing.slice(-2); // per spatial axis: [dz,] dy, dx (mm)
+  const dz = header.slices > 1 ? header.spacing[0] : 1;
+  return {
+    dimensions: [header.columns, header.rows],
+    spacing: [dx, dy],
+    origin: [0, 0, k * dz],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    frameOfReferenceUID,
+  };
+}
+
+// The image's own window, in DICOM's LINEAR convention (C.11.2.1.2: width and centre offset
+// by 1), which is how Cornerstone turns it back into the [lower, upper] range: the first
+// frame (GPU and CPU paths alike) starts from it.
+function setImageWindow(image, window) {
+  image.windowWidth = window.upper - window.lower + 1;
+  image.windowCenter = (window.lower + window.upper + 1) / 2;
+}
+
 // One request for the whole array (a volume is D × H × W, C order), then one local image per slice.
-async function loadStack(header, frameOfReferenceUID, window) {
+async function loadWholeStack(header, frameOfReferenceUID, window) {
   const buffer = await (await fetchOk(header.data_url, "application/octet-stream")).arrayBuffer();
-  const rows = header.rows;
-  const columns = header.columns;
-  const perSlice = rows * columns;
+  const perSlice = header.rows * header.columns;
   const all = new Float32Array(buffer);
   if (all.length !== perSlice * header.slices) {
     throw new Error(`expected ${perSlice * header.slices} values, got ${all.length}`);
   }
-  const spacing = header.spacing; // per spatial axis: [dz,] dy, dx (mm)
-  const [dy, dx] = spacing.slice(-2);
-  const dz = header.slices > 1 ? spacing[0] : 1;
   const imageIds = [];
   for (let k = 0; k < header.slices; k += 1) {
     const imageId = `medgen:${header.data_url}#${k}`;
@@ -133,21 +168,144 @@ async function loadStack(header, frameOfReferenceUID, window) {
       const image = imageLoader.createAndCacheLocalImage(imageId, {
         scalarData: all.slice(k * perSlice, (k + 1) * perSlice),
         targetBuffer: { type: "Float32Array" },
-        dimensions: [columns, rows],
-        spacing: [dx, dy],
-        origin: [0, 0, k * dz],
-        direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
-        frameOfReferenceUID,
+        ...sliceGeometry(header, k, frameOfReferenceUID),
       });
-      // The first frame (GPU and CPU paths alike) starts from the image's own window, given
-      // in DICOM's LINEAR convention (C.11.2.1.2: width and centre offset by 1), which is how
-      // Cornerstone turns it back into the [lower, upper] range.
-      image.windowWidth = window.upper - window.lower + 1;
-      image.windowCenter = (window.lower + window.upper + 1) / 2;
+      setImageWindow(image, window);
     }
     imageIds.push(imageId);
   }
   return imageIds;
+}
+
+// Lazy stacks: image id `medgenslice:<data_url>#<k>` → what its loader needs.
+const lazySlices = new Map();
+let lazyLoaderRegistered = false;
+
+// The image loader of lazy stacks: fetches ?slice=k and returns the image object that
+// createAndCacheLocalImage would have made (Cornerstone caches it: each slice is fetched once).
+function loadLazySlice(imageId) {
+  const entry = lazySlices.get(imageId);
+  const promise = (async () => {
+    if (!entry) throw new Error(`unknown image ${imageId}`);
+    const { header, k, window, onError } = entry;
+    const separator = header.data_url.includes("?") ? "&" : "?";
+    try {
+      const response = await fetchOk(`${header.data_url}${separator}slice=${k}`, "application/octet-stream");
+      const pixels = new Float32Array(await response.arrayBuffer());
+      if (pixels.length !== header.rows * header.columns) {
+        throw new Error(`slice ${k}: expected ${header.rows * header.columns} values, got ${pixels.length}`);
+      }
+      return makeImage(imageId, pixels, header, window);
+    } catch (error) {
+      onError(error, k);
+      throw error;
+    }
+  })();
+  return { promise, cancelFn: () => {} };
+}
+
+function makeImage(imageId, pixels, header, window) {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < pixels.length; i += 1) {
+    const v = pixels[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!(min <= max)) min = max = 0; // all NaN
+  const [dy, dx] = header.spacing.slice(-2);
+  const voxelManager = utilities.VoxelManager.createImageVoxelManager({
+    width: header.columns,
+    height: header.rows,
+    numberOfComponents: 1,
+    scalarData: pixels,
+    id: imageId,
+  });
+  const image = {
+    imageId,
+    intercept: 0,
+    slope: 1,
+    windowCenter: 0,
+    windowWidth: 0,
+    color: false,
+    numberOfComponents: 1,
+    dataType: "Float32Array",
+    minPixelValue: min,
+    maxPixelValue: max,
+    rows: header.rows,
+    columns: header.columns,
+    height: header.rows,
+    width: header.columns,
+    columnPixelSpacing: dx,
+    rowPixelSpacing: dy,
+    invert: false,
+    getCanvas: undefined,
+    rgba: undefined,
+    getPixelData: () => voxelManager.getScalarData(),
+    voxelManager,
+    sizeInBytes: pixels.byteLength,
+  };
+  setImageWindow(image, window);
+  return image;
+}
+
+// Image ids only (with each slice's metadata); the StackViewport loads a slice when it shows it.
+function lazyStack(header, frameOfReferenceUID, window, onError) {
+  if (!lazyLoaderRegistered) {
+    imageLoader.registerImageLoader(LAZY_SCHEME, loadLazySlice);
+    lazyLoaderRegistered = true;
+  }
+  const imageIds = [];
+  for (let k = 0; k < header.slices; k += 1) {
+    const imageId = `${LAZY_SCHEME}:${header.data_url}#${k}`;
+    if (!lazySlices.has(imageId)) {
+      const geometry = sliceGeometry(header, k, frameOfReferenceUID);
+      const [columns, rows] = geometry.dimensions;
+      const [columnPixelSpacing, rowPixelSpacing] = geometry.spacing;
+      const { add } = utilities.genericMetadataProvider;
+      add(imageId, { type: "generalSeriesModule", metadata: { modality: "OT" } });
+      add(imageId, {
+        type: "imagePlaneModule",
+        metadata: {
+          frameOfReferenceUID,
+          rows,
+          columns,
+          imageOrientationPatient: geometry.direction,
+          rowCosines: geometry.direction.slice(0, 3),
+          columnCosines: geometry.direction.slice(3, 6),
+          imagePositionPatient: geometry.origin,
+          pixelSpacing: [rowPixelSpacing, columnPixelSpacing],
+          rowPixelSpacing,
+          columnPixelSpacing,
+        },
+      });
+      add(imageId, {
+        type: "imagePixelModule",
+        metadata: {
+          samplesPerPixel: 1,
+          photometricInterpretation: "MONOCHROME2",
+          rows,
+          columns,
+          bitsAllocated: 32,
+          bitsStored: 32,
+          highBit: 31,
+        },
+      });
+    }
+    lazySlices.set(imageId, { header, k, window, onError });
+    imageIds.push(imageId);
+  }
+  return imageIds;
+}
+
+// Fetch (and cache) the neighbours of slice `index` of a lazy stack ahead of scrolling.
+function prefetchAround(imageIds, index) {
+  for (let d = 1; d <= PREFETCH_NEIGHBOURS; d += 1) {
+    for (const k of [index + d, index - d]) {
+      if (k < 0 || k >= imageIds.length || cache.getImageLoadObject(imageIds[k])) continue;
+      imageLoader.loadAndCacheImage(imageIds[k], { priority: 0, requestType: "prefetch" }).catch(() => {});
+    }
+  }
 }
 
 /**
@@ -211,10 +369,24 @@ export async function mountViewers(container, options) {
     }
   });
   const presetsOf = cells.map((cell) => headers[leaders.get(cell.element.dataset.voiGroup)].presets);
+  const configured = Number(options.maxWholeBytes ?? container.dataset.maxWholeBytes);
+  const maxWholeBytes = Number.isFinite(configured) && configured >= 0 ? configured : DEFAULT_MAX_WHOLE_BYTES;
+  const lazy = headers.map((header) => wholeBytes(header) > maxWholeBytes);
   const stacks = await Promise.all(
     headers.map((header, i) => {
       const first = presetsOf[i][0];
-      return loadStack(header, frameOfReferenceUID, first);
+      const onError = (error, k) => {
+        console.error(`slice ${k} of ${cells[i].spec.label}`, error);
+        cells[i].element.dataset.error = String(error && error.message ? error.message : error);
+        cells[i].info.textContent = `slice ${k + 1} could not be loaded: ${cells[i].element.dataset.error}`;
+      };
+      if (lazy[i]) return lazyStack(header, frameOfReferenceUID, first, onError);
+      // A server whose limit (MEDGEN_VIEWER_MAX_ARRAY_BYTES) is below our threshold answers 413: go by slices.
+      return loadWholeStack(header, frameOfReferenceUID, first).catch((error) => {
+        if (error.status !== 413) throw error;
+        lazy[i] = true;
+        return lazyStack(header, frameOfReferenceUID, first, onError);
+      });
     }),
   );
 
@@ -241,7 +413,8 @@ export async function mountViewers(container, options) {
       cell.preset.append(el("option", { value: String(j), text: `${p.name}: ${range}` }));
     });
     dataRanges.set(cell.viewportId, header.range.max - header.range.min);
-    return { ...cell, header, viewport, middle, presets, imageIds: stacks[i], voi: null };
+    cell.element.dataset.loading = lazy[i] ? "slices" : "whole";
+    return { ...cell, header, viewport, middle, presets, imageIds: stacks[i], lazy: lazy[i], voi: null };
   });
 
   function describe(s) {
@@ -257,6 +430,7 @@ export async function mountViewers(container, options) {
   }
 
   for (const s of state) {
+    if (s.lazy) prefetchAround(s.imageIds, s.middle);
     await s.viewport.setStack(s.imageIds, s.middle);
     const p = s.presets[0];
     s.viewport.setProperties({ voiRange: { lower: p.lower, upper: p.upper } });
@@ -276,6 +450,7 @@ export async function mountViewers(container, options) {
         event.detail.image.windowWidth = s.voi.upper - s.voi.lower + 1;
         event.detail.image.windowCenter = (s.voi.lower + s.voi.upper + 1) / 2;
       }
+      if (s.lazy) prefetchAround(s.imageIds, event.detail.imageIdIndex ?? s.viewport.getCurrentImageIdIndex());
       describe(s);
     });
     s.element.addEventListener(Enums.Events.CAMERA_MODIFIED, () => describe(s));

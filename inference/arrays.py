@@ -8,7 +8,8 @@ shows one plane per array:
   magnitude log(1 + √(re² + im²)), the same picture `preview.py` draws;
 * a difference map ‖output − reference‖₂ over channels (|output − reference| for one channel).
 
-A volume is served slice by slice (H × W) or whole (D × H × W, C order). Files are opened
+A volume is served slice by slice (H × W) or whole (D × H × W, C order; the header's
+`whole_bytes` says how large, and the server refuses whole arrays past a limit). Files are opened
 with `np.load(mmap_mode="r")` when they have a local path, so a slice of a large volume
 reads only that slice's pages; window defaults come from a strided subsample for the same
 reason.
@@ -26,6 +27,10 @@ class BadRequest(ValueError):
     """A request the client can fix (e.g. a slice index out of range); the message says how."""
 
 
+class TooLarge(BadRequest):
+    """A whole-array request past the server's size limit (413): the client should ask for slices."""
+
+
 def open_npy(path=None, data=None):
     """A canonical array from a local path (memory-mapped, nothing read yet) or from `.npy` bytes."""
     if path is not None:
@@ -41,6 +46,23 @@ def check_canonical(array):
 def slice_count(array):
     """Slices along D for a volume, 1 for a 2D image."""
     return array.shape[1] if array.ndim == 4 else 1
+
+
+def whole_bytes(array):
+    """Bytes of the whole shown plane stack, float32 ((H × W) or (D × H × W)), from the shape alone."""
+    return int(np.prod(array.shape[1:], dtype=np.int64)) * 4
+
+
+def check_whole_size(array, limit):
+    """Raise `TooLarge` when the whole shown array (float32) exceeds `limit` bytes; reads no data."""
+    size = whole_bytes(array)
+    if limit is not None and size > limit:
+        count = slice_count(array)
+        shape = " × ".join(str(int(s)) for s in array.shape[1:])
+        raise TooLarge(
+            f"The whole array ({shape} float32, {size} bytes) is over this server's limit of {limit} bytes "
+            f"per request (MEDGEN_VIEWER_MAX_ARRAY_BYTES): request slices with ?slice=k, k in 0 … {count - 1}."
+        )
 
 
 def display_kind(array, kind="image"):
@@ -187,6 +209,7 @@ def header(array, spacing=None, kind="image", sample=None):
         "byte_order": "little",
         "spacing": spacing,
         "slices": slice_count(array),
+        "whole_bytes": whole_bytes(array),
         "rows": spatial[-2],
         "columns": spatial[-1],
         "window": {"center": default["center"], "width": default["width"]},

@@ -7,13 +7,16 @@ Endpoints (GET; same visibility as the PNG previews, 404 for what the user may n
     /api/arrays/outputs/<pk>/difference/           header of ‖output − reference‖ (channel norm)
     /api/arrays/case-results/<pk>/uncertainty/     header of a stochastic run's per-voxel SD map
     …/data/?slice=k                                slice k (H × W), little-endian float32
-    …/data/                                        the whole array (H × W or D × H × W)
+    …/data/                                        the whole array (H × W or D × H × W); 413 with a
+                                                   JSON message when its float32 bytes (the header's
+                                                   `whole_bytes`) exceed MEDGEN_VIEWER_MAX_ARRAY_BYTES
 
 The pages mount `static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints.
 """
 
 import functools
 
+from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -107,6 +110,8 @@ def _json_errors(view):
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
+        except arrays.TooLarge as exc:
+            return JsonResponse({"detail": str(exc)}, status=413)
         except arrays.BadRequest as exc:
             return JsonResponse({"detail": str(exc)}, status=400)
         except Http404 as exc:
@@ -131,6 +136,8 @@ def array_header(request, source, pk):
 def array_data(request, source, pk):
     array_source = SOURCES[source](request, pk)
     index = arrays.parse_slice(request.GET.get("slice"), arrays.slice_count(array_source.array))
+    if index is None:  # the whole array: refused past the limit, from the shape alone
+        arrays.check_whole_size(array_source.array, settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES)
     plane = array_source.plane(index)
     response = HttpResponse(arrays.to_bytes(plane), content_type="application/octet-stream")
     response["X-Array-Shape"] = ",".join(str(s) for s in plane.shape)

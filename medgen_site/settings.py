@@ -145,6 +145,9 @@ MEDGEN_MAX_UPLOAD_BYTES = env_int("MEDGEN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 # Archives (dataset imports, submissions) may not expand past this many bytes or entries.
 MEDGEN_MAX_ARCHIVE_BYTES = env_int("MEDGEN_MAX_ARCHIVE_BYTES", 4 * 1024**3)
 MEDGEN_MAX_ARCHIVE_ENTRIES = env_int("MEDGEN_MAX_ARCHIVE_ENTRIES", 100_000)
+# The viewer's whole-array requests (…/data/ without ?slice=k) past this many float32 bytes
+# are refused with a 413; slices are always served.
+MEDGEN_VIEWER_MAX_ARRAY_BYTES = env_int("MEDGEN_VIEWER_MAX_ARRAY_BYTES", 256 * 1024**2)
 
 # --- Auth and API ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

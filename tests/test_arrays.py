@@ -1,6 +1,7 @@
 """Array endpoints of the viewer (JSON header + raw float32 bytes) and the case / compare pages' viewports."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -276,3 +277,46 @@ def test_compare_view_shows_reference_both_outputs_and_both_difference_maps(clie
     swapped = viewer_config(client.get(f"/cases/{case.pk}/compare/?a={run_b.pk}&b={run_a.pk}"))["viewports"]
     assert swapped[1]["headerUrl"] == f"/api/arrays/outputs/{out_b.pk}/"
     assert f"/cases/{case.pk}/compare/" in client.get(f"/cases/{case.pk}/").content.decode()
+
+
+def test_header_gives_the_whole_arrays_float32_bytes(client, volume_case):
+    _, case = volume_case
+    image = case.image(ImageRole.REFERENCE)
+    kspace = add_image(case, ImageRole.INPUT, np.ones((2, 6, 8, 10), np.float32), index=1)
+
+    assert client.get(f"/api/arrays/case-images/{image.pk}/").json()["whole_bytes"] == 6 * 8 * 10 * 4
+    # Two channels are shown as one plane (the log magnitude): its bytes, not the stored ones.
+    assert client.get(f"/api/arrays/case-images/{kspace.pk}/").json()["whole_bytes"] == 6 * 8 * 10 * 4
+    assert arrays.whole_bytes(np.zeros((1, 12, 16), np.float32)) == 12 * 16 * 4
+
+
+def test_whole_array_over_the_limit_is_a_413_but_slices_are_still_served(client, volume_case, settings):
+    task, case = volume_case
+    image = case.image(ImageRole.REFERENCE)
+    stored = image.load()
+    _, (output,) = make_run(task, {case: [np.random.default_rng(1).random((1, 6, 8, 10)).astype(np.float32)]})
+    header = client.get(f"/api/arrays/case-images/{image.pk}/").json()
+    settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES = header["whole_bytes"] - 1
+
+    for url in (
+        header["data_url"],
+        f"/api/arrays/outputs/{output.pk}/data/",
+        f"/api/arrays/outputs/{output.pk}/difference/data/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 413, url
+        detail = response.json()["detail"]
+        assert "request slices with ?slice=k" in detail and str(header["whole_bytes"]) in detail
+    for k in (0, 5):
+        np.testing.assert_array_equal(floats(client.get(f"{header['data_url']}?slice={k}"), (8, 10)), stored[0, k])
+    assert client.get(f"{header['data_url']}?slice=6").status_code == 400  # a bad slice is still a 400
+
+    settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES = header["whole_bytes"]  # at the limit: served
+    np.testing.assert_array_equal(floats(client.get(header["data_url"]), (6, 8, 10)), stored[0])
+
+
+def test_the_size_check_needs_only_the_shape():
+    shape_only = types.SimpleNamespace(shape=(1, 4, 8, 8), ndim=4)  # no data to read at all
+    with pytest.raises(arrays.TooLarge, match=r"request slices with \?slice=k, k in 0 … 3"):
+        arrays.check_whole_size(shape_only, 4 * 8 * 8 * 4 - 1)
+    arrays.check_whole_size(shape_only, 4 * 8 * 8 * 4)

@@ -202,3 +202,81 @@ def test_compare_view_shows_two_runs_side_by_side(site):
             assert_not_blank(p)
         # B is half of A, both windowed like the reference: B looks darker.
         assert pixels[2].mean() < pixels[1].mean() - 5
+
+
+# Sets data-max-whole-bytes on the viewer's host once the page is parsed, before the viewer
+# module (deferred, then imported dynamically) reads it.
+FORCE_SLICES = """document.addEventListener("readystatechange", () => {
+    const host = document.getElementById("viewer");
+    if (host) host.dataset.maxWholeBytes = "1024";
+});"""
+
+
+@pytest.mark.parametrize("renderer", ["gpu", "cpu"])
+def test_volume_over_the_whole_array_threshold_loads_only_the_slices_it_shows(site, renderer):
+    run, case = make_viewer_case((24, 64, 64))  # 24 × 64 × 64 float32: 384 KiB per array, over 1 KiB
+
+    with chromium_page(webgl=True, viewport={"width": 1280, "height": 900}) as page:
+        data_requests = []
+        page.on("request", lambda request: "/data/" in request.url and data_requests.append(request.url))
+        page.add_init_script(FORCE_SLICES)
+        viewports = open_viewer(page, f"{site.url}/runs/{run.pk}/cases/{case.pk}/?renderer={renderer}")
+        assert page.locator(".cs-viewer").get_attribute("data-renderer") == renderer
+        assert page.evaluate(f"{VIEWPORTS}.map(e => e.dataset.loading)") == ["slices"] * 4
+        start = states(page)
+        assert [s["slices"] for s in start] == [24] * 4 and {s["slice"] for s in start} == {12}
+        for i in range(4):
+            assert_not_blank(shown(viewports, i))
+        first = shown(viewports, 0)
+
+        box = viewports.nth(0).bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 120)
+        wait_until(page, "vps[0].dataset.slice !== '12'")
+        wait_until(page, "new Set(vps.map(e => e.dataset.slice)).size === 1")
+        scrolled = states(page)[0]["slice"]
+        page.wait_for_timeout(300)  # the new slice's frame
+        assert np.abs(shown(viewports, 0) - first).mean() > 1  # a different slice is shown
+
+        viewports.nth(2).focus()
+        page.keyboard.press("End")  # far from anything prefetched: fetched on demand
+        wait_until(page, "vps.every(e => e.dataset.slice === '23')")
+        page.wait_for_timeout(300)
+        last = shown(viewports, 2)
+        assert_not_blank(last)
+        assert np.abs(shown(viewports, 0) - first).mean() > 1
+
+        page.keyboard.press("r")
+        zooms = json.dumps([s["zoom"] for s in start])  # 1 on the GPU; the CPU path's own scale
+        wait_until(page, f"vps.every((e, i) => e.dataset.slice === '12' && e.dataset.zoom === {zooms}[i])")
+        assert not page.evaluate(f"{VIEWPORTS}.some(e => e.dataset.error)")
+
+    assert data_requests, "no array data was requested"
+    whole = [url for url in data_requests if "slice=" not in url]
+    assert not whole, whole  # never the whole array
+    urls = {url.split("?")[0] for url in data_requests}
+    assert len(urls) == 4  # input, output, reference, difference
+    for url in urls:
+        fetched = {int(u.split("slice=")[1]) for u in data_requests if u.startswith(url + "?")}
+        assert {12, scrolled, 23} <= fetched  # what was shown
+        assert len(fetched) < 24  # and its neighbours, not every slice
+        assert len([u for u in data_requests if u.startswith(url + "?")]) == len(fetched)  # each fetched once
+
+
+def test_viewer_falls_back_to_slices_when_the_server_refuses_the_whole_array(site, settings):
+    run, case = make_viewer_case((6, 32, 32))
+    settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES = 1024  # below the viewer's own threshold
+
+    with chromium_page(webgl=True) as page:
+        statuses = {}
+        page.on(
+            "response", lambda response: "/data/" in response.url and statuses.update({response.url: response.status})
+        )
+        viewports = open_viewer(page, f"{site.url}/runs/{run.pk}/cases/{case.pk}/")
+        assert page.evaluate(f"{VIEWPORTS}.map(e => e.dataset.loading)") == ["slices"] * 4
+        assert {s["slice"] for s in states(page)} == {3}
+        for i in range(4):
+            assert_not_blank(shown(viewports, i))
+
+    assert {status for url, status in statuses.items() if "slice=" not in url} == {413}
+    assert {status for url, status in statuses.items() if "slice=" in url} == {200}
