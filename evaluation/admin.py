@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 
-from . import services
-from .models import CaseResult, Evaluation, FeatureSet, MetricResult
+from inference.models import RunStatus
+
+from . import downstream, services
+from .models import CaseResult, DownstreamJob, DownstreamSetup, Evaluation, FeatureSet, MetricResult
 
 
 @admin.register(Evaluation)
@@ -45,65 +47,57 @@ class FeatureSetAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------- downstream-task tier (clinical)
 
 
-def _register_downstream_admin():
-    """Registered from a function so the block's imports stay beside it (this module's import line is shared)."""
-    from inference.models import RunStatus
+class DownstreamJobInline(admin.TabularInline):
+    model = DownstreamJob
+    fields = ["run", "status", "phase", "attempts", "seconds", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
 
-    from . import downstream
-    from .models import DownstreamJob, DownstreamSetup
 
-    class DownstreamJobInline(admin.TabularInline):
-        model = DownstreamJob
-        fields = ["run", "status", "phase", "attempts", "seconds", "error"]
-        readonly_fields = fields
-        extra = 0
-        can_delete = False
+@admin.register(DownstreamSetup)
+class DownstreamSetupAdmin(admin.ModelAdmin):
+    list_display = ["task", "name", "seeds", "frozen_at", "auto_run"]
+    readonly_fields = ["train_case_ids", "test_case_ids", "unlabelled_case_ids", "frozen_at", "config"]
+    inlines = [DownstreamJobInline]
 
-    @admin.register(DownstreamSetup)
-    class DownstreamSetupAdmin(admin.ModelAdmin):
-        list_display = ["task", "name", "seeds", "frozen_at", "auto_run"]
-        readonly_fields = ["train_case_ids", "test_case_ids", "unlabelled_case_ids", "frozen_at", "config"]
-        inlines = [DownstreamJobInline]
+    def get_readonly_fields(self, request, obj=None):
+        # Once a result exists the split, recipe and seeds are frozen (as declare_downstream enforces).
+        if obj is not None and obj.is_frozen:
+            return [*self.readonly_fields, "name", "seeds", "split_seed", "test_fraction"]
+        return self.readonly_fields
 
-        def get_readonly_fields(self, request, obj=None):
-            # Once a result exists the split, recipe and seeds are frozen (as declare_downstream enforces).
-            if obj is not None and obj.is_frozen:
-                return [*self.readonly_fields, "name", "seeds", "split_seed", "test_fraction"]
-            return self.readonly_fields
+    actions = ["queue_all"]
 
-        actions = ["queue_all"]
-
-        @admin.action(description="Queue the real→real reference and every succeeded run")
-        def queue_all(self, request, queryset):
-            queued = 0
-            for setup in queryset.select_related("task"):
-                requests = [lambda setup=setup: downstream.request_reference(setup.task, user=request.user)]
-                requests += [
-                    lambda run=run: downstream.request_downstream(run, user=request.user)
-                    for run in setup.task.runs.filter(status=RunStatus.SUCCEEDED)
-                ]
-                for queue in requests:
-                    try:
-                        queue()
-                        queued += 1
-                    except downstream.DownstreamError as exc:
-                        self.message_user(request, f"{setup.task}: {exc}", messages.WARNING)
-            self.message_user(request, f"{queued} downstream job(s) queued.")
-
-    @admin.register(DownstreamJob)
-    class DownstreamJobAdmin(admin.ModelAdmin):
-        list_display = ["__str__", "setup", "status", "phase", "attempts", "device", "seconds", "finished_at"]
-        list_filter = ["status"]
-        readonly_fields = [field.name for field in DownstreamJob._meta.fields]
-        actions = ["cancel"]
-
-        @admin.action(description="Cancel the selected downstream jobs")
-        def cancel(self, request, queryset):
-            for job in queryset:
+    @admin.action(description="Queue the real→real reference and every succeeded run")
+    def queue_all(self, request, queryset):
+        queued = 0
+        for setup in queryset.select_related("task"):
+            requests = [lambda setup=setup: downstream.request_reference(setup.task, user=request.user)]
+            requests += [
+                lambda run=run: downstream.request_downstream(run, user=request.user)
+                for run in setup.task.runs.filter(status=RunStatus.SUCCEEDED)
+            ]
+            for queue in requests:
                 try:
-                    downstream.cancel_downstream(job.pk)
+                    queue()
+                    queued += 1
                 except downstream.DownstreamError as exc:
-                    self.message_user(request, f"{job}: {exc}", messages.WARNING)
+                    self.message_user(request, f"{setup.task}: {exc}", messages.WARNING)
+        self.message_user(request, f"{queued} downstream job(s) queued.")
 
 
-_register_downstream_admin()
+@admin.register(DownstreamJob)
+class DownstreamJobAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "setup", "status", "phase", "attempts", "device", "seconds", "finished_at"]
+    list_filter = ["status"]
+    readonly_fields = [field.name for field in DownstreamJob._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected downstream jobs")
+    def cancel(self, request, queryset):
+        for job in queryset:
+            try:
+                downstream.cancel_downstream(job.pk)
+            except downstream.DownstreamError as exc:
+                self.message_user(request, f"{job}: {exc}", messages.WARNING)

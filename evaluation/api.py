@@ -15,7 +15,7 @@ from inference import access
 from inference.api_errors import BadRequest
 from inference.permissions import user_is_staff
 
-from . import leaderboard, services
+from . import downstream, leaderboard, services
 from .models import CaseResult, Evaluation
 from .serializers import CaseResultSerializer, EvaluationSerializer
 
@@ -120,7 +120,10 @@ class TaskLeaderboardView(APIView):
     )
     def get(self, request, slug):
         task = _visible_task(request, slug)
-        method, chosen = leaderboard_params(request.query_params, task)
+        method, chosen = leaderboard.requested_ranking(request.query_params, task)
+        if method is None:
+            known = ", ".join(leaderboard.RANKING_METHODS)
+            raise BadRequest(f"Unknown ranking '{request.query_params.get('ranking')}'. Choose one of: {known}.")
         board = leaderboard.build(task, method=method, chosen=chosen)
         renderer = request.accepted_renderer
 
@@ -163,15 +166,6 @@ def _blank(value):
     return "" if value is None else value
 
 
-def leaderboard_params(params, task):
-    """(method, chosen column keys) from `ranking` and `metrics` (comma-separated or repeated)."""
-    method = params.get("ranking") or task.ranking
-    if method not in leaderboard.RANKING_METHODS:
-        raise BadRequest(f"Unknown ranking '{method}'. Choose one of: {', '.join(leaderboard.RANKING_METHODS)}.")
-    chosen = [key for value in params.getlist("metrics") for key in value.split(",") if key]
-    return method, chosen or None
-
-
 # --------------------------------------------------------------- downstream-task tier (clinical)
 
 
@@ -181,8 +175,6 @@ class RunDownstreamView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, pk):
-        from . import downstream
-
         job = downstream.job_of(_visible_run(request, pk))
         if job is None:
             raise NotFound("This run has no downstream job.")
@@ -190,8 +182,6 @@ class RunDownstreamView(APIView):
 
     @extend_schema(request=None, responses={202: dict})
     def post(self, request, pk):
-        from . import downstream
-
         if not user_is_staff(request.user):
             return Response({"detail": "Only staff can start a downstream job."}, status=status.HTTP_403_FORBIDDEN)
         run = _visible_run(request, pk)
@@ -207,8 +197,6 @@ class RunDownstreamCancelView(APIView):
 
     @extend_schema(request=None, responses={200: dict})
     def post(self, request, pk):
-        from . import downstream
-
         if not user_is_staff(request.user):
             return Response({"detail": "Only staff can cancel a downstream job."}, status=status.HTTP_403_FORBIDDEN)
         job = downstream.job_of(_visible_run(request, pk))
@@ -226,8 +214,6 @@ class TaskDownstreamView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, slug):
-        from . import downstream
-
         task = access.visible_tasks(request.user).filter(slug=slug).first()
         setup = downstream.setup_of(task) if task else None
         if setup is None:

@@ -9,6 +9,7 @@ class EvaluationConfig(AppConfig):
     def ready(self):
         from inference.signals import run_succeeded
 
-        from . import services
+        from . import downstream, services
 
         run_succeeded.connect(services.on_run_succeeded, dispatch_uid="evaluation.on_run_succeeded")
+        run_succeeded.connect(downstream.on_run_succeeded, dispatch_uid="evaluation.downstream.on_run_succeeded")

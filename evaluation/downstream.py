@@ -174,10 +174,7 @@ def _requeue(job, user):
 
 
 def _queue(job):
-    """→ queued, and send the job once the transaction commits."""
-    job.transition(DownstreamStatus.QUEUED)
-    job_id = job.pk
-    transaction.on_commit(lambda: dispatch(job_id))
+    job.queue(dispatch)
 
 
 def dispatch(job_id):
@@ -186,8 +183,8 @@ def dispatch(job_id):
     tasks.run_downstream.delay(job_id)
 
 
-def on_run_succeeded(run_id):
-    """Called when a run succeeds: a task that declared a downstream evaluation with auto_run trains on it."""
+def on_run_succeeded(sender, run_id, **kwargs):
+    """Signal receiver: a task that declared a downstream evaluation with auto_run trains on each run that succeeds."""
     run = Run.objects.select_related("task").get(pk=run_id)
     setup = setup_of(run.task)
     if setup is None or not setup.auto_run:

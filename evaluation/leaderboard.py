@@ -8,7 +8,6 @@ for 3 runs or 300. The statistics themselves live in `ranking.py` and `frontier.
 """
 
 import hashlib
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from django.db.models import Count, Max
 
 from inference.models import Run, RunStatus
 
-from . import downstream, frontier, ranking
+from . import downstream, formatting, frontier, ranking
+from .formatting import decode_value, encode_value
 from .metrics import catalog
-from .models import CaseResult, CaseStatus, DownstreamJob, MetricResult, decode_value, encode_value
+from .models import CaseResult, CaseStatus, DownstreamJob, MetricResult
 
 CLINICAL = getattr(catalog, "CLINICAL", "clinical")
 EFFICIENCY = "efficiency"
@@ -87,10 +87,7 @@ class Cell:
 
     @property
     def sort_key(self):
-        """A number for client-side sorting (never a string: '10th' must not sort before '1st')."""
-        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
-            return ""
-        return "1e308" if self.value == math.inf else ("-1e308" if self.value == -math.inf else repr(self.value))
+        return formatting.sort_number(self.value)
 
 
 @dataclass
@@ -140,6 +137,14 @@ class Leaderboard:
 
     def column(self, key):
         return next((column for column in self.columns if column.key == key), None)
+
+
+def requested_ranking(params, task):
+    """(method, chosen column keys) from `?ranking=` and `?metrics=` (comma-separated or repeated);
+    the task's own method when none is asked for, None for an unknown one."""
+    method = params.get("ranking") or task.ranking
+    chosen = [key for value in params.getlist("metrics") for key in value.split(",") if key]
+    return (method if method in RANKING_METHODS else None), chosen or None
 
 
 def data_version(task):
@@ -324,8 +329,6 @@ def _columns(task, results):
 
 
 def _row(run, columns, results):
-    from .templatetags.evaluation_tags import metric_value
-
     cells = {}
     for column in columns:
         if column.tier == EFFICIENCY:
@@ -334,7 +337,7 @@ def _row(run, columns, results):
                 continue
             field_name = next(spec[2] for spec in EFFICIENCY_COLUMNS if spec[0] == column.key)
             value = getattr(run, field_name)
-            cells[column.key] = Cell(value=value, text=metric_value(value, 3))
+            cells[column.key] = Cell(value=value, text=formatting.format_value(value, 3))
             continue
         if column.key == READER_STUDY_COLUMN:
             cells[column.key] = Cell(text=column.placeholder)
@@ -343,15 +346,14 @@ def _row(run, columns, results):
         if result is None:
             cells[column.key] = Cell(text=column.placeholder or "—")
             continue
-        current = catalog.metric_version(result.metric, result.extractor) if _metric_info(result.metric) else ""
         cells[column.key] = Cell(
             value=result.value,
             ci_low=result.ci_low,
             ci_high=result.ci_high,
-            stale=bool(current) and result.version != current,
+            stale=result.is_stale,
             n_cases=result.n_cases,
             n_excluded=result.n_excluded,
-            text=metric_value(result.value),
+            text=formatting.format_value(result.value),
         )
     return Row(
         run_id=run.pk,
@@ -651,25 +653,17 @@ def csv_rows(board):
             if column.direction is None:
                 line.append(cell.text)
             elif column.tier == EFFICIENCY:
-                line.append(_csv_number(cell.value))
+                line.append(formatting.csv_number(cell.value))
             else:
-                line += [_csv_number(cell.value), _csv_number(cell.ci_low), _csv_number(cell.ci_high)]
+                line += [formatting.csv_number(value) for value in (cell.value, cell.ci_low, cell.ci_high)]
         comparison = row.comparison
         line += [
-            _csv_number(comparison.p_adjusted) if comparison else "",
+            formatting.csv_number(comparison.p_adjusted) if comparison else "",
             ("yes" if comparison.significant else "no") if comparison else "",
-            _csv_number(row.stability["median_rank"]) if row.stability else "",
+            formatting.csv_number(row.stability["median_rank"]) if row.stability else "",
             "yes" if row.pareto else "no",
         ]
         yield line
-
-
-def _csv_number(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return repr(float(value))
 
 
 def case_rows(task, user_runs):

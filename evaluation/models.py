@@ -10,11 +10,12 @@ version differs from the current code is stale.
 import math
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from inference.models import Case, Run
 
+from .formatting import decode_value
 from .metrics import catalog
 
 
@@ -76,6 +77,12 @@ class JobStateMachine:
         self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
         if save:
             self.save()
+
+    def queue(self, send):
+        """→ queued, and `send(pk)` the job's message once the transaction commits (never for a rollback)."""
+        self.transition(self.STATUS.QUEUED)
+        pk = self.pk
+        transaction.on_commit(lambda: send(pk))
 
     def append_log(self, message, save=True):
         stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -260,26 +267,6 @@ class FeatureSet(models.Model):
     def __str__(self):
         owner = f"run {self.run_id}" if self.run_id else f"dataset {self.dataset_id}"
         return f"{self.extractor} {self.version} features of {owner}"
-
-
-def encode_value(value):
-    """A float for JSON: ±inf as strings, NaN as None."""
-    if value is None:
-        return None
-    value = float(value)
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def decode_value(value):
-    if value == "inf":
-        return math.inf
-    if value == "-inf":
-        return -math.inf
-    return value
 
 
 # ------------------------------------------------------------------ downstream-task tier

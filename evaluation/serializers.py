@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from .formatting import encode_value
 from .metrics import catalog
-from .models import CaseResult, Evaluation, MetricResult, encode_value
+from .models import CaseResult, Evaluation, MetricResult
 
 
 class JSONFloatField(serializers.FloatField):

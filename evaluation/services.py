@@ -22,6 +22,7 @@ from inference import jobs
 from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
 from inference.storage import load_array, save_array
 
+from .formatting import decode_value, encode_value
 from .metrics import bootstrap, catalog, feature, pixel
 from .metrics.extractors import ExtractorUnavailable, availability, configured_weights_path, get_extractor
 from .models import (
@@ -31,8 +32,6 @@ from .models import (
     EvaluationStatus,
     FeatureSet,
     MetricResult,
-    decode_value,
-    encode_value,
 )
 
 log = logging.getLogger(__name__)
@@ -71,10 +70,7 @@ def request_evaluation(run, *, user=None):
 
 
 def _queue(evaluation):
-    """→ queued, and send the job once the transaction commits."""
-    evaluation.transition(EvaluationStatus.QUEUED)
-    evaluation_id = evaluation.pk
-    transaction.on_commit(lambda: dispatch(evaluation_id))
+    evaluation.queue(dispatch)
 
 
 def dispatch(evaluation_id):
@@ -89,10 +85,6 @@ def on_run_succeeded(sender, run_id, **kwargs):
         request_evaluation(Run.objects.get(pk=run_id))
     except EvaluationError as exc:
         log.info("run %s not evaluated: %s", run_id, exc)
-    # A task that declared a downstream evaluation also trains a segmenter on the run's outputs.
-    from . import downstream
-
-    downstream.on_run_succeeded(run_id)
 
 
 # ------------------------------------------------------------------------------- the job

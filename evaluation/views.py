@@ -2,13 +2,14 @@
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from inference import access
 from inference.views import png_response
 
-from . import leaderboard, services
+from . import downstream, leaderboard, services
 from .models import CaseResult
 
 
@@ -33,11 +34,8 @@ def uncertainty_png(request, pk, result_pk):
 
 def task_leaderboard(request, slug):
     task = get_object_or_404(access.visible_tasks(request.user), slug=slug)
-    method = request.GET.get("ranking") or task.ranking
-    if method not in leaderboard.RANKING_METHODS:
-        method = "primary"
-    chosen = [key for value in request.GET.getlist("metrics") for key in value.split(",") if key] or None
-    board = leaderboard.build(task, method=method, chosen=chosen)
+    method, chosen = leaderboard.requested_ranking(request.GET, task)
+    board = leaderboard.build(task, method=method or "primary", chosen=chosen)
     chosen_keys = {column.key for column in board.chosen}
     rankable = [
         column
@@ -64,8 +62,6 @@ def task_leaderboard(request, slug):
 @staff_member_required
 @require_POST
 def run_downstream_start(request, pk):
-    from . import downstream
-
     run = get_object_or_404(access.visible_runs(request.user), pk=pk)
     try:
         downstream.request_downstream(run, user=request.user)
@@ -79,8 +75,6 @@ def run_downstream_start(request, pk):
 @staff_member_required
 @require_POST
 def run_downstream_cancel(request, pk):
-    from . import downstream
-
     run = get_object_or_404(access.visible_runs(request.user), pk=pk)
     job = downstream.job_of(run)
     try:
@@ -105,10 +99,6 @@ def _curves(job):
 
 def run_downstream_curves(request, pk):
     """The training curves (loss per epoch and seed) of the run's downstream job beside the real→real reference's."""
-    from django.http import Http404
-
-    from . import downstream
-
     run = get_object_or_404(access.visible_runs(request.user), pk=pk)
     job = downstream.job_of(run)
     if job is None:
@@ -130,10 +120,6 @@ def run_downstream_curves(request, pk):
 
 def task_downstream_curves(request, slug):
     """The real→real reference's training curves."""
-    from django.http import Http404
-
-    from . import downstream
-
     task = get_object_or_404(access.visible_tasks(request.user), slug=slug)
     setup = downstream.setup_of(task)
     if setup is None:

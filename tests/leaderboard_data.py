@@ -4,8 +4,9 @@ evaluation job): for the leaderboard tests and its benchmark."""
 import numpy as np
 from django.utils import timezone
 
+from evaluation.formatting import encode_value
 from evaluation.metrics import catalog
-from evaluation.models import CaseResult, CaseStatus, MetricResult, encode_value
+from evaluation.models import CaseResult, CaseStatus, MetricResult
 from inference.models import Case, Run, RunKind, RunStatus
 
 FEATURE_COLUMNS = [

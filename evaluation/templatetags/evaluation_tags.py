@@ -1,13 +1,13 @@
 """The evaluation block of the run page, and metric value formatting."""
 
-import math
-
 from django import template
 from django.core.paginator import Paginator
 from django.urls import reverse
 
+from .. import downstream, formatting
+from ..formatting import decode_value, encode_value
 from ..metrics import catalog
-from ..models import CaseStatus, Evaluation, decode_value, encode_value
+from ..models import CaseStatus, Evaluation
 from ..services import extractor_status
 
 register = template.Library()
@@ -16,18 +16,7 @@ register = template.Library()
 @register.filter
 def metric_value(value, digits=4):
     """∞ for infinite values, an em dash for missing ones, else `digits` significant figures."""
-    value = decode_value(value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float) and math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    if value == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(value)))
-    if magnitude < -3 or magnitude >= 7:
-        return f"{value:.{max(0, int(digits) - 1)}e}"
-    decimals = max(0, int(digits) - 1 - magnitude)
-    return f"{value:.{decimals}f}"
+    return formatting.format_value(value, digits)
 
 
 @register.inclusion_tag("evaluation/_run_evaluation.html", takes_context=True)
@@ -124,12 +113,7 @@ def get_item(mapping, key):
 @register.filter
 def sort_number(value):
     """A plain number for data-value attributes (client-side numeric sorting); blank when missing."""
-    value = decode_value(value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and math.isinf(value):
-        return "1e308" if value > 0 else "-1e308"
-    return repr(float(value))
+    return formatting.sort_number(value)
 
 
 @register.filter
@@ -140,8 +124,6 @@ def percent(value):
 @register.inclusion_tag("evaluation/_run_downstream.html", takes_context=True)
 def run_downstream(context, run):
     """The run page's downstream-task block: the job's live progress, Dice / HD95 / utility ratio with CIs."""
-    from .. import downstream
-
     setup = downstream.setup_of(run.task)
     job = downstream.job_of(run) if setup else None
     results = {r.metric: r for r in run.metric_results.all() if r.tier == catalog.CLINICAL}
