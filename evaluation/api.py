@@ -15,7 +15,7 @@ from inference import access
 from inference.api_errors import BadRequest
 from inference.permissions import user_is_staff
 
-from . import downstream, leaderboard, services
+from . import downstream, formatting, leaderboard, services
 from .models import CaseResult, Evaluation
 from .serializers import CaseResultSerializer, EvaluationSerializer
 
@@ -74,20 +74,8 @@ class CSVRenderer(BaseRenderer):
             writer.writerow(["detail"])
             writer.writerow([data.get("detail", "")])
         else:
-            writer.writerows([_spreadsheet_safe(cell) for cell in row] for row in data)
+            writer.writerows([formatting.spreadsheet_safe(cell) for cell in row] for row in data)
         return buffer.getvalue().encode("utf-8")
-
-
-def _spreadsheet_safe(cell):
-    """A text cell that a spreadsheet would run as a formula (`=HYPERLINK(…)` as a run's name) gets a
-    leading apostrophe; numbers, including "-inf" and "-0.5", are left alone."""
-    if not isinstance(cell, str) or not cell or cell[0] not in "=+-@\t\r":
-        return cell
-    try:
-        float(cell)
-    except ValueError:
-        return "'" + cell
-    return cell
 
 
 def _visible_task(request, slug):

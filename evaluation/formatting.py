@@ -64,3 +64,15 @@ def csv_number(value):
     if encoded is None:
         return ""
     return encoded if isinstance(encoded, str) else repr(encoded)
+
+
+def spreadsheet_safe(cell):
+    """A text cell that a spreadsheet would run as a formula (`=HYPERLINK(…)` as a run's name) gets a
+    leading apostrophe; numbers, including "-inf" and "-0.5", are left alone."""
+    if not isinstance(cell, str) or not cell or cell[0] not in "=+-@\t\r":
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell

@@ -59,6 +59,7 @@ class Column:
     extractor: str = ""
     per_case: bool = False
     placeholder: str = ""  # text shown in every cell of a column nothing fills yet
+    link: str = ""  # where the column's values come from (a published reader study)
 
     @property
     def higher_is_better(self):
@@ -67,6 +68,8 @@ class Column:
     @property
     def short_label(self):
         """The metric's own label ("KID"), for a header that names the extractor on a line of its own."""
+        if self.link:  # a reader study's column: its label names the scale; the link names the study
+            return self.label
         info = _metric_info(self.metric) if self.metric else None
         return info.label if info and self.extractor else self.label
 
@@ -209,7 +212,17 @@ def compute(task, *, method="primary", chosen=None):
     runs = list(Run.objects.filter(task=task, status=RunStatus.SUCCEEDED).select_related("model").order_by("pk"))
     results = list(
         MetricResult.objects.filter(run__task=task, run__status=RunStatus.SUCCEEDED).only(
-            "run_id", "metric", "extractor", "tier", "value", "ci_low", "ci_high", "version", "n_cases", "n_excluded"
+            "run_id",
+            "metric",
+            "extractor",
+            "tier",
+            "value",
+            "ci_low",
+            "ci_high",
+            "version",
+            "n_cases",
+            "n_excluded",
+            "extra",
         )
     )
     columns = _columns(task, results)
@@ -291,7 +304,8 @@ def _columns(task, results):
                 extractor=extractor,
             )
         )
-    columns.append(
+    reader_columns = _reader_study_columns(results)
+    columns += reader_columns or [
         Column(
             READER_STUDY_COLUMN,
             CLINICAL,
@@ -301,7 +315,7 @@ def _columns(task, results):
             "the results.",
             placeholder="no study yet",
         )
-    )
+    ]
     clinical_present = {(metric, extractor) for metric, extractor, tier in present if tier == CLINICAL}
     for metric in DOWNSTREAM_METRICS:
         info = _metric_info(metric)
@@ -325,6 +339,33 @@ def _columns(task, results):
     for key, label, _field, direction, unit, definition in EFFICIENCY_COLUMNS:
         columns.append(Column(key, EFFICIENCY, label, direction, unit, definition))
     columns.append(Column("device", EFFICIENCY, "Device", None, definition="Where the model ran."))
+    return columns
+
+
+def _reader_study_columns(results):
+    """One column per published reader-study result (per study, and per scale of a Likert study)."""
+    found = {}
+    for result in results:
+        if result.metric in catalog.READER_METRICS and result.tier == CLINICAL:
+            found.setdefault((result.metric, result.extractor), result.extra or {})
+    columns = []
+    for (metric, extractor), extra in sorted(found.items(), key=lambda item: (item[0][1], item[0][0])):
+        info = catalog.get(metric)
+        study = extra.get("study_title", extractor)
+        scale = extra.get("scale_label")
+        columns.append(
+            Column(
+                _column_key(metric, extractor),
+                CLINICAL,
+                f"{info.label} ({scale})" if scale else info.label,
+                info.direction,
+                info.unit,
+                f"{info.definition} From the reader study “{study}”.",
+                metric=metric,
+                extractor=extractor,
+                link=extra.get("study_url", ""),
+            )
+        )
     return columns
 
 
@@ -615,6 +656,7 @@ def _as_dict(board, task):
                 "metric": column.metric or None,
                 "extractor": column.extractor or None,
                 "placeholder": column.placeholder or None,
+                "link": column.link or None,
             }
             for column in board.columns
         ],

@@ -216,6 +216,7 @@ CELERY_TASK_ROUTES = {
     # The downstream task trains networks: GPU-capable workers (an exact name wins over the glob below).
     "evaluation.tasks.run_downstream": {"queue": "inference"},
     "evaluation.tasks.*": {"queue": "metrics"},
+    "readerstudy.tasks.*": {"queue": "metrics"},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-runs": {"task": "inference.tasks.reap_stale_runs", "schedule": timedelta(seconds=60)},

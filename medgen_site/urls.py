@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("readerstudy.urls")),
     path("", include("evaluation.urls")),
     path("", include("inference.urls")),
 ]

@@ -75,7 +75,8 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
             assert row["rank_stability"]["rank_frequencies"], row["run"]
             assert (row["versus_leader"] is None) == (row["rank"] == 1 and row is board["rows"][0])
         page = client.get(f"/tasks/{slug}/leaderboard/").content.decode()
-        assert "Feature realism" in page and "no study yet" in page and 'id="plot-stability"' in page
+        assert "Feature realism" in page and 'id="plot-stability"' in page
+    assert "no study yet" in client.get("/tasks/recon-4x/leaderboard/").content.decode()
 
     # The clinical tier's downstream task: every translation run and the real→real reference trained (seconds
     # with --fast), each run with Dice, HD95 and the utility ratio with CIs.
@@ -93,9 +94,31 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     assert not failed, failed
     for run in translation_runs:
         clinical = MetricResult.objects.filter(run=run, tier="clinical", ci_low__isnull=False)
-        assert set(clinical.values_list("metric", flat=True)) == {"downstream_dice", "downstream_hd95", "utility_ratio"}
+        downstream_metrics = set(clinical.exclude(metric__startswith="reader_").values_list("metric", flat=True))
+        assert downstream_metrics == {"downstream_dice", "downstream_hd95", "utility_ratio"}
     assert downstream.task_reference(task)["dice_ci"] is not None
     assert "Downstream task" in client.get(f"/runs/{run.pk}/").content.decode()
+
+    # The demo reader study: built once the translation runs were evaluated, answered by four simulated
+    # readers, published to the translation leaderboard; the fresh demo reader has a session to do.
+    from readerstudy.demo import DEMO_RUNS, DEMO_TITLE
+    from readerstudy.models import ReaderStudy
+
+    while not ReaderStudy.objects.filter(title=DEMO_TITLE, published_at__isnull=False).exists():
+        assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
+        time.sleep(0.5)
+    study = ReaderStudy.objects.get(title=DEMO_TITLE)
+    assert study.sessions.filter(finished_at__isnull=False).count() == 4
+    board = client.get("/api/tasks/t1-to-t2/leaderboard/?format=json").json()
+    key = f"reader_auc:study-{study.pk}"
+    studied = [row for row in board["rows"] if row["values"][key].get("value") is not None]
+    assert {row["run"]["name"] for row in studied} == set(DEMO_RUNS)
+    assert "Reader AUC" in client.get("/tasks/t1-to-t2/leaderboard/").content.decode()
+    client.login(username="reader", password="reader")
+    assert client.get("/studies/").status_code == 200
+    assert client.get(f"/api/read/{study.uid}/state/").json()["done"] == 0
+    assert client.get("/tasks/t1-to-t2/leaderboard/").status_code == 404  # blinded while the study runs
+    client.logout()
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
     assert Run.objects.count() == 6

@@ -141,11 +141,55 @@ CLINICAL_METRICS = {
         "on the real images); 1 means the synthetic images teach the task as well as real ones.",
     ),
 }
+# The clinical tier's reader studies (readerstudy/): published per-run results of blinded studies.
+# The extractor field names the study ("study-7", or "study-7:realism" for one Likert scale).
+READER_METRICS = {
+    "reader_auc": MetricInfo(
+        "reader_auc",
+        "Reader AUC",
+        CLINICAL,
+        LOWER,
+        "",
+        "Visual Turing test: readers' AUC for telling the run's images from real ones, from their real/synthetic "
+        "calls with confidence (10-point scale); mean over readers, CI by Obuchowski–Rockette with Hillis df. "
+        "0.5 = chance: indistinguishable from real.",
+    ),
+    "reader_mos": MetricInfo(
+        "reader_mos",
+        "Reader MOS",
+        CLINICAL,
+        HIGHER,
+        "1–5",
+        "Likert study: mean opinion score on one anchored 1–5 scale, with a CI from a bootstrap over readers "
+        "and cases.",
+    ),
+    "reader_preference": MetricInfo(
+        "reader_preference",
+        "Reader preference",
+        CLINICAL,
+        HIGHER,
+        "",
+        "Pairwise study: Bradley–Terry probability that readers prefer the run's output to that of an average "
+        "run of the study (0.5 = average), with a bootstrap CI over readers and cases.",
+    ),
+    "reader_marks": MetricInfo(
+        "reader_marks",
+        "Hallucination marks",
+        CLINICAL,
+        LOWER,
+        "per image",
+        "Hallucination marking: structures readers marked as not belonging, per image, mean over readers and "
+        "images, with a bootstrap CI.",
+    ),
+}
 # Bumped when the recipe's code or the metric's definition changes (results then show as stale).
 CLINICAL_METRIC_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
+CLINICAL_METRIC_VERSIONS.update({key: "1" for key in READER_METRICS})
+
 
 METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
 METRICS.update(CLINICAL_METRICS)
+METRICS.update(READER_METRICS)
 
 # The Fréchet distance is called FRD on radiomics features and FID on Inception features.
 FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
@@ -172,7 +216,7 @@ def metric_version(key, extractor=""):
 
     if key in PIXEL_METRICS:
         return pixel.METRIC_VERSIONS[key]
-    if key in CLINICAL_METRICS:
+    if key in CLINICAL_METRIC_VERSIONS:
         return CLINICAL_METRIC_VERSIONS[key]
     base = feature.METRIC_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
     if key == "frd":
@@ -187,6 +231,6 @@ def metric_version(key, extractor=""):
 def label(key, extractor=""):
     """'KID (radiomics)' for feature metrics that exist for several extractors."""
     info = get(key)
-    if extractor and key not in ("frd", "fid"):
+    if extractor and key not in ("frd", "fid") and key not in READER_METRICS:
         return f"{info.label} ({extractor.replace('_', '-')})"
     return info.label

@@ -62,6 +62,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"Baselines built ({time.monotonic() - started:.0f} s).")
             run_ids = self.register_models(paths, translation, recon, admin)
+        self.queue_reader_study(fast=options["fast"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo seeded in {time.monotonic() - started:.0f} s: {len(run_ids)} runs queued for the worker."
@@ -204,6 +205,19 @@ class Command(BaseCommand):
                 )
                 run_ids.append(create_run(model, user=admin, name=name, seed=0).pk)
         return run_ids
+
+    def queue_reader_study(self, fast=False):
+        """The demo reader study (readerstudy/demo.py) waits on the worker for the translation runs and
+        their evaluations, then is built, answered by simulated readers and published."""
+        from readerstudy.demo import FRESH_READER, demo_readers
+        from readerstudy.tasks import seed_demo_study
+
+        demo_readers()
+        transaction.on_commit(lambda: seed_demo_study.apply_async(kwargs={"items_per_model": 3 if fast else 5}))
+        self.stdout.write(
+            f"Reader study queued: it starts once the translation runs are evaluated; log in as "
+            f"'{FRESH_READER}' (password '{FRESH_READER}') to read it."
+        )
 
     def wait_for_runs(self, run_ids, timeout):
         """Wait for the runs, then for the evaluations of those that succeeded."""

@@ -1,0 +1,66 @@
+"""The one normalisation every study image goes through, real or synthetic (no Django).
+
+A reader must not tell an image's source from its bytes. Stored references and model
+outputs differ in ways a script could see: intensity scale and offset, value precision
+(integer-valued DICOM against continuous network outputs), channel count, NaN handling.
+So each image is reduced to the same form: the shown plane (channel 0, or the log
+magnitude of a two-channel image, as the viewer shows it), clipped to its own
+0.5th–99.5th percentiles, scaled to [0, 1] and quantised to 12 bits (4095 steps), stored
+as float32 of shape (1, *spatial). Two images of the same case then have the same shape,
+dtype, value grid and file size, and their headers the same fields.
+"""
+
+import numpy as np
+
+from inference import arrays
+
+LEVELS = 4095
+CLIP_PERCENTILES = (0.5, 99.5)
+
+
+class NotShowable(ValueError):
+    """An image that cannot enter a study (non-finite values, constant, wrong dimensions)."""
+
+
+def blind(canonical):
+    """(C, *spatial) canonical array → (1, *spatial) float32 on the shared 12-bit grid in [0, 1]."""
+    arrays.check_canonical(canonical)
+    plane = arrays.display_plane(canonical)
+    if not np.isfinite(plane).all():
+        raise NotShowable("the image has NaN or infinite values")
+    low, high = np.percentile(plane, CLIP_PERCENTILES)
+    if not high > low:
+        raise NotShowable("the image is constant")
+    scaled = np.clip((plane.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    quantised = np.round(scaled * LEVELS) / LEVELS
+    return quantised.astype(np.float32)[np.newaxis]
+
+
+def attention_image(blinded, rng, kind="corrupt"):
+    """An attention-check image made from a blinded real image, in the same format.
+
+    kind "corrupt": coarse blocks and heavy noise, so any reader calls it synthetic or poor;
+    kind "insert": a bright disc that does not belong to the anatomy, for hallucination
+    marking (returns the image and the disc's centre (row, col) and radius in pixels).
+    """
+    image = np.array(blinded[0], dtype=np.float64)
+    if kind == "insert":
+        rows, cols = image.shape[-2:]
+        radius = max(3, min(rows, cols) // 12)
+        centre = (int(rng.integers(radius * 2, rows - radius * 2)), int(rng.integers(radius * 2, cols - radius * 2)))
+        yy, xx = np.ogrid[:rows, :cols]
+        disc = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+        image[..., disc] = 1.0
+        return _requantise(image), {"centre": centre, "radius": radius}
+    block = max(4, min(image.shape[-2:]) // 8)
+    coarse = image[..., ::block, ::block]
+    blocky = np.repeat(np.repeat(coarse, block, axis=-2), block, axis=-1)[..., : image.shape[-2], : image.shape[-1]]
+    noisy = blocky + rng.normal(0, 0.35, size=image.shape)
+    return _requantise(noisy), {}
+
+
+def _requantise(image):
+    """Back to the shared form: rescaled to [0, 1] by the same percentile rule, 12 bits, (1, *spatial)."""
+    low, high = np.percentile(image, CLIP_PERCENTILES)
+    scaled = np.clip((image - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(image)
+    return (np.round(scaled * LEVELS) / LEVELS).astype(np.float32)[np.newaxis]

@@ -1,0 +1,124 @@
+"""The demo's reader study: a visual Turing test of the translation runs, read by simulated readers.
+
+Simulated readers answer through the same `services.submit` as real ones. A reader's
+evidence that an image is synthetic grows with how far the output is from its reference
+(1 − SSIM of that case, from the evaluation), scaled by the reader's skill, plus noise; the
+evidence is cut into the 10-point real/synthetic scale. So the demo's statistics reflect
+the runs' measured quality rather than numbers written in here.
+"""
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from evaluation.models import CaseResult, Evaluation
+from inference.models import Run, RunStatus, Task
+
+from . import publishing, services
+from .models import ReaderStudy
+
+DEMO_TITLE = "Demo: visual Turing test of T1→T2 translation"
+#: Simulated readers with seeded answers, and their skill (how strongly error shows to them).
+SIMULATED_READERS = {"radiologist1": 1.3, "radiologist2": 1.0, "radiologist3": 0.8, "radiologist4": 1.1}
+#: A reader account with no answers, for trying the workspace (password = username).
+FRESH_READER = "reader"
+#: Run names read in the demo study (the demo's translation runs).
+DEMO_RUNS = ("Intensity remap", "U-Net (L1)", "Stochastic U-Net (4 samples)")
+
+
+class NotReady(Exception):
+    """The translation runs or their evaluations have not finished yet."""
+
+
+def demo_readers():
+    users = get_user_model()
+    readers = {}
+    for username in [*SIMULATED_READERS, FRESH_READER]:
+        user, created = users.objects.get_or_create(username=username, defaults={"is_staff": False})
+        if created:
+            user.set_password(username)
+            user.save()
+        readers[username] = user
+    return readers
+
+
+def ssim_by_image(study):
+    """{StudyImage pk: SSIM of that run's output on that case} for the study's synthetic images."""
+    values = {
+        (run_id, case_id): result_values.get("ssim")
+        for run_id, case_id, result_values in CaseResult.objects.filter(run__in=study.runs.all()).values_list(
+            "run_id", "case_id", "values"
+        )
+    }
+    return {
+        image.pk: values.get((image.run_id, image.case_id))
+        for image in study.images.filter(source="synthetic").only("pk", "run_id", "case_id")
+    }
+
+
+def simulated_answer(evidence):
+    """Evidence of "synthetic" (≈ N(0, 1) for real images) → a call with a confidence 1–5."""
+    rating = int(np.clip(np.digitize(evidence, [-1.6, -1.0, -0.55, -0.2, 0.15, 0.5, 0.9, 1.4, 2.0]) + 1, 1, 10))
+    return {"call": "synthetic", "confidence": rating - 5} if rating > 5 else {"call": "real", "confidence": 6 - rating}
+
+
+def answer_as_simulated_reader(study, reader, skill, seed):
+    rng = np.random.default_rng(seed)
+    ssim = ssim_by_image(study)
+    session = services.open_session(study, reader)
+    while True:
+        state = services.state(session)
+        if state["finished"]:
+            return session
+        assignment = session.assignments.select_related("item__image").get(token=state["item"]["token"])
+        image = assignment.item.image
+        if image.source == "attention":
+            answer = {"call": "synthetic", "confidence": 5}
+        else:
+            error = 0.0 if image.source == "real" else 1.0 - float(ssim.get(image.pk) or 0.5)
+            answer = simulated_answer(skill * 3.0 * error + rng.normal(0, 1))
+        services.submit(session, state["item"]["token"], answer, f"demo-{assignment.position}")
+        session.refresh_from_db()
+
+
+def seed_study(items_per_model=5):
+    """Create, start, answer (simulated readers) and publish the demo study; None if it exists.
+
+    Raises NotReady until the demo's translation runs have succeeded and been evaluated."""
+    if ReaderStudy.objects.filter(title=DEMO_TITLE).exists():
+        return None
+    task = Task.objects.filter(slug="t1-to-t2").first()
+    if task is None:
+        raise NotReady("no translation task")
+    runs = list(Run.objects.filter(task=task, name__in=DEMO_RUNS))
+    if len(runs) < len(DEMO_RUNS) or any(run.status != RunStatus.SUCCEEDED for run in runs):
+        if any(run.status in (RunStatus.FAILED, RunStatus.CANCELLED) for run in runs):
+            return None  # nothing to wait for
+        raise NotReady("translation runs still running")
+    if Evaluation.objects.filter(run__in=runs).exclude(status__in=Evaluation.FINAL).exists() or (
+        Evaluation.objects.filter(run__in=runs).count() < len(runs)
+    ):
+        raise NotReady("evaluations still running")
+    readers = demo_readers()
+    cases = task.dataset.cases.count()
+    with transaction.atomic():
+        study = ReaderStudy.objects.create(
+            title=DEMO_TITLE,
+            instructions="Decide whether each T2-weighted slice is a real acquisition or synthesised from the T1 "
+            "slice, and how sure you are. Use window/level and zoom as you would in clinical reading.",
+            task=task,
+            design="turing",
+            items_per_model=min(items_per_model, cases),
+            real_ratio=1.0,
+            repeated_items=2,
+            attention_checks=1,
+            seed=2026,
+            created_by=get_user_model().objects.filter(is_staff=True).order_by("pk").first(),
+        )
+        study.runs.set(runs)
+        study.readers.set(readers.values())
+    study = services.freeze(study)
+    for index, (username, skill) in enumerate(SIMULATED_READERS.items()):
+        answer_as_simulated_reader(study, readers[username], skill, seed=index)
+    publishing.publish(study)
+    return study

@@ -1,0 +1,594 @@
+"""Reader-study operations: freeze a study's items, open readers' sessions, take answers, publish.
+
+Views and tasks call these; the pure parts (blinding, order, answer rules, statistics) live in
+plain modules beside this one.
+"""
+
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from inference import arrays
+from inference.models import Case, CaseOutput, ImageRole, RunStatus
+from inference.storage import array_bytes
+
+from . import answers as answer_rules
+from . import blinding, ordering
+from .models import (
+    Answer,
+    Assignment,
+    Design,
+    ImageSource,
+    ItemKind,
+    ReaderSession,
+    ReaderStudy,
+    RealPool,
+    StudyImage,
+    StudyItem,
+    StudyStatus,
+)
+
+
+class StudyError(ValueError):
+    """An operation the study's state or settings do not allow; the message says why."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    """An answer to an item that already has one (under another idempotency key)."""
+
+
+# --- Building (freeze) ------------------------------------------------------------------
+
+
+def check_ready(study):
+    """Raise StudyError unless a draft study's settings can be frozen."""
+    runs = list(study.runs.all())
+    if not runs:
+        raise StudyError("Pick at least one run.")
+    if study.design == Design.PAIRWISE and len(runs) < 2:
+        raise StudyError("A pairwise study needs at least two runs.")
+    wrong = [run for run in runs if run.task_id != study.task_id or run.status != RunStatus.SUCCEEDED]
+    if wrong:
+        raise StudyError(f"Only succeeded runs of the study's task can be read: {', '.join(map(str, wrong))}.")
+    try:
+        study.full_clean()
+    except ValidationError as exc:
+        raise StudyError("; ".join(exc.messages)) from None
+
+
+class _Builder:
+    """Loads, blinds and stores the study's images; one instance per freeze."""
+
+    def __init__(self, study):
+        self.study = study
+        self.rng = np.random.default_rng(study.seed)
+        self.log = []
+        self.shapes = set()
+
+    def image(self, canonical, case, source, spacing, run=None):
+        blinded = blinding.blind(canonical)
+        return self.store(blinded, case, source, spacing, run)
+
+    def store(self, blinded, case, source, spacing, run=None):
+        header = arrays.header(blinded, spacing)
+        image = StudyImage(study=self.study, source=source, run=run, case=case, header=header)
+        image.array.save("image.npy", ContentFile(array_bytes(blinded)), save=False)
+        image.save()
+        return image
+
+
+def _spacing_and_reference(case):
+    reference = case.image(ImageRole.REFERENCE)
+    return (reference.spacing if reference else None), reference
+
+
+def _usable_cases(study, builder, runs):
+    """Pick `items_per_model` cases (seeded) where every run has a showable output of the reference's shape.
+
+    Returns [(case, reference image, {run pk: blinded output})]."""
+    cases = list(Case.objects.filter(dataset=study.task.dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
+    order = builder.rng.permutation(len(cases))
+    outputs = {(o.run_id, o.case_id): o for o in CaseOutput.objects.filter(run__in=runs, sample=0, case__in=cases)}
+    chosen, skipped = [], []
+    for index in order:
+        if len(chosen) == study.items_per_model:
+            break
+        case = cases[index]
+        reference = case.image(ImageRole.REFERENCE)
+        blinded = {}
+        for run in runs:
+            output = outputs.get((run.pk, case.pk))
+            if output is None:
+                skipped.append(f"{case.case_id}: no output from {run}")
+                break
+            if list(output.shape[1:]) != list(reference.shape[1:]):
+                skipped.append(f"{case.case_id}: {run}'s output has another shape than the reference")
+                break
+            try:
+                blinded[run.pk] = blinding.blind(output.load())
+            except (blinding.NotShowable, ValueError) as exc:
+                skipped.append(f"{case.case_id}: {run}'s output is not showable ({exc})")
+                break
+        else:
+            chosen.append((case, reference, blinded))
+    if len(chosen) < study.items_per_model:
+        raise StudyError(
+            f"Only {len(chosen)} case(s) have a showable output from every run; {study.items_per_model} are asked "
+            "for per run. " + "; ".join(skipped[:5])
+        )
+    builder.log.append(f"Cases: {', '.join(c.case_id for c, _, _ in chosen)} (seed {study.seed}).")
+    if skipped:
+        builder.log.append(f"Left out: {'; '.join(skipped)}.")
+    return chosen
+
+
+def _real_candidates(study, chosen_cases, prefer_other):
+    """Reference images for the real pool, in a seeded order (cases already shown first or last)."""
+    if study.real_pool == RealPool.REFERENCE:
+        if study.task.reference_dataset_id is None:
+            raise StudyError("The task has no reference dataset; pick its test dataset's references instead.")
+        dataset = study.task.reference_dataset
+    else:
+        dataset = study.task.dataset
+    cases = list(Case.objects.filter(dataset=dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
+    chosen_pks = {case.pk for case in chosen_cases}
+    other = [case for case in cases if case.pk not in chosen_pks]
+    same = [case for case in cases if case.pk in chosen_pks]
+    rng = np.random.default_rng([study.seed, 2])
+    other = [other[i] for i in rng.permutation(len(other))]
+    same = [same[i] for i in rng.permutation(len(same))]
+    return other + same if prefer_other else same + other
+
+
+def _real_images(study, builder, count, chosen_cases, prefer_other, shapes):
+    images = []
+    for case in _real_candidates(study, chosen_cases, prefer_other):
+        if len(images) == count:
+            break
+        spacing, reference = _spacing_and_reference(case)
+        if tuple(reference.shape[1:]) not in shapes:
+            continue  # another size would tell a real image from a synthetic one
+        try:
+            images.append(builder.image(reference.load(), case, ImageSource.REAL, spacing))
+        except blinding.NotShowable:
+            continue
+    if len(images) < count:
+        builder.log.append(f"Real pool: {len(images)} showable image(s) of the outputs' size, {count} asked for.")
+    return images
+
+
+def freeze(study):
+    """Draft → running: build the blinded images and the item list, open sessions for invited readers.
+
+    Everything happens in one transaction: a failure leaves the draft as it was (the
+    stored image files of a failed build are removed).
+    """
+    try:
+        with transaction.atomic():
+            study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+            if study.status != StudyStatus.DRAFT:
+                raise StudyError("The study has already started: its items are frozen.")
+            check_ready(study)
+            builder = _Builder(study)
+            _build_items(study, builder)
+            study.build_log = "\n".join(builder.log)
+            study.transition(StudyStatus.RUNNING)
+            for reader in study.readers.all():
+                open_session(study, reader)
+    except Exception:
+        _remove_orphan_files(study)
+        raise
+    return study
+
+
+def _remove_orphan_files(study):
+    """Delete image files of this study that no row refers to (after a rolled-back build)."""
+    from django.core.files.storage import default_storage
+
+    folder = f"readerstudies/{study.uid}"
+    try:
+        _dirs, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotImplementedError, OSError):
+        return
+    kept = set(StudyImage.objects.filter(study=study).values_list("array", flat=True))
+    for name in files:
+        path = f"{folder}/{name}"
+        if path not in kept:
+            default_storage.delete(path)
+
+
+def _build_items(study, builder):
+    runs = list(study.runs.order_by("pk"))
+    chosen = _usable_cases(study, builder, runs)
+    shapes = {tuple(reference.shape[1:]) for _, reference, _ in chosen}
+    items = []  # (image, image_b, kind, expected)
+    per_run = {}
+    for case, reference, blinded in chosen:
+        for run in runs:
+            image = builder.store(blinded[run.pk], case, ImageSource.SYNTHETIC, reference.spacing, run)
+            per_run.setdefault(run.pk, []).append(image)
+    if study.design == Design.PAIRWISE:
+        for position, _ in enumerate(chosen):
+            for i, run_a in enumerate(runs):
+                for run_b in runs[i + 1 :]:
+                    items.append((per_run[run_a.pk][position], per_run[run_b.pk][position], ItemKind.REGULAR, {}))
+    else:
+        for run in runs:
+            items += [(image, None, ItemKind.REGULAR, {}) for image in per_run[run.pk]]
+        if study.design == Design.TURING:
+            n_real = round(study.real_ratio * len(items))
+            prefer_other = True
+        else:
+            n_real = round(study.real_ratio * study.items_per_model)
+            prefer_other = False
+        chosen_cases = [case for case, _, _ in chosen]
+        reals = _real_images(study, builder, n_real, chosen_cases, prefer_other, shapes) if n_real else []
+        items += [(image, None, ItemKind.REGULAR, {}) for image in reals]
+        builder.log.append(f"{len(items) - len(reals)} synthetic and {len(reals)} real image(s).")
+    items += _attention_items(study, builder, chosen, shapes)
+    created = []
+    for index, (image, image_b, kind, expected) in enumerate(items):
+        created.append(StudyItem(study=study, index=index, kind=kind, image=image, image_b=image_b, expected=expected))
+    StudyItem.objects.bulk_create(created)
+    regular = [item for item in created if item.kind == ItemKind.REGULAR]
+    picks = builder.rng.choice(len(regular), size=min(study.repeated_items, len(regular)), replace=False)
+    repeats = [
+        StudyItem(
+            study=study,
+            index=len(created) + n,
+            kind=ItemKind.REPEAT,
+            image=regular[i].image,
+            image_b=regular[i].image_b,
+            repeat_of=regular[i],
+        )
+        for n, i in enumerate(sorted(int(p) for p in picks))
+    ]
+    StudyItem.objects.bulk_create(repeats)
+    builder.log.append(
+        f"{len(created) + len(repeats)} items: {len(regular)} regular, {len(repeats)} repeated, "
+        f"{len(created) - len(regular)} attention check(s)."
+    )
+
+
+def _attention_items(study, builder, chosen, shapes):
+    items = []
+    if not study.attention_checks:
+        return items
+    candidates = _real_candidates(study, [c for c, _, _ in chosen], prefer_other=True)
+    for case in candidates:
+        if len(items) == study.attention_checks:
+            break
+        spacing, reference = _spacing_and_reference(case)
+        if tuple(reference.shape[1:]) not in shapes:
+            continue
+        try:
+            intact = blinding.blind(reference.load())
+        except blinding.NotShowable:
+            continue
+        if study.design == Design.HALLUCINATION:
+            altered, where = blinding.attention_image(intact, builder.rng, kind="insert")
+            expected = {"marks": True, **where}
+        else:
+            altered, _ = blinding.attention_image(intact, builder.rng)
+            expected = {
+                Design.TURING: {"call": "synthetic"},
+                Design.LIKERT: {"max_score": 2},
+                Design.PAIRWISE: {"winner": "a"},
+            }[study.design]
+        check = builder.store(altered, case, ImageSource.ATTENTION, spacing)
+        if study.design == Design.PAIRWISE:
+            items.append((builder.store(intact, case, ImageSource.REAL, spacing), check, ItemKind.ATTENTION, expected))
+        else:
+            items.append((check, None, ItemKind.ATTENTION, expected))
+    return items
+
+
+# --- Readers -----------------------------------------------------------------------------
+
+
+def invite(study, users):
+    """Invite readers: accounts without staff rights. Running studies open their sessions at once."""
+    staff = [user.username for user in users if user.is_staff or user.is_superuser]
+    if staff:
+        raise StudyError(f"Readers cannot have staff rights: {', '.join(staff)}.")
+    with transaction.atomic():
+        study.readers.add(*users)
+        if study.status == StudyStatus.RUNNING:
+            for user in users:
+                open_session(study, user)
+
+
+def open_session(study, reader):
+    """The reader's session, created once with its seeded order (get or create; safe to call twice)."""
+    session, created = ReaderSession.objects.get_or_create(study=study, reader=reader)
+    if not created:
+        return session
+    items = list(study.items.values_list("pk", "kind", "repeat_of_id", "image_b_id"))
+    base = [pk for pk, kind, _, _ in items if kind != ItemKind.REPEAT]
+    repeats = {pk: original for pk, kind, original, _ in items if kind == ItemKind.REPEAT}
+    order = ordering.reader_order(base, repeats, session.seed)
+    two_images = {pk for pk, _, _, image_b in items if image_b}
+    swaps = ordering.swaps(len(order), session.seed)
+    Assignment.objects.bulk_create(
+        Assignment(session=session, item_id=pk, position=p, swapped=swaps[p] and pk in two_images)
+        for p, pk in enumerate(order)
+    )
+    session.total = len(order)
+    session.save(update_fields=["total"])
+    return session
+
+
+def reader_session(study_uid, user):
+    """The user's session in a running study, or NotFound (not invited, draft or closed study)."""
+    session = (
+        ReaderSession.objects.select_related("study")
+        .filter(study__uid=study_uid, reader=user, study__status=StudyStatus.RUNNING)
+        .first()
+    )
+    if session is None:
+        study = ReaderStudy.objects.filter(uid=study_uid, status=StudyStatus.RUNNING, readers=user).first()
+        if study is None:
+            raise NotFound("No running study of yours has this address.")
+        session = open_session(study, user)
+        session.study = study
+    return session
+
+
+def item_payload(assignment):
+    """What the browser learns of an item: its token, image addresses and the autosaved draft."""
+    count = 2 if assignment.item.image_b_id else 1
+    return {
+        "token": assignment.token,
+        "images": [{"header_url": reverse("read-image", args=[assignment.token, slot])} for slot in range(count)],
+        "draft": assignment.draft,
+    }
+
+
+def state(session, assignment=None):
+    """Progress and the current item (stamping when the server first showed it)."""
+    data = {"total": session.total, "done": session.answered, "finished": session.is_finished, "item": None}
+    if session.is_finished:
+        return data
+    if assignment is None:
+        assignment = (
+            Assignment.objects.select_related("item").filter(session=session, position=session.answered).first()
+        )
+    if assignment is None:
+        return data
+    if assignment.shown_at is None:
+        assignment.shown_at = timezone.now()
+        Assignment.objects.filter(pk=assignment.pk, shown_at__isnull=True).update(shown_at=assignment.shown_at)
+    data["item"] = item_payload(assignment)
+    return data
+
+
+def _current(session, token):
+    assignment = Assignment.objects.select_related("item").filter(session=session, token=token).first()
+    if assignment is None:
+        raise NotFound("No item of yours has this token.")
+    if assignment.position < session.answered:
+        raise Conflict("This item has already been answered.")
+    if assignment.position > session.answered:
+        raise NotFound("No item of yours has this token.")
+    return assignment
+
+
+def _validate(study, assignment, value, partial):
+    shape = assignment.item.image.header.get("shape") if study.design == Design.HALLUCINATION else None
+    return answer_rules.validate(
+        study.design,
+        value,
+        scales=study.scales,
+        allow_no_preference=study.allow_no_preference,
+        shape=shape,
+        partial=partial,
+    )
+
+
+def submit(session, token, value, key):
+    """Store the answer to the current item and return the new state (with the next item).
+
+    Safe to repeat: the same idempotency key returns the state again without a second answer
+    (also when two copies race: the unique constraints pick one). Another answer to an
+    answered item is a Conflict.
+    """
+    if not key or len(key) > 64:
+        raise answer_rules.InvalidAnswer("Send an idempotency key of 1 to 64 characters.")
+    try:
+        with transaction.atomic():
+            session = ReaderSession.objects.select_for_update().select_related("study").get(pk=session.pk)
+            if session.study.status != StudyStatus.RUNNING:
+                raise StudyError("The study is not running.")
+            if Answer.objects.filter(session=session, idempotency_key=key).exists():
+                return state(session)
+            assignment = _current(session, token)
+            cleaned = _validate(session.study, assignment, value, partial=False)
+            now = timezone.now()
+            shown = assignment.shown_at or now
+            Answer.objects.create(
+                assignment=assignment,
+                session=session,
+                value=cleaned,
+                idempotency_key=key,
+                duration_ms=max(0, round((now - shown).total_seconds() * 1000)),
+            )
+            session.answered += 1
+            session.last_activity_at = now
+            fields = ["answered", "last_activity_at"]
+            if session.answered >= session.total:
+                session.finished_at = now
+                fields.append("finished_at")
+            session.save(update_fields=fields)
+            return state(session)
+    except IntegrityError:
+        # A concurrent copy of this request won; what it stored is the answer.
+        session.refresh_from_db()
+        if Answer.objects.filter(session=session, idempotency_key=key).exists():
+            return state(session)
+        raise Conflict("This item has already been answered.") from None
+
+
+def save_draft(session, token, value):
+    """Autosave an incomplete answer to the current item (it comes back with the item after a reload)."""
+    assignment = _current(session, token)
+    cleaned = _validate(session.study, assignment, value, partial=True)
+    Assignment.objects.filter(pk=assignment.pk).update(draft=cleaned)
+    ReaderSession.objects.filter(pk=session.pk).update(last_activity_at=timezone.now())
+
+
+def reader_image(user, token, slot):
+    """The StudyImage at `slot` (left 0, right 1) of the user's item `token`, if they may see it now.
+
+    A reader reaches an item's images from when it is current until the study closes;
+    never another reader's items or items still ahead in their order.
+    """
+    assignment = (
+        Assignment.objects.select_related("item__image", "item__image_b", "session")
+        .filter(
+            token=token,
+            session__reader=user,
+            session__study__status=StudyStatus.RUNNING,
+        )
+        .first()
+    )
+    if assignment is None or assignment.position > assignment.session.answered:
+        raise NotFound("Not found.")
+    images = assignment.images()
+    if not 0 <= slot < len(images):
+        raise NotFound("Not found.")
+    return images[slot]
+
+
+def running_studies_read_by(user):
+    """Running studies the user reads: their tasks' results and images are hidden from them."""
+    if not (user and user.is_authenticated):
+        return ReaderStudy.objects.none()
+    return ReaderStudy.objects.filter(status=StudyStatus.RUNNING, readers=user)
+
+
+# --- Editors -----------------------------------------------------------------------------
+
+
+def visible_studies(user):
+    """Studies the user edits (staff: all)."""
+    if not (user and user.is_authenticated):
+        return ReaderStudy.objects.none()
+    studies = ReaderStudy.objects.all()
+    if user.is_staff:
+        return studies
+    return studies.filter(Q(created_by=user) | Q(editors=user)).distinct()
+
+
+def analysis_is_public(study, user):
+    """A published study's analysis is public to whoever can see its task, but not to its readers while
+    it runs (they see no results until they have finished reading)."""
+    from inference import access
+
+    if study.published_at is None:
+        return False
+    if not access.visible_tasks(user).filter(pk=study.task_id).exists():
+        return False
+    return not (
+        study.status == StudyStatus.RUNNING and user.is_authenticated and study.readers.filter(pk=user.pk).exists()
+    )
+
+
+def can_create_studies(user):
+    return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("readerstudy.add_readerstudy")))
+
+
+def progress(study):
+    """Per reader: answered / total, median seconds per item, last activity, finished."""
+    rows = []
+    sessions = study.sessions.select_related("reader").annotate(n_answers=Count("answers")).order_by("reader__username")
+    durations = {}
+    for session_id, duration in Answer.objects.filter(session__study=study).values_list("session_id", "duration_ms"):
+        if duration is not None:
+            durations.setdefault(session_id, []).append(duration)
+    for session in sessions:
+        values = durations.get(session.pk, [])
+        rows.append(
+            {
+                "reader": session.reader.username,
+                "done": session.answered,
+                "total": session.total,
+                "percent": round(100 * session.answered / session.total) if session.total else 0,
+                "median_seconds": float(np.median(values)) / 1000 if values else None,
+                "last_activity_at": session.last_activity_at,
+                "finished": session.is_finished,
+            }
+        )
+    invited = set(study.readers.values_list("username", flat=True))
+    started = {row["reader"] for row in rows}
+    for username in sorted(invited - started):
+        rows.append(
+            {"reader": username, "done": 0, "total": None, "percent": 0, "median_seconds": None,
+             "last_activity_at": None, "finished": False}
+        )  # fmt: skip
+    return rows
+
+
+def answer_records(study):
+    """Every answer with its item's hidden truth, one dict per answer, in a stable order (editors only)."""
+    records = []
+    answers = (
+        Answer.objects.filter(session__study=study)
+        .select_related(
+            "session__reader",
+            "assignment__item__image__run",
+            "assignment__item__image__case",
+            "assignment__item__image_b__run",
+        )
+        .order_by("session__reader__username", "assignment__position")
+    )
+    for answer in answers:
+        assignment = answer.assignment
+        item = assignment.item
+        image, image_b = item.image, item.image_b
+        records.append(
+            {
+                "reader": answer.session.reader.username,
+                "position": assignment.position,
+                "item": item.index,
+                "item_kind": item.kind,
+                "repeat_of": item.repeat_of.index if item.repeat_of_id else None,
+                "case": image.case.case_id,
+                "case_pk": image.case_id,
+                "source": image.source,
+                "run": image.run_id,
+                "run_name": str(image.run) if image.run_id else "",
+                "image": image.pk,
+                "source_b": image_b.source if image_b else "",
+                "run_b": image_b.run_id if image_b else None,
+                "run_b_name": str(image_b.run) if image_b and image_b.run_id else "",
+                "image_b": image_b.pk if image_b else None,
+                "swapped": assignment.swapped,
+                "answer": answer.value,
+                "duration_ms": answer.duration_ms,
+                "answered_at": answer.created_at,
+                "expected": item.expected,
+            }
+        )
+    return records
+
+
+@transaction.atomic
+def close(study):
+    study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    study.transition(StudyStatus.CLOSED)
+    return study
+
+
+@transaction.atomic
+def reopen(study):
+    study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    study.transition(StudyStatus.RUNNING)
+    return study

@@ -1,0 +1,429 @@
+"""Reader-study pages (editors' list, form, detail, analysis, export; the reader's workspace) and the
+reader's JSON endpoints.
+
+Reader endpoints answer JSON and know an item only by its token:
+
+    GET  /api/read/<study uid>/state/                     progress and the current item
+    POST /api/read/<study uid>/answers/                   {"item", "answer", "key"} → the next state
+    POST /api/read/<study uid>/draft/                     {"item", "answer"} autosave (204)
+    GET  /api/read/items/<token>/images/<slot>/           viewer header of the item's image (0 left, 1 right)
+    GET  /api/read/items/<token>/images/<slot>/data/      its float32 bytes (?slice=k)
+
+Anything a reader may not reach is a 404 that says only "Not found." (a 403 would confirm
+that the thing exists).
+"""
+
+import csv
+import functools
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from evaluation import formatting
+from inference import arrays
+from inference.models import IllegalTransition, Run, RunStatus
+from inference.viewer import open_field
+
+from . import analysis, publishing, services
+from .answers import InvalidAnswer
+from .models import DEFAULT_SCALES, Design, ReaderStudy, StudyStatus
+
+#: Nothing a reader fetches may be kept by a shared cache or reused after the study.
+NO_STORE = "private, no-store"
+
+
+# --- Reader endpoints --------------------------------------------------------------------
+
+
+def _reader_json(view):
+    """Login required (401 JSON), and the services' errors as JSON 4xx."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return JsonResponse({"detail": "Log in to read."}, status=401)
+        try:
+            response = view(request, *args, **kwargs)
+        except services.NotFound:
+            response = JsonResponse({"detail": "Not found."}, status=404)
+        except services.Conflict as exc:
+            response = JsonResponse({"detail": str(exc)}, status=409)
+        except (InvalidAnswer, services.StudyError) as exc:
+            response = JsonResponse({"detail": str(exc)}, status=400)
+        except arrays.TooLarge as exc:
+            response = JsonResponse({"detail": str(exc)}, status=413)
+        except arrays.BadRequest as exc:
+            response = JsonResponse({"detail": str(exc)}, status=400)
+        response["Cache-Control"] = NO_STORE
+        return response
+
+    return wrapper
+
+
+def _json_body(request):
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidAnswer("The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidAnswer("The request body must be a JSON object.")
+    return body
+
+
+@require_GET
+@_reader_json
+def read_state(request, uid):
+    session = services.reader_session(uid, request.user)
+    return JsonResponse(services.state(session))
+
+
+@require_POST
+@_reader_json
+def read_answer(request, uid):
+    body = _json_body(request)
+    session = services.reader_session(uid, request.user)
+    try:
+        data = services.submit(session, str(body.get("item", "")), body.get("answer"), str(body.get("key", "")))
+    except services.Conflict as exc:
+        session.refresh_from_db()
+        return JsonResponse({"detail": str(exc), "state": services.state(session)}, status=409)
+    return JsonResponse(data)
+
+
+@require_POST
+@_reader_json
+def read_draft(request, uid):
+    body = _json_body(request)
+    session = services.reader_session(uid, request.user)
+    services.save_draft(session, str(body.get("item", "")), body.get("answer"))
+    return HttpResponse(status=204)
+
+
+@require_GET
+@_reader_json
+def read_image(request, token, slot):
+    image = services.reader_image(request.user, token, slot)
+    data = dict(image.header)
+    data["data_url"] = reverse("read-image-data", args=[token, slot])
+    return JsonResponse(data)
+
+
+@require_GET
+@_reader_json
+def read_image_data(request, token, slot):
+    image = services.reader_image(request.user, token, slot)
+    array = open_field(image.array)
+    index = arrays.parse_slice(request.GET.get("slice"), arrays.slice_count(array))
+    plane = arrays.display_plane(array, index)
+    response = HttpResponse(arrays.to_bytes(plane), content_type="application/octet-stream")
+    response["X-Array-Shape"] = ",".join(str(s) for s in plane.shape)
+    response["X-Array-Dtype"] = "<f4"
+    return response
+
+
+@login_required
+def workspace(request, uid):
+    try:
+        session = services.reader_session(uid, request.user)
+    except services.NotFound:
+        raise Http404("Not found.") from None
+    study = session.study
+    config = {
+        "stateUrl": reverse("read-state", args=[uid]),
+        "answerUrl": reverse("read-answer", args=[uid]),
+        "draftUrl": reverse("read-draft", args=[uid]),
+        "design": study.design,
+        "scales": study.scales if study.design == Design.LIKERT else [],
+        "allowNoPreference": study.allow_no_preference,
+        "studiesUrl": reverse("study-list"),
+    }
+    response = render(request, "readerstudy/workspace.html", {"study": study, "config": config})
+    response["Cache-Control"] = NO_STORE
+    return response
+
+
+# --- Editors -----------------------------------------------------------------------------
+
+
+def _editable(request, pk):
+    study = get_object_or_404(services.visible_studies(request.user), pk=pk)
+    return study
+
+
+@login_required
+def study_list(request):
+    studies = services.visible_studies(request.user).select_related("task")
+    sessions = {s.study_id: s for s in request.user.reader_sessions.select_related("study").all()}
+    reading = []
+    for study in request.user.reader_studies.filter(status=StudyStatus.RUNNING).order_by("title"):
+        session = sessions.get(study.pk)
+        reading.append({"study": study, "session": session})
+    return render(
+        request,
+        "readerstudy/study_list.html",
+        {"studies": studies, "reading": reading, "can_create": services.can_create_studies(request.user)},
+    )
+
+
+class ScalesField(forms.CharField):
+    """Likert scales as JSON text: [{"key", "label", "anchors": [five texts]}]."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "class": "mono"})
+
+    def prepare_value(self, value):
+        return value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)
+
+    def to_python(self, value):
+        if not value:
+            return []
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+
+class StudyForm(forms.ModelForm):
+    scales = ScalesField(required=False, help_text="Likert only: each scale's key, label and anchors for 1 to 5.")
+
+    class Meta:
+        model = ReaderStudy
+        fields = [
+            "title",
+            "instructions",
+            "task",
+            "design",
+            "runs",
+            "items_per_model",
+            "real_pool",
+            "real_ratio",
+            "scales",
+            "allow_no_preference",
+            "repeated_items",
+            "attention_checks",
+            "readers",
+            "editors",
+            "seed",
+        ]
+        widgets = {"runs": forms.SelectMultiple(attrs={"size": 8}), "instructions": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from inference import access
+
+        self.fields["task"].queryset = access.visible_tasks(user)
+        runs = Run.objects.filter(status=RunStatus.SUCCEEDED, task__in=access.visible_tasks(user))
+        self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
+        self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        self.fields["readers"].queryset = users.filter(is_staff=False, is_superuser=False)
+        self.fields["readers"].help_text = "Reader accounts (no staff rights)."
+        self.fields["editors"].queryset = users
+        self.fields["editors"].required = False
+        self.fields["readers"].required = False
+        if not self.initial.get("scales") and not (self.instance and self.instance.scales):
+            self.initial["scales"] = DEFAULT_SCALES
+
+    def clean(self):
+        data = super().clean()
+        task, runs = data.get("task"), data.get("runs")
+        if task and runs:
+            foreign = [str(run) for run in runs if run.task_id != task.pk]
+            if foreign:
+                self.add_error("runs", f"Runs of another task: {', '.join(foreign)}.")
+        if data.get("design") != Design.LIKERT:
+            data["scales"] = []
+        return data
+
+
+def _form_page(request, form, study=None):
+    return render(request, "readerstudy/study_form.html", {"form": form, "study": study})
+
+
+@login_required
+def study_create(request):
+    if not services.can_create_studies(request.user):
+        raise Http404("Not found.")
+    initial = {}
+    if request.GET.get("task"):
+        initial["task"] = request.GET["task"]
+    form = StudyForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        study = form.save(commit=False)
+        study.created_by = request.user
+        study.save()
+        form.save_m2m()
+        messages.success(request, "Study created as a draft. Start it when its settings are right.")
+        return redirect(study)
+    return _form_page(request, form)
+
+
+@login_required
+def study_edit(request, pk):
+    study = _editable(request, pk)
+    if study.is_frozen:
+        messages.error(request, "The study has started: its settings and items are frozen.")
+        return redirect(study)
+    form = StudyForm(request.POST or None, instance=study, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved.")
+        return redirect(study)
+    return _form_page(request, form, study)
+
+
+class InviteForm(forms.Form):
+    readers = forms.ModelMultipleChoiceField(queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, study=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
+        self.fields["readers"].queryset = users.exclude(pk__in=study.readers.all()).order_by("username")
+
+
+@login_required
+def study_detail(request, pk):
+    study = _editable(request, pk)
+    invite_form = InviteForm(study=study)
+    return render(
+        request,
+        "readerstudy/study_detail.html",
+        {
+            "study": study,
+            "runs": study.runs.select_related("model").order_by("pk"),
+            "progress": services.progress(study),
+            "invite_form": invite_form,
+            "item_counts": _item_counts(study),
+        },
+    )
+
+
+def _item_counts(study):
+    counts = {kind: 0 for kind in ("regular", "repeat", "attention")}
+    for kind in study.items.values_list("kind", flat=True):
+        counts[kind] += 1
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+@login_required
+@require_POST
+def study_action(request, pk, action):
+    study = _editable(request, pk)
+    try:
+        if action == "start":
+            services.freeze(study)
+            messages.success(request, "Started: the items are frozen and the readers can begin.")
+        elif action == "close":
+            services.close(study)
+            messages.success(request, "Closed: readers can no longer answer.")
+        elif action == "reopen":
+            services.reopen(study)
+            messages.success(request, "Reopened.")
+        elif action == "publish":
+            publishing.publish(study)
+            messages.success(request, "Published: the results fill the clinical tier of the task's leaderboard.")
+        elif action == "unpublish":
+            publishing.unpublish(study)
+            messages.success(request, "Withdrawn from the leaderboard.")
+        elif action == "invite":
+            form = InviteForm(request.POST, study=study)
+            if not form.is_valid():
+                raise services.StudyError("Pick reader accounts to invite.")
+            services.invite(study, list(form.cleaned_data["readers"]))
+            messages.success(request, f"Invited {len(form.cleaned_data['readers'])} reader(s).")
+        else:
+            raise Http404("Not found.")
+    except (services.StudyError, IllegalTransition, publishing.PublishError) as exc:
+        messages.error(request, str(exc))
+    return redirect(study)
+
+
+def _analysable(request, pk):
+    """The study if the user may read its analysis: its editors always; once published, anyone who can
+    see the task, except its own readers while it runs. Else 404."""
+    study = get_object_or_404(ReaderStudy.objects.select_related("task"), pk=pk)
+    if study.is_editor(request.user):
+        return study, True
+    if services.analysis_is_public(study, request.user):
+        return study, False
+    raise Http404("Not found.")
+
+
+def study_analysis(request, pk):
+    study, editor = _analysable(request, pk)
+    result = analysis.analyse(study)
+    if not editor:
+        result.pop("marked_images", None)  # where readers marked: editors only, like the export
+    return render(
+        request,
+        "readerstudy/study_analysis.html",
+        {
+            "study": study,
+            "analysis": result,
+            "tables": analysis.tables(result),
+            "analysis_json": analysis.as_json(result),
+            "editor": editor,
+            "margin": analysis.EQUIVALENCE_MARGIN,
+        },
+    )
+
+
+def study_analysis_json(request, pk):
+    study, editor = _analysable(request, pk)
+    result = analysis.analyse(study)
+    if not editor:
+        result.pop("marked_images", None)
+    return JsonResponse(analysis.as_json(result), json_dumps_params={"allow_nan": False})
+
+
+EXPORT_COLUMNS = [
+    "reader",
+    "position",
+    "item",
+    "item_kind",
+    "repeat_of",
+    "case",
+    "source",
+    "run",
+    "run_name",
+    "image",
+    "source_b",
+    "run_b",
+    "run_b_name",
+    "image_b",
+    "swapped",
+    "answer",
+    "duration_ms",
+    "answered_at",
+    "expected",
+]
+
+
+@login_required
+def study_export(request, pk):
+    """Every answer with the item's hidden truth (editors only): one row per answer."""
+    study = _editable(request, pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-answers.csv"'
+    writer = csv.writer(response)
+    writer.writerow(EXPORT_COLUMNS)
+    for record in services.answer_records(study):
+        row = []
+        for column in EXPORT_COLUMNS:
+            value = record[column]
+            if isinstance(value, dict | list):
+                value = json.dumps(value, sort_keys=True)
+            elif value is None:
+                value = ""
+            elif hasattr(value, "isoformat"):
+                value = value.isoformat()
+            row.append(formatting.spreadsheet_safe(value))
+        writer.writerow(row)
+    return response
