@@ -299,6 +299,9 @@ def invite(study, users):
     staff = [user.username for user in users if user.is_staff or user.is_superuser]
     if staff:
         raise StudyError(f"Readers cannot have staff rights: {', '.join(staff)}.")
+    editing = [user.username for user in users if study.is_editor(user)]
+    if editing:
+        raise StudyError(f"Editors of the study cannot read it: {', '.join(editing)}.")
     with transaction.atomic():
         study.readers.add(*users)
         if study.status == StudyStatus.RUNNING:

@@ -237,6 +237,9 @@ class StudyForm(forms.ModelForm):
             foreign = [str(run) for run in runs if run.task_id != task.pk]
             if foreign:
                 self.add_error("runs", f"Runs of another task: {', '.join(foreign)}.")
+        both = set(data.get("readers") or []) & set(data.get("editors") or [])
+        if both:
+            self.add_error("readers", f"A reader cannot also edit the study: {', '.join(sorted(map(str, both)))}.")
         if data.get("design") != Design.LIKERT:
             data["scales"] = []
         return data

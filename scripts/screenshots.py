@@ -46,6 +46,7 @@ def main(base, out):
             print("wrote", out / name)
         viewer_shots(page, base, out)
         leaderboard_shots(browser, base, out)
+        study_shots(page, browser, base, out)
         browser.close()
 
 
@@ -110,3 +111,30 @@ def viewer_shots(page, base, out):
 
 if __name__ == "__main__":
     main(sys.argv[1].rstrip("/"), sys.argv[2])
+
+
+def study_shots(page, browser, base, out):
+    """The demo reader study: the editor's pages (as admin), then the workspace as the fresh demo reader."""
+    page.goto(f"{base}/studies/")
+    study = page.locator("#studies a").first.get_attribute("href")
+    for name, path in (("study.png", study), ("study_analysis.png", f"{study}analysis/")):
+        page.goto(base + path)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(500)
+        height = min(page.evaluate("document.body.scrollHeight"), 2400)
+        page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
+        print("wrote", out / name)
+    reader = browser.new_page(viewport={"width": 1440, "height": 900})
+    reader.goto(f"{base}/accounts/login/")
+    reader.fill("#id_username", "reader")
+    reader.fill("#id_password", "reader")
+    reader.click("button[type=submit]")
+    reader.goto(f"{base}/studies/")
+    reader.locator("#reading a.button").first.click()
+    reader.wait_for_selector("[data-ready='1']", timeout=60_000)
+    reader.keyboard.press("s")
+    reader.keyboard.press("4")
+    reader.wait_for_timeout(300)
+    reader.screenshot(path=str(out / "reader_workspace.png"))
+    print("wrote", out / "reader_workspace.png")
+    reader.close()
