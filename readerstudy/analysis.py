@@ -122,22 +122,34 @@ def _turing(study, records, regular, complete, result):
     result["overall_accuracy"] = (correct / total, stats.wilson_interval(correct, total)) if total else None
     crossed = [a for a in answers if a[0] in complete]
     result["fleiss_kappa"], result["fleiss_kappa_note"] = _safe(stats.calls_fleiss_kappa, crossed)
+    result["mrmc"], result["turing_models"] = None, {}
     if len(complete) < 2:
-        result["mrmc"] = None
         result["mrmc_note"] = "The Obuchowski–Rockette analysis needs at least two readers who answered every item."
-    else:
+    elif study.paired_cases or study.runs.count() == 1:
+        # Every run showed the same cases: one joint analysis, paired over readers and cases.
         built, note = _safe(stats.per_model_or, crossed)
-        analysis, note = (_safe(stats.obuchowski_rockette, built.records, covariance="jackknife") if built
-                          else (None, note))  # fmt: skip
-        result["mrmc"], result["mrmc_note"] = analysis, note
-        result["mrmc_records"] = built
-        if analysis is not None:
-            result["equivalence"] = {
-                model: stats.equivalence_to_chance(estimate, EQUIVALENCE_MARGIN)
-                for model, estimate in analysis.single_modality.items()
-            }
-            for model, estimate in analysis.single_modality.items():
-                _published(result, model, "reader_auc", estimate.auc, estimate.ci, len(complete))
+        joint, note = _safe(stats.obuchowski_rockette, built.records) if built else (None, note)
+        result["mrmc"], result["mrmc_note"] = joint, note
+        for model, estimate in (joint.single_modality if joint else {}).items():
+            result["turing_models"][model] = {"estimate": estimate, "reader_auc": joint.reader_auc[model]}
+    else:
+        # Each run showed cases of its own: each is analysed against the shared real pool on its own; a
+        # test between runs would need the same cases for every run (the study's "paired cases").
+        result["mrmc_note"] = "Runs were shown different cases, so they are not tested against each other."
+        for model in sorted({a[1] for a in crossed if a[1] is not None}):
+            built, note = _safe(stats.per_model_or, [a for a in crossed if a[1] in (None, model)])
+            single, note = _safe(stats.obuchowski_rockette, built.records) if built else (None, note)
+            if single is None:
+                result["mrmc_note"] = note
+                continue
+            estimate = single.single_modality[model]
+            result["turing_models"][model] = {"estimate": estimate, "reader_auc": single.reader_auc[model]}
+    result["equivalence"] = {
+        model: stats.equivalence_to_chance(entry["estimate"], EQUIVALENCE_MARGIN)
+        for model, entry in result["turing_models"].items()
+    }
+    for model, entry in result["turing_models"].items():
+        _published(result, model, "reader_auc", entry["estimate"].auc, entry["estimate"].ci, len(complete))
     pairs = _pairs(records)
     first = [stats.synthetic_rating(a["call"], a["confidence"]) for reader in pairs for a, _ in pairs[reader]]
     second = [stats.synthetic_rating(b["call"], b["confidence"]) for reader in pairs for _, b in pairs[reader]]
@@ -260,7 +272,6 @@ def _clean(value):
 
 def as_json(result):
     data = dict(result)
-    data.pop("mrmc_records", None)
     mrmc = data.get("mrmc")
     if mrmc is not None:
         data["mrmc"] = {
@@ -291,15 +302,16 @@ def tables(result):
     design = result["design"]
     if design == Design.TURING and "readers" in result:
         out["readers"] = list(result["readers"].values())
+        equivalence = result.get("equivalence", {})
+        models = result.get("turing_models", {})
+        out["mrmc_readers"] = sorted({reader for entry in models.values() for reader in entry["reader_auc"]})
+        out["models"] = [
+            {"name": _name(result, model), "estimate": entry["estimate"], "verdict": equivalence.get(model),
+             "reader_auc": [entry["reader_auc"].get(reader) for reader in out["mrmc_readers"]]}
+            for model, entry in models.items()
+        ]  # fmt: skip
         mrmc = result.get("mrmc")
         if mrmc is not None:
-            equivalence = result.get("equivalence", {})
-            out["models"] = [
-                {"name": _name(result, model), "estimate": estimate, "verdict": equivalence.get(model),
-                 "reader_auc": [mrmc.reader_auc[model][reader] for reader in mrmc.readers]}
-                for model, estimate in mrmc.single_modality.items()
-            ]  # fmt: skip
-            out["mrmc_readers"] = list(mrmc.readers)
             out["differences"] = [
                 {"a": _name(result, d.a), "b": _name(result, d.b), "difference": d} for d in mrmc.differences
             ]

@@ -13,6 +13,8 @@ Answers arrive as JSON from the reader's browser:
 `partial=True` (autosaved drafts) accepts incomplete answers but still rejects wrong values.
 """
 
+import math
+
 MAX_MARKS = 50
 
 
@@ -106,7 +108,12 @@ def _mark(mark, shape):
     for point in points:
         if not (isinstance(point, list) and len(point) == 2 and all(isinstance(v, int | float) for v in point)):
             raise InvalidAnswer("A mark's points are [x, y] pixel pairs.")
-        x, y = float(point[0]), float(point[1])
+        try:
+            x, y = float(point[0]), float(point[1])
+        except OverflowError:
+            raise InvalidAnswer("A mark lies outside the image.") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InvalidAnswer("A mark lies outside the image.")
         if cols is not None and not (0 <= x <= cols and 0 <= y <= rows):
             raise InvalidAnswer("A mark lies outside the image.")
         cleaned.append([round(x, 2), round(y, 2)])

@@ -4,10 +4,17 @@ A reader must not tell an image's source from its bytes. Stored references and m
 outputs differ in ways a script could see: intensity scale and offset, value precision
 (integer-valued DICOM against continuous network outputs), channel count, NaN handling.
 So each image is reduced to the same form: the shown plane (channel 0, or the log
-magnitude of a two-channel image, as the viewer shows it), clipped to its own
-0.5th–99.5th percentiles, scaled to [0, 1] and quantised to 12 bits (4095 steps), stored
-as float32 of shape (1, *spatial). Two images of the same case then have the same shape,
-dtype, value grid and file size, and their headers the same fields.
+magnitude of a two-channel image, as the viewer shows it), dithered by its own value step,
+clipped to its own 0.5th–99.5th percentiles, scaled to [0, 1] and quantised to 12 bits
+(4095 steps), stored as float32 of shape (1, *spatial). Two images of the same case then
+have the same shape, dtype, value grid and file size, and their headers the same fields.
+
+Why dither: an integer-valued reference spread over fewer levels than the grid occupies
+every second or third level (a comb), while a continuous output fills neighbouring levels;
+counting adjacent occupied levels in the bytes would tell them apart. Adding uniform noise
+of one source step (the median gap between the image's distinct values: one intensity unit
+for integer data, next to nothing for continuous data) makes every image continuous before
+quantising; it stays below the source's own precision, so nothing visible changes.
 """
 
 import numpy as np
@@ -22,16 +29,27 @@ class NotShowable(ValueError):
     """An image that cannot enter a study (non-finite values, constant, wrong dimensions)."""
 
 
-def blind(canonical):
-    """(C, *spatial) canonical array → (1, *spatial) float32 on the shared 12-bit grid in [0, 1]."""
+def source_step(plane):
+    """The image's own value precision: the median gap between its distinct values (0 if constant)."""
+    gaps = np.diff(np.unique(plane))
+    return float(np.median(gaps)) if gaps.size else 0.0
+
+
+def blind(canonical, rng=None):
+    """(C, *spatial) canonical array → (1, *spatial) float32 on the shared 12-bit grid in [0, 1].
+
+    `rng` draws the dither (seeded by the caller, so a study's build is repeatable)."""
     arrays.check_canonical(canonical)
-    plane = arrays.display_plane(canonical)
+    plane = arrays.display_plane(canonical).astype(np.float64)
     if not np.isfinite(plane).all():
         raise NotShowable("the image has NaN or infinite values")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    step = source_step(plane)
+    plane = plane + rng.uniform(-step / 2, step / 2, size=plane.shape)
     low, high = np.percentile(plane, CLIP_PERCENTILES)
     if not high > low:
         raise NotShowable("the image is constant")
-    scaled = np.clip((plane.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    scaled = np.clip((plane - low) / (high - low), 0.0, 1.0)
     quantised = np.round(scaled * LEVELS) / LEVELS
     return quantised.astype(np.float32)[np.newaxis]
 

@@ -101,6 +101,9 @@ def seed_study(items_per_model=5):
         raise NotReady("evaluations still running")
     readers = demo_readers()
     cases = task.dataset.cases.count()
+    # Cases of its own per run and as many real images, when the dataset has them (the full demo's 40
+    # do); a small test demo shows every run the same cases instead.
+    own_cases = 2 * len(runs) * items_per_model + 1 <= cases
     with transaction.atomic():
         study = ReaderStudy.objects.create(
             title=DEMO_TITLE,
@@ -109,6 +112,7 @@ def seed_study(items_per_model=5):
             task=task,
             design="turing",
             items_per_model=min(items_per_model, cases),
+            paired_cases=not own_cases,
             real_ratio=1.0,
             repeated_items=2,
             attention_checks=1,

@@ -11,6 +11,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -94,6 +95,8 @@ def validate_scales(scales):
         anchors = scale["anchors"]
         if not isinstance(anchors, list) or len(anchors) != 5 or not all(isinstance(a, str) and a for a in anchors):
             raise ValidationError(f"Scale {scale.get('label')!r}: give five anchor texts, for 1 to 5.")
+        if not isinstance(scale["key"], str) or not scale["key"] or not isinstance(scale["label"], str):
+            raise ValidationError("A scale's key and label are non-empty texts.")
         if scale["key"] in keys:
             raise ValidationError(f"Scale key {scale['key']!r} appears twice.")
         keys.add(scale["key"])
@@ -119,19 +122,27 @@ class ReaderStudy(models.Model):
     design = models.CharField(max_length=20, choices=Design.choices)
     runs = models.ManyToManyField(Run, related_name="reader_studies")
     real_pool = models.CharField(max_length=20, choices=RealPool.choices, default=RealPool.TEST)
+    paired_cases = models.BooleanField(
+        default=False,
+        help_text="Turing test with several runs: show every run the same cases (a paired comparison between runs, "
+        "but readers meet each anatomy once per run). Off: each run gets cases of its own.",
+    )
     items_per_model = models.PositiveIntegerField(default=10, help_text="Cases shown per run (per pair of runs).")
     real_ratio = models.FloatField(
         default=1.0,
+        validators=[MinValueValidator(0), MaxValueValidator(20)],
         help_text="Real images per synthetic image (Turing test), or real control images per model's count "
         "(Likert, hallucination); 0 for none.",
     )
     scales = models.JSONField(default=list, blank=True, help_text="Likert scales: key, label, five anchors.")
     allow_no_preference = models.BooleanField(default=False, help_text="Pairwise: offer “no preference”.")
     repeated_items = models.PositiveIntegerField(default=0, help_text="Items shown twice (intra-reader agreement).")
-    attention_checks = models.PositiveIntegerField(
-        default=0, help_text="Corrupted items with a known answer."
+    attention_checks = models.PositiveIntegerField(default=0, help_text="Corrupted items with a known answer.")
+    seed = models.BigIntegerField(
+        default=new_seed,
+        validators=[MinValueValidator(0), MaxValueValidator(2**63 - 1)],
+        help_text="Seeds case selection and the items' build.",
     )
-    seed = models.BigIntegerField(default=new_seed, help_text="Seeds case selection and the items' build.")
     readers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="reader_studies", blank=True)
     editors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="edited_studies", blank=True)
     status = models.CharField(max_length=20, choices=StudyStatus.choices, default=StudyStatus.DRAFT)

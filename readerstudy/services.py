@@ -70,28 +70,24 @@ class _Builder:
     def __init__(self, study):
         self.study = study
         self.rng = np.random.default_rng(study.seed)
+        self.dither = np.random.default_rng([study.seed, 3])
         self.log = []
-        self.shapes = set()
+        # One display spacing for every image: a spacing only some real images have would give them away.
+        self.spacing = None
 
-    def image(self, canonical, case, source, spacing, run=None):
-        blinded = blinding.blind(canonical)
-        return self.store(blinded, case, source, spacing, run)
+    def blind(self, canonical):
+        return blinding.blind(canonical, self.dither)
 
-    def store(self, blinded, case, source, spacing, run=None):
-        header = arrays.header(blinded, spacing)
+    def store(self, blinded, case, source, run=None):
+        header = arrays.header(blinded, self.spacing)
         image = StudyImage(study=self.study, source=source, run=run, case=case, header=header)
         image.array.save("image.npy", ContentFile(array_bytes(blinded)), save=False)
         image.save()
         return image
 
 
-def _spacing_and_reference(case):
-    reference = case.image(ImageRole.REFERENCE)
-    return (reference.spacing if reference else None), reference
-
-
-def _usable_cases(study, builder, runs):
-    """Pick `items_per_model` cases (seeded) where every run has a showable output of the reference's shape.
+def _usable_cases(study, builder, runs, count):
+    """Pick `count` cases (seeded) where every run has a showable output of the reference's shape.
 
     Returns [(case, reference image, {run pk: blinded output})]."""
     cases = list(Case.objects.filter(dataset=study.task.dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
@@ -99,7 +95,7 @@ def _usable_cases(study, builder, runs):
     outputs = {(o.run_id, o.case_id): o for o in CaseOutput.objects.filter(run__in=runs, sample=0, case__in=cases)}
     chosen, skipped = [], []
     for index in order:
-        if len(chosen) == study.items_per_model:
+        if len(chosen) == count:
             break
         case = cases[index]
         reference = case.image(ImageRole.REFERENCE)
@@ -113,25 +109,26 @@ def _usable_cases(study, builder, runs):
                 skipped.append(f"{case.case_id}: {run}'s output has another shape than the reference")
                 break
             try:
-                blinded[run.pk] = blinding.blind(output.load())
+                blinded[run.pk] = builder.blind(output.load())
             except (blinding.NotShowable, ValueError) as exc:
                 skipped.append(f"{case.case_id}: {run}'s output is not showable ({exc})")
                 break
         else:
             chosen.append((case, reference, blinded))
-    if len(chosen) < study.items_per_model:
+    if len(chosen) < count:
         raise StudyError(
-            f"Only {len(chosen)} case(s) have a showable output from every run; {study.items_per_model} are asked "
-            "for per run. " + "; ".join(skipped[:5])
-        )
+            f"Only {len(chosen)} case(s) have a showable output from every run; {count} are needed "
+            f"({study.items_per_model} per run" + ("" if count == study.items_per_model else ", each run its own")
+            + "). " + "; ".join(skipped[:5])
+        )  # fmt: skip
     builder.log.append(f"Cases: {', '.join(c.case_id for c, _, _ in chosen)} (seed {study.seed}).")
     if skipped:
         builder.log.append(f"Left out: {'; '.join(skipped)}.")
     return chosen
 
 
-def _real_candidates(study, chosen_cases, prefer_other):
-    """Reference images for the real pool, in a seeded order (cases already shown first or last)."""
+def _real_candidates(study, shown_cases, prefer_other):
+    """Reference images for the real pool, in a seeded order (cases already shown last or first)."""
     if study.real_pool == RealPool.REFERENCE:
         if study.task.reference_dataset_id is None:
             raise StudyError("The task has no reference dataset; pick its test dataset's references instead.")
@@ -139,27 +136,33 @@ def _real_candidates(study, chosen_cases, prefer_other):
     else:
         dataset = study.task.dataset
     cases = list(Case.objects.filter(dataset=dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
-    chosen_pks = {case.pk for case in chosen_cases}
-    other = [case for case in cases if case.pk not in chosen_pks]
-    same = [case for case in cases if case.pk in chosen_pks]
+    shown = {case.pk for case in shown_cases}
+    other = [case for case in cases if case.pk not in shown]
+    same = [case for case in cases if case.pk in shown]
     rng = np.random.default_rng([study.seed, 2])
     other = [other[i] for i in rng.permutation(len(other))]
     same = [same[i] for i in rng.permutation(len(same))]
     return other + same if prefer_other else same + other
 
 
-def _real_images(study, builder, count, chosen_cases, prefer_other, shapes):
-    images = []
-    for case in _real_candidates(study, chosen_cases, prefer_other):
-        if len(images) == count:
-            break
-        spacing, reference = _spacing_and_reference(case)
+def _showable_references(study, builder, shown_cases, prefer_other, shapes):
+    """(case, blinded reference) from the real pool, lazily: only references of the outputs' size."""
+    for case in _real_candidates(study, shown_cases, prefer_other):
+        reference = case.image(ImageRole.REFERENCE)
         if tuple(reference.shape[1:]) not in shapes:
             continue  # another size would tell a real image from a synthetic one
         try:
-            images.append(builder.image(reference.load(), case, ImageSource.REAL, spacing))
+            yield case, builder.blind(reference.load())
         except blinding.NotShowable:
             continue
+
+
+def _real_images(study, builder, count, shown_cases, prefer_other, shapes):
+    images = []
+    for case, blinded in _showable_references(study, builder, shown_cases, prefer_other, shapes):
+        if len(images) == count:
+            break
+        images.append(builder.store(blinded, case, ImageSource.REAL))
     if len(images) < count:
         builder.log.append(f"Real pool: {len(images)} showable image(s) of the outputs' size, {count} asked for.")
     return images
@@ -177,6 +180,9 @@ def freeze(study):
             if study.status != StudyStatus.DRAFT:
                 raise StudyError("The study has already started: its items are frozen.")
             check_ready(study)
+            editing = [user.username for user in study.readers.all() if study.is_editor(user)]
+            if editing:
+                raise StudyError(f"Editors of the study cannot read it: {', '.join(editing)}.")
             builder = _Builder(study)
             _build_items(study, builder)
             study.build_log = "\n".join(builder.log)
@@ -207,16 +213,21 @@ def _remove_orphan_files(study):
 
 def _build_items(study, builder):
     runs = list(study.runs.order_by("pk"))
-    chosen = _usable_cases(study, builder, runs)
+    n = study.items_per_model
+    # A Turing test shows each run cases of its own unless the editor asks for paired cases: a reader who
+    # met the same anatomy once per run would know that all but (at most) one of them are synthetic.
+    own_cases = study.design == Design.TURING and not study.paired_cases and len(runs) > 1
+    chosen = _usable_cases(study, builder, runs, n * len(runs) if own_cases else n)
+    builder.spacing = chosen[0][1].spacing
     shapes = {tuple(reference.shape[1:]) for _, reference, _ in chosen}
+    per_run = {run.pk: [] for run in runs}
+    for position, (case, _reference, blinded) in enumerate(chosen):
+        for index, run in enumerate(runs):
+            if not own_cases or position // n == index:
+                per_run[run.pk].append(builder.store(blinded[run.pk], case, ImageSource.SYNTHETIC, run))
     items = []  # (image, image_b, kind, expected)
-    per_run = {}
-    for case, reference, blinded in chosen:
-        for run in runs:
-            image = builder.store(blinded[run.pk], case, ImageSource.SYNTHETIC, reference.spacing, run)
-            per_run.setdefault(run.pk, []).append(image)
     if study.design == Design.PAIRWISE:
-        for position, _ in enumerate(chosen):
+        for position in range(n):
             for i, run_a in enumerate(runs):
                 for run_b in runs[i + 1 :]:
                     items.append((per_run[run_a.pk][position], per_run[run_b.pk][position], ItemKind.REGULAR, {}))
@@ -224,13 +235,11 @@ def _build_items(study, builder):
         for run in runs:
             items += [(image, None, ItemKind.REGULAR, {}) for image in per_run[run.pk]]
         if study.design == Design.TURING:
-            n_real = round(study.real_ratio * len(items))
-            prefer_other = True
-        else:
-            n_real = round(study.real_ratio * study.items_per_model)
-            prefer_other = False
-        chosen_cases = [case for case, _, _ in chosen]
-        reals = _real_images(study, builder, n_real, chosen_cases, prefer_other, shapes) if n_real else []
+            n_real, prefer_other = round(study.real_ratio * len(items)), True
+        else:  # a control group of real images, preferably of the same cases
+            n_real, prefer_other = round(study.real_ratio * n), False
+        shown = [case for case, _, _ in chosen]
+        reals = _real_images(study, builder, n_real, shown, prefer_other, shapes) if n_real else []
         items += [(image, None, ItemKind.REGULAR, {}) for image in reals]
         builder.log.append(f"{len(items) - len(reals)} synthetic and {len(reals)} real image(s).")
     items += _attention_items(study, builder, chosen, shapes)
@@ -262,17 +271,10 @@ def _attention_items(study, builder, chosen, shapes):
     items = []
     if not study.attention_checks:
         return items
-    candidates = _real_candidates(study, [c for c, _, _ in chosen], prefer_other=True)
-    for case in candidates:
+    shown = [case for case, _, _ in chosen]
+    for case, intact in _showable_references(study, builder, shown, True, shapes):
         if len(items) == study.attention_checks:
             break
-        spacing, reference = _spacing_and_reference(case)
-        if tuple(reference.shape[1:]) not in shapes:
-            continue
-        try:
-            intact = blinding.blind(reference.load())
-        except blinding.NotShowable:
-            continue
         if study.design == Design.HALLUCINATION:
             altered, where = blinding.attention_image(intact, builder.rng, kind="insert")
             expected = {"marks": True, **where}
@@ -283,9 +285,9 @@ def _attention_items(study, builder, chosen, shapes):
                 Design.LIKERT: {"max_score": 2},
                 Design.PAIRWISE: {"winner": "a"},
             }[study.design]
-        check = builder.store(altered, case, ImageSource.ATTENTION, spacing)
+        check = builder.store(altered, case, ImageSource.ATTENTION)
         if study.design == Design.PAIRWISE:
-            items.append((builder.store(intact, case, ImageSource.REAL, spacing), check, ItemKind.ATTENTION, expected))
+            items.append((builder.store(intact, case, ImageSource.REAL), check, ItemKind.ATTENTION, expected))
         else:
             items.append((check, None, ItemKind.ATTENTION, expected))
     return items
@@ -309,6 +311,7 @@ def invite(study, users):
                 open_session(study, user)
 
 
+@transaction.atomic
 def open_session(study, reader):
     """The reader's session, created once with its seeded order (get or create; safe to call twice)."""
     session, created = ReaderSession.objects.get_or_create(study=study, reader=reader)
@@ -410,7 +413,10 @@ def submit(session, token, value, key):
             session = ReaderSession.objects.select_for_update().select_related("study").get(pk=session.pk)
             if session.study.status != StudyStatus.RUNNING:
                 raise StudyError("The study is not running.")
-            if Answer.objects.filter(session=session, idempotency_key=key).exists():
+            prior = Answer.objects.filter(session=session, idempotency_key=key).select_related("assignment").first()
+            if prior is not None:
+                if prior.assignment.token != token:
+                    raise Conflict("This idempotency key was used for another item: send a new key per answer.")
                 return state(session)
             assignment = _current(session, token)
             cleaned = _validate(session.study, assignment, value, partial=False)
@@ -593,5 +599,7 @@ def close(study):
 @transaction.atomic
 def reopen(study):
     study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    if study.published_at is not None:
+        raise StudyError("Withdraw the published results before reopening: new answers would make them stale.")
     study.transition(StudyStatus.RUNNING)
     return study

@@ -21,6 +21,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,7 +32,7 @@ from inference import arrays
 from inference.models import IllegalTransition, Run, RunStatus
 from inference.viewer import open_field
 
-from . import analysis, publishing, services
+from . import analysis, blinding, publishing, services
 from .answers import InvalidAnswer
 from .models import DEFAULT_SCALES, Design, ReaderStudy, StudyStatus
 
@@ -67,13 +68,16 @@ def _reader_json(view):
     return wrapper
 
 
-def _json_body(request):
+def _json_body(request, *fields):
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidAnswer("The request body must be JSON.") from None
     if not isinstance(body, dict):
         raise InvalidAnswer("The request body must be a JSON object.")
+    for field in fields:
+        if not isinstance(body.get(field), str) or not body[field]:
+            raise InvalidAnswer(f"'{field}' must be a non-empty string.")
     return body
 
 
@@ -87,10 +91,10 @@ def read_state(request, uid):
 @require_POST
 @_reader_json
 def read_answer(request, uid):
-    body = _json_body(request)
+    body = _json_body(request, "item", "key")
     session = services.reader_session(uid, request.user)
     try:
-        data = services.submit(session, str(body.get("item", "")), body.get("answer"), str(body.get("key", "")))
+        data = services.submit(session, body["item"], body.get("answer"), body["key"])
     except services.Conflict as exc:
         session.refresh_from_db()
         return JsonResponse({"detail": str(exc), "state": services.state(session)}, status=409)
@@ -100,9 +104,9 @@ def read_answer(request, uid):
 @require_POST
 @_reader_json
 def read_draft(request, uid):
-    body = _json_body(request)
+    body = _json_body(request, "item")
     session = services.reader_session(uid, request.user)
-    services.save_draft(session, str(body.get("item", "")), body.get("answer"))
+    services.save_draft(session, body["item"], body.get("answer"))
     return HttpResponse(status=204)
 
 
@@ -185,6 +189,8 @@ class ScalesField(forms.CharField):
             return []
         try:
             return json.loads(value)
+        except RecursionError:
+            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
 
@@ -217,6 +223,7 @@ class StudyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from inference import access
 
+        self.user = user
         self.fields["task"].queryset = access.visible_tasks(user)
         runs = Run.objects.filter(status=RunStatus.SUCCEEDED, task__in=access.visible_tasks(user))
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
@@ -237,7 +244,8 @@ class StudyForm(forms.ModelForm):
             foreign = [str(run) for run in runs if run.task_id != task.pk]
             if foreign:
                 self.add_error("runs", f"Runs of another task: {', '.join(foreign)}.")
-        both = set(data.get("readers") or []) & set(data.get("editors") or [])
+        creator = self.instance.created_by if self.instance.pk else self.user
+        both = set(data.get("readers") or []) & (set(data.get("editors") or []) | {creator})
         if both:
             self.add_error("readers", f"A reader cannot also edit the study: {', '.join(sorted(map(str, both)))}.")
         if data.get("design") != Design.LIKERT:
@@ -270,14 +278,23 @@ def study_create(request):
 @login_required
 def study_edit(request, pk):
     study = _editable(request, pk)
-    if study.is_frozen:
-        messages.error(request, "The study has started: its settings and items are frozen.")
-        return redirect(study)
-    form = StudyForm(request.POST or None, instance=study, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Saved.")
-        return redirect(study)
+    with transaction.atomic():
+        if request.method == "POST":  # lock: another editor may be starting the study right now
+            study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+        if study.is_frozen:
+            messages.error(request, "The study has started: its settings and items are frozen.")
+            return redirect(study)
+        form = StudyForm(request.POST or None, instance=study, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            if not ReaderStudy.objects.filter(pk=study.pk, status=StudyStatus.DRAFT).exists():
+                messages.error(request, "The study has started: its settings and items are frozen.")
+                return redirect(study)
+            edited = form.save(commit=False)
+            many = {field.name for field in ReaderStudy._meta.many_to_many}
+            edited.save(update_fields=[name for name in form.Meta.fields if name not in many])  # never the status
+            form.save_m2m()
+            messages.success(request, "Saved.")
+            return redirect(study)
     return _form_page(request, form, study)
 
 
@@ -345,6 +362,8 @@ def study_action(request, pk, action):
             raise Http404("Not found.")
     except (services.StudyError, IllegalTransition, publishing.PublishError) as exc:
         messages.error(request, str(exc))
+    except blinding.NotShowable as exc:
+        messages.error(request, f"An image could not be prepared: {exc}")
     return redirect(study)
 
 

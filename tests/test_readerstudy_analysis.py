@@ -41,7 +41,7 @@ def export_rows(client, study):
 def turing_study():
     """Run A is always caught (surely synthetic); run B is called at random; real images called real."""
     readers = [make_reader(f"r{i}") for i in range(4)]
-    task, runs = make_study_task(n_cases=12, n_runs=2)
+    task, runs = make_study_task(n_cases=21, n_runs=2)  # 2 × 5 shown cases, 10 real images, 1 attention check
     study = make_study(task, runs, readers=readers, items_per_model=5, repeated_items=3, attention_checks=1)
     run_a = runs[0]
     for seed, reader in enumerate(readers):
@@ -76,15 +76,50 @@ def test_turing_reader_auc_and_accuracy_match_scipy_on_the_export(turing_study, 
         assert got.auc == pytest.approx(expected_auc, abs=1e-12)
         assert got.accuracy == pytest.approx(accuracy, abs=1e-12)
     # Run A is caught by every reader: AUC 1 against the real pool, and the verdict says so.
-    mrmc = result["mrmc"]
-    assert set(mrmc.reader_auc[runs[0].pk].values()) == {1.0}
+    models = result["turing_models"]
+    assert set(models[runs[0].pk]["reader_auc"].values()) == {1.0}
     assert result["equivalence"][runs[0].pk].verdict == "readers detect synthetic images"
-    # Single-run means equal the mean of the per-reader AUCs (the OR estimate).
+    # Single-run means equal the mean of the per-reader AUCs (the OR estimate), which are each reader's AUC
+    # on that run's images against the real pool (Mann–Whitney on the export).
     for run in runs:
-        assert mrmc.single_modality[run.pk].auc == pytest.approx(np.mean(list(mrmc.reader_auc[run.pk].values())))
+        entry = models[run.pk]
+        assert entry["estimate"].auc == pytest.approx(np.mean(list(entry["reader_auc"].values())))
+        for reader in readers:
+            mine = [r for r in rows if r["reader"] == reader.username and r["run"] in ("", str(run.pk))]
+            rating = [json.loads(r["answer"]) for r in mine]
+            rating = np.array(
+                [5 + a["confidence"] if a["call"] == "synthetic" else 6 - a["confidence"] for a in rating]
+            )
+            positive = np.array([r["source"] == "synthetic" for r in mine])
+            u = scipy_stats.mannwhitneyu(rating[positive], rating[~positive]).statistic
+            assert entry["reader_auc"][reader.username] == pytest.approx(u / (positive.sum() * (~positive).sum()))
+    # Each run was shown cases of its own: no anatomy appears twice among the regular items.
+    cases = [r["case"] for r in rows if r["reader"] == readers[0].username]
+    assert len(cases) == len(set(cases))
+    assert result["mrmc"] is None and "different cases" in result["mrmc_note"]
     # Attention checks all passed; the repeat κ has one pair per repeated item and reader.
     assert result["attention"] == {r.username: {"passed": 1, "failed": 0} for r in readers}
     assert result["repeat_kappa"].n == 4 * 3
+
+
+def test_paired_cases_compare_runs_with_one_obuchowski_rockette_analysis(staff_client):
+    readers = [make_reader(f"r{i}") for i in range(3)]
+    task, runs = make_study_task(n_cases=10, n_runs=2)
+    study = make_study(task, runs, readers=readers, items_per_model=4, paired_cases=True)
+    for seed, reader in enumerate(readers):
+        rng = np.random.default_rng(seed)
+        answer_all(study, reader, lambda assignment, rng=rng: answer_for("turing", rng))
+    rows = [row for row in export_rows(staff_client, study) if row["item_kind"] == "regular"]
+    synthetic_cases = {row["case"] for row in rows if row["source"] == "synthetic"}
+    assert len(synthetic_cases) == 4  # both runs on the same four cases
+    result = analysis.analyse(study)
+    joint = result["mrmc"]
+    assert joint is not None and joint.modalities == tuple(sorted(run.pk for run in runs))
+    assert joint.df_num == 1 and joint.difference is not None
+    for run in runs:
+        assert result["turing_models"][run.pk]["estimate"] == joint.single_modality[run.pk]
+    page = staff_client.get(f"/studies/{study.pk}/analysis/").content.decode()
+    assert 'id="mrmc-test"' in page and 'id="turing-differences"' in page
 
 
 def test_fleiss_kappa_of_the_calls_matches_statsmodels_on_the_export(turing_study, staff_client):
@@ -145,7 +180,7 @@ def test_publish_fills_the_clinical_tier_and_withdrawing_restores_the_placeholde
     result = analysis.analyse(study)
     for row in board.rows:
         cell = row.cells[key]
-        estimate = result["mrmc"].single_modality[row.run_id]
+        estimate = result["turing_models"][row.run_id]["estimate"]
         assert cell.value == pytest.approx(estimate.auc) and cell.ci_low == pytest.approx(estimate.ci[0])
     page = client.get(f"/tasks/{task.slug}/leaderboard/").content.decode()
     assert f'href="/studies/{study.pk}/analysis/"' in page and "Reader AUC" in page

@@ -166,7 +166,10 @@ def test_order_is_a_seeded_shuffle_stored_per_reader(turing):
 
 
 def test_image_timing_does_not_depend_on_the_source(turing):
-    """Interleaved requests for real and synthetic images: medians within a millisecond and a half."""
+    """Interleaved requests for real and synthetic images take the same time.
+
+    The fastest of many interleaved requests is compared (the floor is what the code path costs; medians
+    move with whatever else the machine is doing): within a millisecond, or a fifth of it."""
     study, reader, runs, client = turing
     by_source = {}
     state = _get_current(client, study)
@@ -180,11 +183,11 @@ def test_image_timing_does_not_depend_on_the_source(turing):
         state = _get_current(client, study)
     urls = {source: f"/api/read/items/{a.token}/images/0/" for source, a in by_source.items()}
     times = {source: [] for source in urls}
-    for _ in range(40):
+    for _ in range(60):
         for source, url in urls.items():
             start = time.perf_counter()
             header = client.get(url).json()
             client.get(header["data_url"])
             times[source].append(time.perf_counter() - start)
-    medians = [np.median(values) for values in times.values()]
-    assert abs(medians[0] - medians[1]) < 1.5e-3, medians
+    floors = [min(values) for values in times.values()]
+    assert abs(floors[0] - floors[1]) < max(1e-3, 0.2 * min(floors)), floors

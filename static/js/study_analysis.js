@@ -1,23 +1,24 @@
 // Plots of a reader study's analysis (#analysis-data, from readerstudy/analysis.py as_json):
-// per-run AUC with its Obuchowski–Rockette CI against the chance line (Turing test).
+// per-run AUC with its Obuchowski–Rockette CI against the chance line (Turing test); for the
+// other designs, each run's published value (MOS per scale, preference, marks) with its CI.
 const data = JSON.parse(document.getElementById("analysis-data").textContent);
 const host = document.getElementById("plot-auc");
 
 function aucPlot() {
-  const mrmc = data.mrmc;
-  if (!mrmc || !host || !window.Plotly) return;
+  const models = data.turing_models;
+  if (!models || !Object.keys(models).length || !host || !window.Plotly) return;
   const names = [];
   const auc = [];
   const low = [];
   const high = [];
-  for (const [model, estimate] of Object.entries(mrmc.single_modality)) {
+  for (const [model, entry] of Object.entries(models)) {
     names.push(data.groups[model] || model);
-    auc.push(estimate.auc);
-    low.push(estimate.auc - estimate.ci[0]);
-    high.push(estimate.ci[1] - estimate.auc);
+    auc.push(entry.estimate.auc);
+    low.push(entry.estimate.auc - entry.estimate.ci[0]);
+    high.push(entry.estimate.ci[1] - entry.estimate.auc);
   }
-  const readers = Object.entries(mrmc.reader_auc).flatMap(([model, byReader]) =>
-    Object.entries(byReader).map(([reader, value]) => ({ name: data.groups[model] || model, reader, value })),
+  const readers = Object.entries(models).flatMap(([model, entry]) =>
+    Object.entries(entry.reader_auc).map(([reader, value]) => ({ name: data.groups[model] || model, reader, value })),
   );
   Plotly.newPlot(
     host,
@@ -49,4 +50,47 @@ function aucPlot() {
   );
 }
 
+const LABELS = {
+  reader_mos: "Mean opinion score (1–5)",
+  reader_preference: "Probability of being preferred to an average run",
+  reader_marks: "Hallucination marks per image",
+};
+
+function resultsPlot() {
+  const target = document.getElementById("plot-results");
+  if (!target || !window.Plotly || !data.per_run) return;
+  const series = new Map(); // metric + scale → points
+  for (const [run, entries] of Object.entries(data.per_run)) {
+    for (const entry of entries) {
+      const key = entry.scale_label || LABELS[entry.metric] || entry.metric;
+      if (!series.has(key)) series.set(key, { metric: entry.metric, points: [] });
+      series.get(key).points.push({ name: data.groups[run] || run, ...entry });
+    }
+  }
+  if (!series.size) return;
+  const traces = [...series.entries()].map(([key, { points }]) => ({
+    type: "scatter", mode: "markers", name: key, x: points.map((p) => p.value), y: points.map((p) => p.name),
+    error_x: {
+      type: "data", symmetric: false,
+      array: points.map((p) => (p.ci_high ?? p.value) - p.value),
+      arrayminus: points.map((p) => p.value - (p.ci_low ?? p.value)),
+    },
+    marker: { size: 10 },
+  }));
+  const metric = [...series.values()][0].metric;
+  Plotly.newPlot(
+    target,
+    traces,
+    {
+      title: { text: "Per run, with 95% CIs", font: { size: 14 } },
+      xaxis: { title: { text: LABELS[metric] || metric } },
+      yaxis: { automargin: true },
+      margin: { t: 40, r: 10 },
+      legend: { orientation: "h", y: -0.25 },
+    },
+    { displaylogo: false, responsive: true },
+  );
+}
+
 aucPlot();
+resultsPlot();
