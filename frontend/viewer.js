@@ -7,6 +7,10 @@
 //     sync: true,            // VOI (within a voiGroup), zoom/pan and slice across all viewports
 //     renderer: "auto",      // or "cpu" to force the CPU fallback
 //     maxWholeBytes: 33554432, // larger arrays load slice by slice (else data-max-whole-bytes)
+//     resetKey: "r",         // the key that resets the view (null: none, for pages that use R)
+//     help: "…",             // the toolbar's hint text, for pages with key bindings of their own
+//     annotate: false,       // true: point and box marks (reader studies), see below
+//     onMarksChange: (marks) => {},
 //   });
 //
 // Each array arrives as a JSON header (shape, spacing, slices, window presets, data_url) and
@@ -21,10 +25,20 @@
 // data-voi ("lower,upper"), data-zoom, data-rendered and data-loading ("whole" | "slices"; plus
 // data-error when a slice could not be fetched); the viewer root carries
 // data-renderer ("gpu" | "cpu") and data-ready="1" once every image is shown.
+//
+// With annotate: true the viewer also takes marks (hallucination marking): Cornerstone's
+// ProbeTool (points) and RectangleROITool (boxes). The controller then has
+// setMarkTool("point" | "box" | null), getMarks(), setMarks(marks), clearMarks() and
+// removeLastMark(); marks are {type: "point", slice, points: [[x, y]]} or {type: "box",
+// slice, points: [[x0, y0], [x1, y1]]} in image pixels (x column, y row, 0 … columns/rows
+// from the image's top-left corner; slice: index in the stack). onMarksChange(marks) runs
+// whenever they change, and the viewer root carries data-marks (their count) and
+// data-mark-tool.
 import {
   Enums,
   RenderingEngine,
   cache,
+  eventTarget,
   getRenderingEngine,
   getShouldUseCPURendering,
   imageLoader,
@@ -35,6 +49,10 @@ import {
 import {
   Enums as ToolEnums,
   PanTool,
+  ProbeTool,
+  RectangleROITool,
+  annotation as annotationApi,
+  utilities as toolUtilities,
   StackScrollTool,
   ToolGroupManager,
   WindowLevelTool,
@@ -65,6 +83,7 @@ class RangeWindowLevelTool extends WindowLevelTool {
 }
 
 const TOOLS = [RangeWindowLevelTool, PanTool, ZoomTool, StackScrollTool];
+const MARK_TOOLS = { point: ProbeTool, box: RectangleROITool };
 let initialised = false;
 let cpuReason = "";
 let mounts = 0;
@@ -81,6 +100,7 @@ function initialise(renderer) {
   }
   initTools();
   TOOLS.forEach((Tool) => addTool(Tool));
+  Object.values(MARK_TOOLS).forEach((Tool) => addTool(Tool));
   initialised = true;
 }
 
@@ -310,27 +330,33 @@ function prefetchAround(imageIds, index) {
 
 /**
  * Mount synchronised stack viewports into `container` (its content is replaced).
- * Returns a controller: { viewports, reset(), setPreset(index, presetIndex), renderer, destroy() }.
+ * Returns a controller: { viewports, reset(), setPreset(index, presetIndex), renderer, destroy() },
+ * plus the marks methods (setMarkTool, getMarks, setMarks, clearMarks, removeLastMark) with annotate: true.
+ * destroy() leaves nothing behind (tools, synchronisers, marks, cached slices): mount again freely.
  */
 export async function mountViewers(container, options) {
   const specs = options.viewports || [];
   const sync = options.sync !== false;
   const renderer = options.renderer || "auto";
   const frameOfReferenceUID = options.frameOfReferenceUID || "medgen-frame";
+  const resetKey = options.resetKey === undefined ? "r" : options.resetKey;
   initialise(renderer);
   mounts += 1;
   const id = `medgen-${mounts}`;
 
   container.replaceChildren();
   const rendererNode = el("span", { class: "cs-renderer", text: "" });
-  const resetButton = el("button", { type: "button", class: "cs-reset", text: "Reset (R)" });
+  const resetLabel = resetKey ? `Reset (${resetKey.toUpperCase()})` : "Reset";
+  const resetButton = el("button", { type: "button", class: "cs-reset", text: resetLabel });
   const toolbar = el(
     "div",
     { class: "cs-toolbar" },
     resetButton,
     el("span", {
       class: "cs-help",
-      text: "Left drag: window/level · Right drag: zoom · Middle or Shift+drag: pan · Wheel, ↑/↓, PgUp/PgDn: slices",
+      text:
+        options.help ??
+        "Left drag: window/level · Right drag: zoom · Middle or Shift+drag: pan · Wheel, ↑/↓, PgUp/PgDn: slices",
     }),
     rendererNode,
   );
@@ -473,6 +499,7 @@ export async function mountViewers(container, options) {
   toolGroup.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
   toolGroup.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
   state.forEach((s) => toolGroup.addViewport(s.viewportId, engine.id));
+  const marks = options.annotate ? createMarks(state, toolGroup, root, options.onMarksChange) : null;
 
   const synchronizerList = [];
   if (sync && state.length > 1) {
@@ -533,7 +560,7 @@ export async function mountViewers(container, options) {
       scrollTo(s, 0);
     } else if (event.key === "End") {
       scrollTo(s, s.header.slices - 1);
-    } else if (event.key === "r" || event.key === "R") {
+    } else if (resetKey && event.key.toLowerCase() === resetKey.toLowerCase()) {
       reset();
     } else {
       return;
@@ -567,11 +594,26 @@ export async function mountViewers(container, options) {
     renderer: root.dataset.renderer,
     reset,
     setPreset,
+    ...(marks ? marks.api : {}),
+    // Safe to mount again afterwards: this mount's tools, marks and cached slices go with it.
     destroy() {
       window.removeEventListener("resize", onResize);
+      marks?.destroy();
       synchronizerList.forEach((s) => s.destroy());
       ToolGroupManager.destroyToolGroup(toolGroupId);
       engine.destroy();
+      state.forEach((s) => {
+        dataRanges.delete(s.viewportId);
+        s.imageIds.forEach((imageId) => {
+          lazySlices.delete(imageId);
+          try {
+            if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
+          } catch (_) {
+            /* already evicted */
+          }
+        });
+      });
+      if (container.medgenViewer === controller) delete container.medgenViewer;
       container.replaceChildren();
     },
   };
@@ -588,6 +630,185 @@ function cpuZoomPanSync(_synchronizer, source, target) {
   const { focalPoint, scale } = from.getCamera();
   to.setCamera({ focalPoint, scale });
   to.render();
+}
+
+// --- Marks (annotate: true) ------------------------------------------------------------
+
+// Pixel coordinates (x column, y row, 0 at the image's top-left corner) of a world point, as
+// the inverse of sliceGeometry: origin (0, 0, k·dz), identity direction, spacing (dx, dy).
+// The GPU path puts pixel centres at world i·dx (vtkImageData), the CPU path pixel corners
+// (canvasToWorldCPU), hence `half`. Not utilities.worldToImageCoords: it divides the
+// distance along a row by the row spacing, which is wrong for non-square pixels.
+function worldToPixel(header, world, half) {
+  const [dy, dx] = header.spacing.slice(-2);
+  return [world[0] / dx + half, world[1] / dy + half];
+}
+
+function pixelToWorld(header, [x, y], slice, half) {
+  const [dy, dx] = header.spacing.slice(-2);
+  const dz = header.slices > 1 ? header.spacing[0] : 1;
+  return [(x - half) * dx, (y - half) * dy, slice * dz];
+}
+
+const round2 = (v) => Math.round(v * 100) / 100;
+const clamp = (v, low, high) => Math.min(high, Math.max(low, v));
+
+// Marks on this mount's viewports: Cornerstone keeps annotations in one global state, so this
+// keeps the UIDs of ours (in the order they were made) and reads them back as pixel marks.
+function createMarks(state, toolGroup, root, onChange) {
+  const half = getShouldUseCPURendering() ? 0 : 0.5;
+  const owner = new Map(); // imageId → viewport state
+  state.forEach((s) => s.imageIds.forEach((imageId) => owner.set(imageId, s)));
+  const toolNames = Object.fromEntries(Object.entries(MARK_TOOLS).map(([kind, Tool]) => [Tool.toolName, kind]));
+  const uids = [];
+  let last = "[]";
+  let quiet = false;
+
+  // Readers need the shapes only: no value or area text boxes, no statistics.
+  toolGroup.addTool(ProbeTool.toolName, { getTextLines: () => undefined, handleRadius: "4" });
+  toolGroup.addTool(RectangleROITool.toolName, { getTextLines: () => [], calculateStats: false });
+  Object.values(MARK_TOOLS).forEach((Tool) => toolGroup.setToolPassive(Tool.toolName));
+  root.dataset.marks = "0";
+  root.dataset.markTool = "";
+
+  const ours = (a) => a && toolNames[a.metadata?.toolName] && owner.has(a.metadata.referencedImageId);
+
+  // An annotation → a mark, or null when it lies wholly outside the image (or is a box of no area).
+  function toMark(a) {
+    const s = owner.get(a.metadata.referencedImageId);
+    const slice = s.imageIds.indexOf(a.metadata.referencedImageId);
+    const { rows, columns } = s.header;
+    const points = a.data.handles.points.map((p) => worldToPixel(s.header, p, half));
+    const inside = (v) => (x) => x >= 0 && x <= v;
+    const pixel = ([x, y]) => [round2(clamp(x, 0, columns)), round2(clamp(y, 0, rows))];
+    if (toolNames[a.metadata.toolName] === "point") {
+      const [x, y] = points[0];
+      return inside(columns)(x) && inside(rows)(y) ? { type: "point", slice, points: [pixel([x, y])] } : null;
+    }
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const low = pixel([Math.min(...xs), Math.min(...ys)]);
+    const high = pixel([Math.max(...xs), Math.max(...ys)]);
+    return high[0] - low[0] >= 0.5 && high[1] - low[1] >= 0.5 ? { type: "box", slice, points: [low, high] } : null;
+  }
+
+  function getMarks() {
+    return uids
+      .map((uid) => annotationApi.state.getAnnotation(uid))
+      .filter(Boolean)
+      .map(toMark)
+      .filter(Boolean);
+  }
+
+  function render() {
+    toolUtilities.triggerAnnotationRenderForViewportIds(state.map((s) => s.viewportId));
+  }
+
+  function notify() {
+    if (quiet) return;
+    const marks = getMarks();
+    root.dataset.marks = String(marks.length);
+    const json = JSON.stringify(marks);
+    if (json === last) return; // stats refreshes re-fire "modified" with nothing moved
+    last = json;
+    onChange?.(marks);
+  }
+
+  const listeners = {
+    [ToolEnums.Events.ANNOTATION_COMPLETED]: (event) => {
+      const a = event.detail.annotation;
+      if (!ours(a) || uids.includes(a.annotationUID)) return;
+      if (!toMark(a)) {
+        annotationApi.state.removeAnnotation(a.annotationUID); // a click beside the image, a box of no area
+        render();
+        return;
+      }
+      uids.push(a.annotationUID);
+      notify();
+    },
+    [ToolEnums.Events.ANNOTATION_MODIFIED]: (event) => {
+      if (uids.includes(event.detail.annotation?.annotationUID)) notify();
+    },
+    [ToolEnums.Events.ANNOTATION_REMOVED]: (event) => {
+      const index = uids.indexOf(event.detail.annotation?.annotationUID);
+      if (index < 0) return;
+      uids.splice(index, 1);
+      notify();
+    },
+  };
+  Object.entries(listeners).forEach(([name, listener]) => eventTarget.addEventListener(name, listener));
+
+  function removeAll() {
+    quiet = true;
+    [...uids].forEach((uid) => annotationApi.state.removeAnnotation(uid));
+    uids.length = 0;
+    quiet = false;
+  }
+
+  const api = {
+    setMarkTool(kind) {
+      const Tool = kind ? MARK_TOOLS[kind] : null;
+      if (kind && !Tool) throw new Error(`unknown mark tool ${kind}`);
+      Object.values(MARK_TOOLS).forEach((T) => T !== Tool && toolGroup.setToolPassive(T.toolName));
+      const primary = { bindings: [{ mouseButton: MouseBindings.Primary }] };
+      if (Tool) {
+        toolGroup.setToolPassive(RangeWindowLevelTool.toolName);
+        toolGroup.setToolActive(Tool.toolName, primary);
+      } else {
+        toolGroup.setToolActive(RangeWindowLevelTool.toolName, primary);
+      }
+      root.dataset.markTool = kind || "";
+    },
+    getMarks,
+    clearMarks() {
+      removeAll();
+      render();
+      notify();
+    },
+    removeLastMark() {
+      const uid = uids.at(-1);
+      if (!uid) return;
+      annotationApi.state.removeAnnotation(uid);
+      render();
+    },
+    // Re-create marks (a restored draft) on the first viewport; returns those it could place.
+    setMarks(marks) {
+      removeAll();
+      const s = state[0];
+      for (const mark of marks || []) {
+        const imageId = s.imageIds[mark.slice ?? 0];
+        const Tool = MARK_TOOLS[mark.type];
+        if (!imageId || !Tool || !Array.isArray(mark.points)) continue;
+        const world = mark.points.map((p) => pixelToWorld(s.header, p, mark.slice ?? 0, half));
+        let points = world;
+        if (mark.type === "box") {
+          // Corners 0 and 3 are opposite, 1 and 2 the others (as RectangleROITool draws them).
+          const [[x0, y0, z], [x1, y1]] = world;
+          points = [[x0, y0, z], [x1, y0, z], [x0, y1, z], [x1, y1, z]];
+        }
+        const annotationUID = utilities.uuidv4();
+        Tool.hydrate(s.viewportId, points, {
+          annotationUID,
+          referencedImageId: imageId,
+          toolInstance: toolGroup.getToolInstance(Tool.toolName),
+        });
+        uids.push(annotationUID);
+      }
+      const restored = getMarks();
+      last = JSON.stringify(restored);
+      root.dataset.marks = String(restored.length);
+      render();
+      return restored;
+    },
+  };
+
+  return {
+    api,
+    destroy() {
+      Object.entries(listeners).forEach(([name, listener]) => eventTarget.removeEventListener(name, listener));
+      removeAll();
+    },
+  };
 }
 
 function createEngine(id, cells) {
