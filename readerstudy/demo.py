@@ -2,8 +2,9 @@
 
 Simulated readers answer through the same `services.submit` as real ones. A reader's
 evidence that an image is synthetic grows with how far the output is from its reference
-(1 − SSIM of that case, from the evaluation), scaled by the reader's skill, plus noise; the
-evidence is cut into the 10-point real/synthetic scale. So the demo's statistics reflect
+(1 − SSIM of that case, from the evaluation), scaled by the reader's skill, plus the reader's
+own lasting impression of that image and some noise of the moment; the evidence is cut into
+the 10-point real/synthetic scale. So the demo's statistics reflect
 the runs' measured quality rather than numbers written in here.
 """
 
@@ -76,7 +77,10 @@ def answer_as_simulated_reader(study, reader, skill, seed):
             answer = {"call": "synthetic", "confidence": 5}
         else:
             error = 0.0 if image.source == "real" else 1.0 - float(ssim.get(image.pk) or 0.5)
-            answer = simulated_answer(skill * 3.0 * error + rng.normal(0, 1))
+            # A reader's impression of an image is mostly their own and stable (so a repeated item gets a
+            # similar answer), partly noise of the moment.
+            impression = np.random.default_rng([seed, image.pk]).normal(0, 0.8)
+            answer = simulated_answer(skill * 3.0 * error + impression + rng.normal(0, 0.6))
         services.submit(session, state["item"]["token"], answer, f"demo-{assignment.position}")
         session.refresh_from_db()
 
