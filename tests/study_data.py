@@ -86,3 +86,23 @@ def answer_for(design, rng=None, scales=("realism", "diagnostic_quality")):
     if int(rng.integers(2)):
         return {"none": True}
     return {"marks": [{"type": "point", "slice": 0, "points": [[3.0, 4.5]]}]}
+
+
+def form_data(task, runs, **overrides):
+    """The study form's POST data for a Turing test of `runs` (overrides replace fields)."""
+    data = {
+        "title": "Realism of synthetic T2",
+        "instructions": "Real or synthetic?",
+        "task": task.pk,
+        "design": "turing",
+        "runs": [run.pk for run in runs],
+        "items_per_model": 3,
+        "real_pool": "test",
+        "real_ratio": 1.0,
+        "scales": "",
+        "repeated_items": 1,
+        "attention_checks": 1,
+        "seed": 5,
+    }
+    data.update(overrides)
+    return data

@@ -8,28 +8,9 @@ from django.test import Client
 
 from readerstudy.models import ReaderStudy, StudyStatus
 
-from .study_data import make_reader, make_study_task
+from .study_data import form_data, make_reader, make_study_task
 
 pytestmark = pytest.mark.django_db
-
-
-def form_data(task, runs, **overrides):
-    data = {
-        "title": "Realism of synthetic T2",
-        "instructions": "Real or synthetic?",
-        "task": task.pk,
-        "design": "turing",
-        "runs": [run.pk for run in runs],
-        "items_per_model": 3,
-        "real_pool": "test",
-        "real_ratio": 1.0,
-        "scales": "",
-        "repeated_items": 1,
-        "attention_checks": 1,
-        "seed": 5,
-    }
-    data.update(overrides)
-    return data
 
 
 def test_staff_create_start_invite_and_close_a_study(staff_client):

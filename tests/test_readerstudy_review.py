@@ -12,28 +12,14 @@ from inference.models import Case, ImageRole
 from readerstudy import publishing, services, views
 from readerstudy.models import Assignment, ImageSource, ReaderSession, ReaderStudy, StudyImage, StudyStatus
 
-from .study_data import answer_for, make_reader, make_study, make_study_task
+from .study_data import answer_for, form_data, make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
 
 
 def _form_data(task, runs, **overrides):
-    data = {
-        "title": "Review study",
-        "instructions": "",
-        "task": task.pk,
-        "design": "turing",
-        "runs": [run.pk for run in runs],
-        "items_per_model": 4,
-        "real_pool": "test",
-        "real_ratio": 1.0,
-        "scales": "",
-        "repeated_items": 0,
-        "attention_checks": 0,
-        "seed": 11,
-    }
-    data.update(overrides)
-    return data
+    fields = {"title": "Review study", "items_per_model": 4, "repeated_items": 0, "attention_checks": 0, "seed": 11}
+    return form_data(task, runs, **{**fields, **overrides})
 
 
 def _current(client, study):
