@@ -399,26 +399,51 @@ def _validate(study, assignment, value, partial):
     )
 
 
+def _replay(session, token, key):
+    """The state again if `key` already answered `token`; Conflict if it answered another item; else None."""
+    prior = Answer.objects.filter(session=session, idempotency_key=key).select_related("assignment").first()
+    if prior is None:
+        return None
+    if prior.assignment.token != token:
+        raise Conflict("This idempotency key was used for another item: send a new key per answer.")
+    return state(session)
+
+
 def submit(session, token, value, key):
     """Store the answer to the current item and return the new state (with the next item).
 
     Safe to repeat: the same idempotency key returns the state again without a second answer
-    (also when two copies race: the unique constraints pick one). Another answer to an
-    answered item is a Conflict.
+    (also when two copies race: the session's row lock and the unique constraints pick one).
+    Another answer to an answered item is a Conflict, and so is a key reused for another item.
+
+    The common path is five queries: lock the session row (only it: `of=("self",)`, else
+    PostgreSQL also locks the joined study row and every reader's submit queues on it), read
+    the answered item and the next one together, insert the answer, update the session, stamp
+    the next item's first showing.
     """
     if not key or len(key) > 64:
         raise answer_rules.InvalidAnswer("Send an idempotency key of 1 to 64 characters.")
     try:
         with transaction.atomic():
-            session = ReaderSession.objects.select_for_update().select_related("study").get(pk=session.pk)
+            session = (
+                ReaderSession.objects.select_for_update(of=("self",)).select_related("study").get(pk=session.pk)
+            )
             if session.study.status != StudyStatus.RUNNING:
                 raise StudyError("The study is not running.")
-            prior = Answer.objects.filter(session=session, idempotency_key=key).select_related("assignment").first()
-            if prior is not None:
-                if prior.assignment.token != token:
-                    raise Conflict("This idempotency key was used for another item: send a new key per answer.")
-                return state(session)
-            assignment = _current(session, token)
+            rows = Assignment.objects.select_related("item").filter(
+                Q(token=token) | Q(position=session.answered + 1), session=session
+            )
+            assignment = following = None
+            for row in rows:
+                if row.token == token:
+                    assignment = row
+                if row.position == session.answered + 1:
+                    following = row
+            if assignment is None or assignment.position != session.answered:
+                replayed = _replay(session, token, key)  # a retry of an answer already stored
+                if replayed is not None:
+                    return replayed
+                _current(session, token)  # raises the right error (answered before, or not theirs)
             cleaned = _validate(session.study, assignment, value, partial=False)
             now = timezone.now()
             shown = assignment.shown_at or now
@@ -436,12 +461,13 @@ def submit(session, token, value, key):
                 session.finished_at = now
                 fields.append("finished_at")
             session.save(update_fields=fields)
-            return state(session)
+            return state(session, following)
     except IntegrityError:
-        # A concurrent copy of this request won; what it stored is the answer.
+        # The key was stored already: by a concurrent copy of this request, or for another item.
         session.refresh_from_db()
-        if Answer.objects.filter(session=session, idempotency_key=key).exists():
-            return state(session)
+        replayed = _replay(session, token, key)
+        if replayed is not None:
+            return replayed
         raise Conflict("This item has already been answered.") from None
 
 

@@ -255,3 +255,18 @@ def test_a_failed_build_leaves_the_draft_and_no_files(settings, tmp_path):
 
     folder = f"readerstudies/{study.uid}"
     assert not default_storage.exists(folder) or default_storage.listdir(folder)[1] == []
+
+
+def test_submit_and_next_is_a_fixed_handful_of_queries(study_and_reader, django_assert_max_num_queries):
+    """Whatever the position, the study or its size: the load benchmark's 50 ms budget depends on it.
+
+    Ten: the login session and user, the reader's session, then submit's five (lock, the answered and
+    next items, insert, update, stamp) inside a savepoint pair (the test's own transaction)."""
+    study, reader, client = study_and_reader
+    token = state_of(client, study)["item"]["token"]
+    with django_assert_max_num_queries(10) as captured:
+        response = post_answer(client, study, token, answer_for("turing"), "k-0")
+    assert response.status_code == 200
+    locks = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
+    if connection.vendor == "postgresql":  # only the reader's own session row is locked, never the study's
+        assert len(locks) == 1 and 'FOR UPDATE OF "readerstudy_readersession"' in locks[0]
