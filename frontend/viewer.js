@@ -3,6 +3,7 @@
 //   import { mountViewers } from "/static/viewer/viewer.js";
 //   const viewer = await mountViewers(element, {
 //     viewports: [{ label: "Input", headerUrl: "/api/arrays/case-images/3/", voiGroup: "image",
+//                   // or header: {...} inline, as the header endpoint would return it
 //                   windowLeader: false }, ...],
 //     sync: true,            // VOI (within a voiGroup), zoom/pan and slice across all viewports
 //     renderer: "auto",      // or "cpu" to force the CPU fallback
@@ -382,8 +383,13 @@ export async function mountViewers(container, options) {
     return { spec, index, element, preset, info, viewportId: `${id}-vp${index}` };
   });
 
+  // A viewport may come with its header inline (the reader workspace gets it with the item): no request.
   const headers = await Promise.all(
-    cells.map((cell) => fetchOk(cell.spec.headerUrl, "application/json").then((r) => r.json())),
+    cells.map((cell) =>
+      cell.spec.header
+        ? Promise.resolve(cell.spec.header)
+        : fetchOk(cell.spec.headerUrl, "application/json").then((r) => r.json()),
+    ),
   );
   // Viewports of one VOI group share one window: that of the member marked windowLeader
   // (e.g. the reference), else of the first member, so synchronised images start alike.

@@ -348,14 +348,19 @@ def reader_session(study_uid, user):
     return session
 
 
+#: What showing an item needs: its image rows (their stored headers), in the same query.
+ITEM_IMAGES = ("item__image", "item__image_b")
+
+
 def item_payload(assignment):
-    """What the browser learns of an item: its token, image addresses and the autosaved draft."""
-    count = 2 if assignment.item.image_b_id else 1
-    return {
-        "token": assignment.token,
-        "images": [{"header_url": reverse("read-image", args=[assignment.token, slot])} for slot in range(count)],
-        "draft": assignment.draft,
-    }
+    """What the browser learns of an item: its token, its images' viewer headers (the same the header
+    endpoint serves, so the viewer needs no request for them) and the autosaved draft."""
+    images = []
+    for slot, image in enumerate(assignment.images()):
+        header_url = reverse("read-image", args=[assignment.token, slot])
+        header = {**image.header, "data_url": reverse("read-image-data", args=[assignment.token, slot])}
+        images.append({"header_url": header_url, "header": header})
+    return {"token": assignment.token, "images": images, "draft": assignment.draft}
 
 
 def state(session, assignment=None):
@@ -365,7 +370,9 @@ def state(session, assignment=None):
         return data
     if assignment is None:
         assignment = (
-            Assignment.objects.select_related("item").filter(session=session, position=session.answered).first()
+            Assignment.objects.select_related(*ITEM_IMAGES)
+            .filter(session=session, position=session.answered)
+            .first()
         )
     if assignment is None:
         return data
@@ -430,7 +437,7 @@ def submit(session, token, value, key):
             )
             if session.study.status != StudyStatus.RUNNING:
                 raise StudyError("The study is not running.")
-            rows = Assignment.objects.select_related("item").filter(
+            rows = Assignment.objects.select_related(*ITEM_IMAGES).filter(
                 Q(token=token) | Q(position=session.answered + 1), session=session
             )
             assignment = following = None

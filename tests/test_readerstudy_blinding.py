@@ -60,7 +60,11 @@ def test_items_reach_the_browser_only_as_random_tokens(turing):
     assert set(state) == {"total", "done", "finished", "item"}
     assert set(item) == {"token", "images", "draft"}
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", item["token"])
-    assert item["images"] == [{"header_url": f"/api/read/items/{item['token']}/images/0/"}]
+    [image] = item["images"]
+    assert image["header_url"] == f"/api/read/items/{item['token']}/images/0/"
+    # The header comes inline too (one request fewer per item), exactly as the header endpoint serves it.
+    assert image["header"] == client.get(image["header_url"]).json()
+    assert image["header"]["data_url"] == f"/api/read/items/{item['token']}/images/0/data/"
     # A token is per reader and position: the same item has another token for another reader.
     other = make_reader("reader2")
     services.invite(study, [other])

@@ -560,7 +560,12 @@ async function mountNow(seq) {
     const { mountViewers } = await viewerModule;
     const mounted = await mountViewers(host, {
       // One window group: a pair is windowed alike, and the sides share zoom, pan and slice.
-      viewports: shown.images.map((image, i) => ({ label: labels[i], headerUrl: image.header_url, voiGroup: "item" })),
+      viewports: shown.images.map((image, i) => ({
+        label: labels[i],
+        header: image.header, // sent with the item, so showing it costs one request per image
+        headerUrl: image.header_url,
+        voiGroup: "item",
+      })),
       sync: true,
       columns: 2,
       frameOfReferenceUID: `item-${seq}`,
