@@ -370,9 +370,7 @@ def state(session, assignment=None):
         return data
     if assignment is None:
         assignment = (
-            Assignment.objects.select_related(*ITEM_IMAGES)
-            .filter(session=session, position=session.answered)
-            .first()
+            Assignment.objects.select_related(*ITEM_IMAGES).filter(session=session, position=session.answered).first()
         )
     if assignment is None:
         return data
@@ -428,13 +426,32 @@ def submit(session, token, value, key):
     the answered item and the next one together, insert the answer, update the session, stamp
     the next item's first showing.
     """
+    return _submit(ReaderSession.objects.filter(pk=session.pk), token, value, key)
+
+
+def submit_as(study_uid, user, token, value, key):
+    """`submit` to `user`'s session in the running study `study_uid`: what the answer endpoint calls.
+
+    One query finds and locks the session (rather than `reader_session`, then the lock); a reader
+    invited before their session existed gets it opened first, as `reader_session` does.
+    """
+    sessions = ReaderSession.objects.filter(study__uid=study_uid, reader=user, study__status=StudyStatus.RUNNING)
+    return _submit(sessions, token, value, key, open_missing=lambda: reader_session(study_uid, user))
+
+
+def _submit(sessions, token, value, key, open_missing=None):
     if not key or len(key) > 64:
         raise answer_rules.InvalidAnswer("Send an idempotency key of 1 to 64 characters.")
+    session = None
     try:
         with transaction.atomic():
-            session = (
-                ReaderSession.objects.select_for_update(of=("self",)).select_related("study").get(pk=session.pk)
-            )
+            locked = sessions.select_for_update(of=("self",)).select_related("study").order_by("pk")
+            session = locked.first()
+            if session is None and open_missing is not None:
+                locked = ReaderSession.objects.filter(pk=open_missing().pk).select_for_update(of=("self",))
+                session = locked.select_related("study").first()
+            if session is None:
+                raise NotFound("No running study of yours has this address.")
             if session.study.status != StudyStatus.RUNNING:
                 raise StudyError("The study is not running.")
             rows = Assignment.objects.select_related(*ITEM_IMAGES).filter(
@@ -471,6 +488,8 @@ def submit(session, token, value, key):
             return state(session, following)
     except IntegrityError:
         # The key was stored already: by a concurrent copy of this request, or for another item.
+        if session is None:
+            raise
         session.refresh_from_db()
         replayed = _replay(session, token, key)
         if replayed is not None:

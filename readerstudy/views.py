@@ -92,11 +92,10 @@ def read_state(request, uid):
 @_reader_json
 def read_answer(request, uid):
     body = _json_body(request, "item", "key")
-    session = services.reader_session(uid, request.user)
     try:
-        data = services.submit(session, body["item"], body.get("answer"), body["key"])
+        data = services.submit_as(uid, request.user, body["item"], body.get("answer"), body["key"])
     except services.Conflict as exc:
-        session.refresh_from_db()
+        session = services.reader_session(uid, request.user)
         return JsonResponse({"detail": str(exc), "state": services.state(session)}, status=409)
     return JsonResponse(data)
 

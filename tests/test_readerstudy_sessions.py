@@ -260,11 +260,11 @@ def test_a_failed_build_leaves_the_draft_and_no_files(settings, tmp_path):
 def test_submit_and_next_is_a_fixed_handful_of_queries(study_and_reader, django_assert_max_num_queries):
     """Whatever the position, the study or its size: the load benchmark's 50 ms budget depends on it.
 
-    Ten: the login session and user, the reader's session, then submit's five (lock, the answered and
-    next items, insert, update, stamp) inside a savepoint pair (the test's own transaction)."""
+    Nine: the login session and user, then submit's five (find and lock the reader's session, the
+    answered and next items, insert, update, stamp) inside a savepoint pair (the test's own transaction)."""
     study, reader, client = study_and_reader
     token = state_of(client, study)["item"]["token"]
-    with django_assert_max_num_queries(10) as captured:
+    with django_assert_max_num_queries(9) as captured:
         response = post_answer(client, study, token, answer_for("turing"), "k-0")
     assert response.status_code == 200
     locks = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
