@@ -89,6 +89,16 @@ TEMPLATES = [
     },
 ]
 
+# --- Cache and sessions ---------------------------------------------------------------
+# A shared cache (Redis) when CACHE_URL is set: sessions are then read from it (written through
+# to the database), which takes a query off every request. Without one, each process keeps its
+# own memory cache and sessions stay in the database: a per-process session cache would keep a
+# logged-out session alive in the other processes.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
