@@ -20,20 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--threads", type=int, default=8)
-        parser.add_argument(
-            "--switch-interval",
-            type=float,
-            default=1.0,
-            help="ms a thread holds the GIL before another may run (Python's default is 5): shorter keeps "
-            "quick requests (a reader's answer) from waiting behind long ones.",
-        )
         parser.add_argument("--no-worker", action="store_true", help="Workers run elsewhere.")
         parser.add_argument("--concurrency", type=int, default=1, help="Worker processes.")
 
-    def handle(self, *args, host, port, threads, no_worker, concurrency, switch_interval, **options):
+    def handle(self, *args, host, port, threads, no_worker, concurrency, **options):
         from waitress import serve
 
-        sys.setswitchinterval(switch_interval / 1000)
         from medgen_site.wsgi import application
 
         worker = None
