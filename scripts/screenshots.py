@@ -109,10 +109,6 @@ def viewer_shots(page, base, out):
         print("wrote", out / name)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1].rstrip("/"), sys.argv[2])
-
-
 def study_shots(page, browser, base, out):
     """The demo reader study: the editor's pages (as admin), then the workspace as the fresh demo reader."""
     page.goto(f"{base}/studies/")
@@ -138,3 +134,7 @@ def study_shots(page, browser, base, out):
     reader.screenshot(path=str(out / "reader_workspace.png"))
     print("wrote", out / "reader_workspace.png")
     reader.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].rstrip("/"), sys.argv[2])
