@@ -13,6 +13,7 @@ The result is a plain dict (see `as_json` for its JSON form); `per_run` holds th
 publishing writes to the leaderboard.
 """
 
+import dataclasses
 import math
 from collections import defaultdict
 
@@ -287,6 +288,29 @@ def as_json(result):
         elif isinstance(data.get(key), tuple):
             data[key] = {"result": _clean(data[key][0]), "note": data[key][1]}
     return _clean(data)
+
+
+def for_public(result):
+    """The analysis as anyone but its editors sees it: readers as "Reader 1…n" (in name order), and
+    no marked images (where each reader marked stays with the editors, like the export)."""
+    names = sorted(set(result.get("complete_readers", [])) | set(result.get("readers", {})) | set(result["attention"]))
+    alias = {name: f"Reader {i + 1}" for i, name in enumerate(names)}
+    public = {key: value for key, value in result.items() if key != "marked_images"}
+    public["complete_readers"] = [alias[name] for name in result.get("complete_readers", [])]
+    public["attention"] = {alias[name]: row for name, row in result["attention"].items()}
+    if "readers" in result:
+        public["readers"] = {
+            alias[name]: dataclasses.replace(row, reader=alias[name]) for name, row in result["readers"].items()
+        }
+    if "turing_models" in result:
+        public["turing_models"] = {
+            model: {**entry, "reader_auc": {alias[name]: auc for name, auc in entry["reader_auc"].items()}}
+            for model, entry in result["turing_models"].items()
+        }
+    mrmc = result.get("mrmc")
+    if mrmc is not None:
+        public["mrmc"] = dataclasses.replace(mrmc, readers=tuple(alias[name] for name in mrmc.readers))
+    return public
 
 
 # --- Page tables ----------------------------------------------------------------------------

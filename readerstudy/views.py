@@ -381,7 +381,7 @@ def study_analysis(request, pk):
     study, editor = _analysable(request, pk)
     result = analysis.analyse(study)
     if not editor:
-        result.pop("marked_images", None)  # where readers marked: editors only, like the export
+        result = analysis.for_public(result)
     return render(
         request,
         "readerstudy/study_analysis.html",
@@ -400,7 +400,7 @@ def study_analysis_json(request, pk):
     study, editor = _analysable(request, pk)
     result = analysis.analyse(study)
     if not editor:
-        result.pop("marked_images", None)
+        result = analysis.for_public(result)
     return JsonResponse(analysis.as_json(result), json_dumps_params={"allow_nan": False})
 
 

@@ -4,6 +4,7 @@ publishing to the leaderboard's clinical tier; who may see the analysis and the 
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -223,8 +224,14 @@ def test_analysis_is_for_editors_until_published_and_never_for_the_studys_reader
         assert client.get(f"/studies/{study.pk}/analysis/").status_code == 404
         assert client.get(f"/api/studies/{study.pk}/analysis/").status_code == 404
     publishing.publish(study)
-    assert visitor.get(f"/studies/{study.pk}/analysis/").status_code == 200
-    assert anonymous.get(f"/api/studies/{study.pk}/analysis/").status_code == 200  # a public task
+    page = visitor.get(f"/studies/{study.pk}/analysis/")
+    assert page.status_code == 200
+    public = anonymous.get(f"/api/studies/{study.pk}/analysis/")
+    assert public.status_code == 200  # a public task
+    # Others see readers as "Reader 1…n": no reader's name (nor their results under it) leaves the editors.
+    for text in (page.content.decode(), public.content.decode()):
+        named = [r.username for r in readers if re.search(rf"(?<![A-Za-z0-9]){r.username}(?![A-Za-z0-9])", text)]
+        assert named == [] and "Reader 1" in text
     assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 404  # still running
     for client in (visitor, reader, anonymous):
         assert client.get(f"/studies/{study.pk}/answers.csv").status_code in (302, 404)
