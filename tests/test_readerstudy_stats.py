@@ -1,6 +1,6 @@
 """readerstudy.stats against published MRMC outputs and reference libraries.
 
-MRMC reference outputs for the Van Dyke et al. (1993) study (shared/data/vandyke_roc.csv, RJafroc's dataset02):
+MRMC reference outputs for the Van Dyke et al. (1993) study (tests/data/vandyke_roc.csv, RJafroc's dataset02):
 - OR-DBM MRMC 2.51 (Build 20181028), jackknife covariance, trapezoidal AUC: the program's own printout stored in
   RJafroc, https://github.com/dpc10ster/RJafroc/blob/master/tests/testthat/goodValues361/Iowa/VanDyke.txt
 - MRMCaov (R), jackknife: the README's ``summary(mrmc(empirical_auc(truth, rating), treatment, reader, case,
@@ -34,9 +34,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from readerstudy.stats import agreement, marks, mrmc, pairwise, turing
 
-VANDYKE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vandyke_roc.csv"
-if not VANDYKE.exists():  # the tree's shared/ sits beside the checkout, or inside it
-    VANDYKE = Path(__file__).resolve().parents[1] / "shared" / "data" / "vandyke_roc.csv"
+VANDYKE = Path(__file__).resolve().parent / "data" / "vandyke_roc.csv"  # a copy of shared/data/vandyke_roc.csv
 
 
 def printed(value, text):
