@@ -131,17 +131,26 @@ def array_header(request, source, pk):
     return response
 
 
+def plane_response(array, slice_param, plane_of=arrays.display_plane):
+    """Slice `?slice=k` of `array`'s shown plane, or the whole of it (refused past
+    MEDGEN_VIEWER_MAX_ARRAY_BYTES, from the shape alone), as little-endian float32 bytes.
+
+    `plane_of(array, index)` makes the shown values (a difference map computes them)."""
+    index = arrays.parse_slice(slice_param, arrays.slice_count(array))
+    if index is None:
+        arrays.check_whole_size(array, settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES)
+    plane = plane_of(array, index)
+    response = HttpResponse(arrays.to_bytes(plane), content_type="application/octet-stream")
+    response["X-Array-Shape"] = ",".join(str(s) for s in plane.shape)
+    response["X-Array-Dtype"] = "<f4"
+    return response
+
+
 @require_GET
 @_json_errors
 def array_data(request, source, pk):
     array_source = SOURCES[source](request, pk)
-    index = arrays.parse_slice(request.GET.get("slice"), arrays.slice_count(array_source.array))
-    if index is None:  # the whole array: refused past the limit, from the shape alone
-        arrays.check_whole_size(array_source.array, settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES)
-    plane = array_source.plane(index)
-    response = HttpResponse(arrays.to_bytes(plane), content_type="application/octet-stream")
-    response["X-Array-Shape"] = ",".join(str(s) for s in plane.shape)
-    response["X-Array-Dtype"] = "<f4"
+    response = plane_response(array_source.array, request.GET.get("slice"), lambda _, i: array_source.plane(i))
     response["Cache-Control"] = CACHE_CONTROL
     return response
 

@@ -164,6 +164,7 @@ def _likert(study, records, regular, complete, result):
     scales = study.scales
     result["scales"] = scales
     result["mos"], result["icc"], result["repeat_kappa"] = {}, {}, {}
+    pairs = _pairs(records)
     for scale in scales:
         key = scale["key"]
         # The bootstrap resamples source cases (real controls are their own case).
@@ -180,7 +181,6 @@ def _likert(study, records, regular, complete, result):
         matrix = [[row[reader] for reader in complete] for row in matrix_rows.values()]
         result["icc"][key] = _safe(stats.icc, matrix) if len(complete) >= 2 else (
             None, "ICC needs at least two readers who answered every item.")  # fmt: skip
-        pairs = _pairs(records)
         first = [a["scores"][key] for reader in pairs for a, _ in pairs[reader]]
         second = [b["scores"][key] for reader in pairs for _, b in pairs[reader]]
         result["repeat_kappa"][key] = (

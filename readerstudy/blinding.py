@@ -45,13 +45,7 @@ def blind(canonical, rng=None):
         raise NotShowable("the image has NaN or infinite values")
     rng = rng if rng is not None else np.random.default_rng(0)
     step = source_step(plane)
-    plane = plane + rng.uniform(-step / 2, step / 2, size=plane.shape)
-    low, high = np.percentile(plane, CLIP_PERCENTILES)
-    if not high > low:
-        raise NotShowable("the image is constant")
-    scaled = np.clip((plane - low) / (high - low), 0.0, 1.0)
-    quantised = np.round(scaled * LEVELS) / LEVELS
-    return quantised.astype(np.float32)[np.newaxis]
+    return _to_grid(plane + rng.uniform(-step / 2, step / 2, size=plane.shape))
 
 
 def attention_image(blinded, rng, kind="corrupt"):
@@ -69,16 +63,18 @@ def attention_image(blinded, rng, kind="corrupt"):
         yy, xx = np.ogrid[:rows, :cols]
         disc = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
         image[..., disc] = 1.0
-        return _requantise(image), {"centre": centre, "radius": radius}
+        return _to_grid(image), {"centre": centre, "radius": radius}
     block = max(4, min(image.shape[-2:]) // 8)
     coarse = image[..., ::block, ::block]
     blocky = np.repeat(np.repeat(coarse, block, axis=-2), block, axis=-1)[..., : image.shape[-2], : image.shape[-1]]
     noisy = blocky + rng.normal(0, 0.35, size=image.shape)
-    return _requantise(noisy), {}
+    return _to_grid(noisy), {}
 
 
-def _requantise(image):
-    """Back to the shared form: rescaled to [0, 1] by the same percentile rule, 12 bits, (1, *spatial)."""
-    low, high = np.percentile(image, CLIP_PERCENTILES)
-    scaled = np.clip((image - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(image)
+def _to_grid(plane):
+    """The shared form: clipped to its own percentiles, scaled to [0, 1], 12 bits, float32 (1, *spatial)."""
+    low, high = np.percentile(plane, CLIP_PERCENTILES)
+    if not high > low:
+        raise NotShowable("the image is constant")
+    scaled = np.clip((plane - low) / (high - low), 0.0, 1.0)
     return (np.round(scaled * LEVELS) / LEVELS).astype(np.float32)[np.newaxis]

@@ -8,7 +8,7 @@ import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -355,12 +355,17 @@ ITEM_IMAGES = ("item__image", "item__image_b")
 def item_payload(assignment):
     """What the browser learns of an item: its token, its images' viewer headers (the same the header
     endpoint serves, so the viewer needs no request for them) and the autosaved draft."""
-    images = []
-    for slot, image in enumerate(assignment.images()):
-        header_url = reverse("read-image", args=[assignment.token, slot])
-        header = {**image.header, "data_url": reverse("read-image-data", args=[assignment.token, slot])}
-        images.append({"header_url": header_url, "header": header})
+    images = [
+        {"header_url": reverse("read-image", args=[assignment.token, slot]),
+         "header": image_header(assignment.token, slot, image)}
+        for slot, image in enumerate(assignment.images())
+    ]  # fmt: skip
     return {"token": assignment.token, "images": images, "draft": assignment.draft}
+
+
+def image_header(token, slot, image):
+    """The viewer header of a study image as the reader reaches it: stored at freeze time, plus its data URL."""
+    return {**image.header, "data_url": reverse("read-image-data", args=[token, slot])}
 
 
 def state(session, assignment=None):
@@ -569,7 +574,7 @@ def can_create_studies(user):
 def progress(study):
     """Per reader: answered / total, median seconds per item, last activity, finished."""
     rows = []
-    sessions = study.sessions.select_related("reader").annotate(n_answers=Count("answers")).order_by("reader__username")
+    sessions = study.sessions.select_related("reader").order_by("reader__username")
     durations = {}
     for session_id, duration in Answer.objects.filter(session__study=study).values_list("session_id", "duration_ms"):
         if duration is not None:

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from evaluation import formatting
 from inference import arrays
 from inference.models import IllegalTransition, Run, RunStatus
-from inference.viewer import open_field
+from inference.viewer import open_field, plane_response
 
 from . import analysis, blinding, publishing, services
 from .answers import InvalidAnswer
@@ -112,23 +112,14 @@ def read_draft(request, uid):
 @require_GET
 @_reader_json
 def read_image(request, token, slot):
-    image = services.reader_image(request.user, token, slot)
-    data = dict(image.header)
-    data["data_url"] = reverse("read-image-data", args=[token, slot])
-    return JsonResponse(data)
+    return JsonResponse(services.image_header(token, slot, services.reader_image(request.user, token, slot)))
 
 
 @require_GET
 @_reader_json
 def read_image_data(request, token, slot):
     image = services.reader_image(request.user, token, slot)
-    array = open_field(image.array)
-    index = arrays.parse_slice(request.GET.get("slice"), arrays.slice_count(array))
-    plane = arrays.display_plane(array, index)
-    response = HttpResponse(arrays.to_bytes(plane), content_type="application/octet-stream")
-    response["X-Array-Shape"] = ",".join(str(s) for s in plane.shape)
-    response["X-Array-Dtype"] = "<f4"
-    return response
+    return plane_response(open_field(image.array), request.GET.get("slice"))
 
 
 @login_required
@@ -377,11 +368,15 @@ def _analysable(request, pk):
     raise Http404("Not found.")
 
 
-def study_analysis(request, pk):
+def _analysis_for(request, pk):
+    """(study, its analysis as this user may see it, whether they edit it)."""
     study, editor = _analysable(request, pk)
     result = analysis.analyse(study)
-    if not editor:
-        result = analysis.for_public(result)
+    return study, (result if editor else analysis.for_public(result)), editor
+
+
+def study_analysis(request, pk):
+    study, result, editor = _analysis_for(request, pk)
     return render(
         request,
         "readerstudy/study_analysis.html",
@@ -397,10 +392,7 @@ def study_analysis(request, pk):
 
 
 def study_analysis_json(request, pk):
-    study, editor = _analysable(request, pk)
-    result = analysis.analyse(study)
-    if not editor:
-        result = analysis.for_public(result)
+    _study, result, _editor = _analysis_for(request, pk)
     return JsonResponse(analysis.as_json(result), json_dumps_params={"allow_nan": False})
 
 

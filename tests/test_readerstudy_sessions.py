@@ -270,3 +270,12 @@ def test_submit_and_next_is_a_fixed_handful_of_queries(study_and_reader, django_
     locks = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
     if connection.vendor == "postgresql":  # only the reader's own session row is locked, never the study's
         assert len(locks) == 1 and 'FOR UPDATE OF "readerstudy_readersession"' in locks[0]
+
+
+def test_study_images_share_the_viewers_whole_array_limit(study_and_reader, settings):
+    study, reader, client = study_and_reader
+    header = state_of(client, study)["item"]["images"][0]["header"]
+    settings.MEDGEN_VIEWER_MAX_ARRAY_BYTES = header["whole_bytes"] - 1
+    refused = client.get(header["data_url"])
+    assert refused.status_code == 413 and "slice" in refused.json()["detail"]
+    assert client.get(header["data_url"], {"slice": 0}).status_code == 200
