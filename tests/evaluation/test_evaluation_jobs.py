@@ -1,0 +1,450 @@
+"""Evaluation jobs: what they store, how they treat bad outputs, and that they are idempotent.
+
+Most tests run the job in-process (`execute_evaluation`) on a run whose outputs are written
+directly; `test_succeeded_run_is_evaluated_by_a_real_worker` goes through a real worker.
+The numbers are checked against scikit-image and numpy computed here, independently.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from django.test import override_settings
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from evaluation import services
+from evaluation.metrics import catalog, pixel
+from evaluation.models import CaseResult, CaseStatus, Evaluation, EvaluationStatus, FeatureSet, MetricResult
+from inference.demo.phantom import make_brain_slice
+from inference.models import Case, ImageRole, Run, RunKind, RunStatus
+from inference.services.runs import store_output
+from tests.support.factories import TaskFactory, add_image
+
+SIZE = 48  # big enough for SSIM's 11-tap window and radiomics, small enough to be quick
+
+
+def phantom_task(n_cases=8, data_range=None, size=SIZE):
+    """A task on demo brain phantoms: T1 input, T2 reference (real-looking images, seeded)."""
+    task = TaskFactory(data_range=data_range)
+    for i in range(n_cases):
+        images = make_brain_slice(np.random.default_rng(100 + i), size=size)
+        case = Case.objects.create(dataset=task.dataset, case_id=f"case{i:03d}")
+        add_image(case, ImageRole.INPUT, images["t1"][None])
+        add_image(case, ImageRole.REFERENCE, images["t2"][None])
+    return task
+
+
+def references(task):
+    cases = task.dataset.cases.order_by("case_id")
+    return {case.case_id: case.images.get(role=ImageRole.REFERENCE).load() for case in cases}
+
+
+def succeeded_run(task, make_output, samples=1):
+    """A run whose outputs are `make_output(case_id, reference, sample)`, marked succeeded without the signal."""
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.SUCCEEDED, name="test run")
+    for case in task.dataset.cases.order_by("case_id"):
+        reference = case.images.get(role=ImageRole.REFERENCE).load()
+        for sample in range(samples):
+            store_output(run, case, sample, make_output(case.case_id, reference, sample))
+    return run
+
+
+def evaluate(run):
+    evaluation = services.request_evaluation(run)
+    assert services.execute_evaluation(evaluation.pk) == "succeeded", Evaluation.objects.get(pk=evaluation.pk).error
+    return Evaluation.objects.get(pk=evaluation.pk)
+
+
+def noisy(sigma, seed=0):
+    def make(case_id, reference, sample):
+        rng = np.random.default_rng([seed, int(case_id[-3:]), sample])
+        return reference + rng.normal(0, sigma, reference.shape).astype(np.float32)
+
+    return make
+
+
+@pytest.mark.django_db
+def test_per_case_pixel_metrics_match_scikit_image():
+    task = phantom_task(data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    refs = references(task)
+    for result in CaseResult.objects.filter(run=run).select_related("case"):
+        output = run.outputs.get(case=result.case).load()
+        reference = refs[result.case.case_id]
+        expected_ssim = structural_similarity(
+            output[0].astype(np.float64),
+            reference[0].astype(np.float64),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.5,
+        )
+        expected_psnr = peak_signal_noise_ratio(reference[0], output[0], data_range=1.5)
+        assert result.status == CaseStatus.OK
+        assert result.value("ssim") == pytest.approx(expected_ssim, abs=1e-6)
+        assert result.value("psnr") == pytest.approx(expected_psnr, rel=1e-6)
+        assert result.value("mae") == pytest.approx(np.abs(output - reference).mean(), rel=1e-5)
+
+
+@pytest.mark.django_db
+def test_run_means_carry_seeded_bootstrap_cis_and_data_range():
+    task = phantom_task(data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    psnr = MetricResult.objects.get(run=run, metric="psnr")
+    values = [r.value("psnr") for r in CaseResult.objects.filter(run=run)]
+    assert psnr.value == pytest.approx(np.mean(values))
+    assert psnr.ci_low < psnr.value < psnr.ci_high
+    assert psnr.n_cases == 8 and psnr.n_excluded == 0
+    assert psnr.data_range == 1.5 and psnr.n_resamples > 0
+    assert psnr.version == catalog.metric_version("psnr") and not psnr.is_stale
+    # Independent check of the CI: the same percentile bootstrap written out here.
+    rng = np.random.default_rng(psnr.bootstrap_seed)
+    means = np.asarray(values)[rng.integers(0, len(values), (psnr.n_resamples, len(values)))].mean(axis=1)
+    assert psnr.ci_low == pytest.approx(np.percentile(means, 2.5), rel=0.02)
+    assert psnr.ci_high == pytest.approx(np.percentile(means, 97.5), rel=0.02)
+
+
+@pytest.mark.django_db
+def test_data_range_comes_from_the_references_when_the_task_has_none():
+    task = phantom_task(n_cases=4)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = evaluate(run)
+    refs = np.stack(list(references(task).values()))
+    assert evaluation.data_range == pytest.approx(float(refs.max() - refs.min()), rel=1e-6)
+    assert "reference" in evaluation.data_range_source
+    assert MetricResult.objects.get(run=run, metric="ssim").data_range == pytest.approx(evaluation.data_range)
+
+
+@pytest.mark.django_db
+def test_evaluating_twice_keeps_one_result_per_metric_and_case():
+    task = phantom_task(n_cases=4, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    first = {(r.metric, r.extractor): r.value for r in (evaluate(run) and MetricResult.objects.filter(run=run))}
+    evaluate(run)
+    assert CaseResult.objects.filter(run=run).count() == 4
+    results = MetricResult.objects.filter(run=run)
+    assert results.count() == len(first)
+    assert {(r.metric, r.extractor): r.value for r in results} == first
+    assert FeatureSet.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_second_delivery_of_the_job_does_nothing():
+    task = phantom_task(n_cases=3, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = services.request_evaluation(run)
+    assert services.execute_evaluation(evaluation.pk) == "succeeded"
+    assert services.execute_evaluation(evaluation.pk) == "skipped"
+    assert Evaluation.objects.get(pk=evaluation.pk).attempts == 1
+
+
+@pytest.mark.django_db
+def test_nonfinite_and_wrong_shape_outputs_are_named_per_case_not_dropped():
+    task = phantom_task(n_cases=5, data_range=1.5)
+
+    def make(case_id, reference, sample):
+        if case_id == "case001":
+            broken = reference.copy()
+            broken[0, :3, :3] = np.nan
+            return broken
+        if case_id == "case002":
+            return reference[:, :-4, :]
+        return reference + 0.01
+
+    run = succeeded_run(task, make)
+    evaluate(run)
+    by_case = {r.case.case_id: r for r in CaseResult.objects.filter(run=run).select_related("case")}
+    assert by_case["case001"].status == CaseStatus.NONFINITE and "9 voxel" in by_case["case001"].problem
+    assert by_case["case002"].status == CaseStatus.WRONG_SHAPE and "(1, 44, 48)" in by_case["case002"].problem
+    assert by_case["case000"].status == CaseStatus.OK
+    ssim = MetricResult.objects.get(run=run, metric="ssim")
+    assert ssim.n_cases == 3 and ssim.n_excluded == 2
+
+
+@pytest.mark.django_db
+def test_identical_output_gives_infinite_psnr_that_is_stored_and_served(client):
+    task = phantom_task(n_cases=3, data_range=1.5)
+    run = succeeded_run(task, lambda case_id, reference, sample: reference)
+    evaluate(run)
+    psnr = MetricResult.objects.get(run=run, metric="psnr")
+    assert math.isinf(psnr.value) and psnr.value > 0
+    assert psnr.extra["infinite_cases"] == 3
+    assert MetricResult.objects.get(run=run, metric="ssim").value == pytest.approx(1.0)
+    body = client.get(f"/api/runs/{run.pk}/evaluation/").json()
+    psnr_json = next(r for r in body["results"] if r["metric"] == "psnr")
+    assert psnr_json["value"] == "inf"
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "∞" in page
+
+
+@pytest.mark.django_db
+def test_stochastic_run_stores_the_per_voxel_sd_map_and_the_mean_over_samples():
+    task = phantom_task(n_cases=3, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05, seed=3), samples=4)
+    evaluate(run)
+    refs = references(task)
+    for result in CaseResult.objects.filter(run=run).select_related("case"):
+        samples = np.stack([o.load() for o in run.outputs.filter(case=result.case).order_by("sample")])
+        expected_sd = samples.astype(np.float64).std(axis=0, ddof=1)
+        stored = services.load_uncertainty(result)
+        np.testing.assert_allclose(stored, expected_sd, rtol=1e-5, atol=1e-7)
+        assert result.uncertainty_mean == pytest.approx(expected_sd.mean(), rel=1e-5)
+        assert result.samples == 4
+        reference = refs[result.case.case_id]
+        per_sample = [peak_signal_noise_ratio(reference, s, data_range=1.5) for s in samples]
+        assert result.value("psnr") == pytest.approx(np.mean(per_sample), rel=1e-6)
+
+
+@pytest.mark.django_db
+def test_feature_tier_stores_frd_against_the_reference_set_and_says_why_fid_is_missing():
+    task = phantom_task(n_cases=8, data_range=1.5)
+    close = succeeded_run(task, noisy(0.01))
+    far = succeeded_run(task, noisy(0.3))
+    evaluate(close)
+    evaluation = evaluate(far)
+    frd_close = MetricResult.objects.get(run=close, metric="frd", extractor="radiomics")
+    frd_far = MetricResult.objects.get(run=far, metric="frd", extractor="radiomics")
+    assert 0 <= frd_close.value < frd_far.value
+    assert frd_far.ci_low <= frd_far.value <= frd_far.ci_high
+    assert MetricResult.objects.filter(run=far, metric="kid", extractor="radiomics").exists()
+    assert "MEDGEN_INCEPTION_WEIGHTS" in evaluation.unavailable["inception_v3"]
+    # The reference features were computed once and shared by both runs.
+    assert FeatureSet.objects.filter(dataset=task.dataset, extractor="radiomics").count() == 1
+
+
+@pytest.mark.django_db
+def test_results_are_stale_when_a_metric_version_changes(monkeypatch):
+    task = phantom_task(n_cases=3, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    monkeypatch.setitem(pixel.METRIC_VERSIONS, "ssim", "999")
+    ssim = MetricResult.objects.get(run=run, metric="ssim")
+    assert ssim.is_stale
+    assert not MetricResult.objects.get(run=run, metric="psnr").is_stale
+    evaluate(run)
+    assert not MetricResult.objects.get(run=run, metric="ssim").is_stale
+
+
+@pytest.mark.django_db
+def test_only_staff_can_start_an_evaluation_over_the_api(api_client, staff_user, reader_user):
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    api_client.force_authenticate(reader_user)
+    response = api_client.post(f"/api/runs/{run.pk}/evaluation/")
+    assert response.status_code == 403
+    assert not Evaluation.objects.filter(run=run).exists()
+    api_client.force_authenticate(staff_user)
+    response = api_client.post(f"/api/runs/{run.pk}/evaluation/")
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "queued"
+    again = api_client.post(f"/api/runs/{run.pk}/evaluation/")
+    assert again.status_code == 400 and "already queued" in again.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_run_that_did_not_succeed_cannot_be_evaluated():
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.FAILED)
+    with pytest.raises(services.EvaluationError, match="succeeded"):
+        services.request_evaluation(run)
+
+
+@pytest.mark.django_db
+def test_run_page_shows_pixel_and_feature_results_with_cis(client):
+    task = phantom_task(n_cases=4, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="pixel-results"' in page and 'id="feature-results"' in page
+    assert 'data-metric="ssim"' in page and 'data-metric="frd"' in page
+    ssim = MetricResult.objects.get(run=run, metric="ssim")
+    assert f"[{ssim.ci_low:.4f}" in page
+    assert "inception_v3" in page and "unavailable" in page
+
+
+@pytest.mark.django_db
+def test_ms_ssim_on_small_images_uses_the_scales_that_fit_and_says_so(client):
+    task = phantom_task(n_cases=2, data_range=1.5, size=32)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = evaluate(run)
+    assert "ms_ssim" not in evaluation.unavailable
+    ms_ssim = MetricResult.objects.get(run=run, metric="ms_ssim")
+    assert ms_ssim.extra == {"scales": 2, "full_definition": False}  # 11·2 ≤ 32 < 11·4
+    output = run.outputs.order_by("case__case_id").first()
+    reference = output.case.images.get(role=ImageRole.REFERENCE).load()
+    two_scale = float(pixel.ms_ssim(output.load()[None], reference[None], data_range=1.5, scales=2)[0])
+    assert CaseResult.objects.get(run=run, case=output.case).value("ms_ssim") == pytest.approx(two_scale)
+    assert "(2 scales)" in client.get(run.get_absolute_url()).content.decode()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
+    task = phantom_task(n_cases=4, data_range=1.5)
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.RUNNING, attempts=1)
+    for case in task.dataset.cases.all():
+        store_output(run, case, 0, case.images.get(role=ImageRole.REFERENCE).load() * 0.9)
+    run.transition(RunStatus.SUCCEEDED)  # commits → signal → evaluation queued on the metrics queue
+
+    evaluation = services.wait_for(run.pk, timeout=120)
+    assert evaluation is not None, celery_worker.read_log()[-3000:]
+    assert evaluation.status == EvaluationStatus.SUCCEEDED, evaluation.error + celery_worker.read_log()[-3000:]
+    assert evaluation.progress_done == evaluation.progress_total
+    metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
+    assert {"psnr", "ssim", "mse", "mae", "nmse", "frd", "kid"} <= metrics
+    assert "metrics" in celery_worker.read_log() or evaluation.worker
+
+
+@pytest.mark.django_db
+@override_settings(MEDGEN_FEATURE_EXTRACTORS=["radiomics"])
+def test_configured_extractors_only_are_listed():
+    task = phantom_task(n_cases=3, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = evaluate(run)
+    assert evaluation.unavailable == {} or "inception_v3" not in evaluation.unavailable
+
+
+@pytest.mark.django_db
+def test_fid_is_computed_when_inception_weights_are_configured(tmp_path, monkeypatch, settings):
+    """FID end to end with a generated weights file, against torch-fidelity's extractor and pytorch-fid's formula."""
+    import dataclasses
+    import hashlib
+
+    import torch
+
+    from evaluation.metrics.extractors import REGISTRY
+    from tests.evaluation.metrics.test_extractors import STANDARD_NAME
+    from tests.support.generated_weights import random_fid_inception
+    from tests.support.reference_libs import torch_fidelity
+
+    weights = tmp_path / STANDARD_NAME
+    torch.save(random_fid_inception().state_dict(), weights)
+    spec = dataclasses.replace(
+        REGISTRY["inception_v3"],
+        weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+        weights_bytes=weights.stat().st_size,
+    )
+    monkeypatch.setitem(REGISTRY._specs, "inception_v3", spec)
+    settings.MEDGEN_INCEPTION_WEIGHTS = str(weights)
+    settings.MEDGEN_FEATURE_EXTRACTORS = ["inception_v3"]
+    settings.MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES = 20
+
+    task = phantom_task(n_cases=6, data_range=1.5)
+    run = succeeded_run(task, noisy(0.1))
+    evaluation = evaluate(run)
+    assert evaluation.unavailable == {}
+    fid = MetricResult.objects.get(run=run, metric="fid", extractor="inception_v3")
+
+    lo = min(case.images.get(role=ImageRole.REFERENCE).intensity_min for case in task.dataset.cases.all())
+    reference_net = (
+        torch_fidelity()
+        .FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+        .eval()
+    )
+
+    def features(arrays):
+        pixels = np.rint(np.clip((np.stack(arrays) - lo) / 1.5, 0, 1) * 255).astype(np.uint8)
+        rgb = torch.from_numpy(np.repeat(pixels, 3, axis=1))
+        with torch.no_grad():
+            return reference_net(rgb)[0].double().numpy()
+
+    cases = list(task.dataset.cases.order_by("case_id"))
+    generated = features([run.outputs.get(case=case).load() for case in cases])
+    real = features([case.images.get(role=ImageRole.REFERENCE).load() for case in cases])
+    # n < d here: the singular-value route (checked against pytorch-fid in tests/evaluation/metrics/test_feature.py).
+    from evaluation.metrics.feature import frechet_distance_from_features
+
+    assert fid.value == pytest.approx(frechet_distance_from_features(generated, real), rel=1e-6)
+
+
+@pytest.mark.django_db
+def test_private_task_results_are_hidden_from_other_users(client, reader_user):
+    task = phantom_task(n_cases=2, data_range=1.5)
+    task.is_public = False
+    task.save()
+    run = succeeded_run(task, noisy(0.05, seed=1), samples=2)
+    evaluate(run)
+    result = CaseResult.objects.filter(run=run).first()
+    urls = [
+        f"/api/runs/{run.pk}/evaluation/",
+        f"/api/runs/{run.pk}/case-results/",
+        f"/runs/{run.pk}/case-results/{result.pk}/uncertainty.png",
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    client.force_login(reader_user)
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/runs/{run.pk}/evaluate/").status_code == 302  # to the login page, nothing queued
+    assert Evaluation.objects.get(run=run).status == EvaluationStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_case_results_api_lists_every_case_with_its_status(client):
+    task = phantom_task(n_cases=3, data_range=1.5)
+
+    def make(case_id, reference, sample):
+        return reference[:, :-1] if case_id == "case001" else reference + 0.01
+
+    run = succeeded_run(task, make)
+    evaluate(run)
+    rows = client.get(f"/api/runs/{run.pk}/case-results/").json()["results"]
+    assert [row["case_id"] for row in rows] == ["case000", "case001", "case002"]
+    assert [row["status"] for row in rows] == ["ok", "wrong_shape", "ok"]
+    assert rows[0]["values"]["ssim"] == pytest.approx(
+        CaseResult.objects.get(run=run, case__case_id="case000").value("ssim")
+    )
+
+
+@pytest.mark.django_db
+def test_an_evaluation_that_cannot_run_fails_with_the_reason_and_can_be_rerun():
+    task = TaskFactory()
+    for i in range(2):
+        case = Case.objects.create(dataset=task.dataset, case_id=f"flat{i}")
+        add_image(case, ImageRole.INPUT, np.zeros((1, 24, 24)))
+        add_image(case, ImageRole.REFERENCE, np.zeros((1, 24, 24)))  # no intensity range to take
+    run = succeeded_run(task, lambda case_id, reference, sample: reference + 1)
+    evaluation = services.request_evaluation(run)
+    assert services.execute_evaluation(evaluation.pk) == "failed"
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.FAILED and "set the task's data_range" in evaluation.error
+    task.data_range = 2.0
+    task.save()
+    evaluation = evaluate(run)  # staff fix the task and re-run
+    assert evaluation.error == "" and MetricResult.objects.get(run=run, metric="mae").value == pytest.approx(1.0)
+    assert "No feature has a finite, nonzero reference standard deviation" in evaluation.unavailable["radiomics"]
+
+
+@pytest.mark.django_db
+def test_run_page_says_why_a_tier_was_not_computed(client):
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluate(run)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="evaluation-unavailable"' in page and "MEDGEN_INCEPTION_WEIGHTS" in page
+
+
+@pytest.mark.django_db
+def test_reaper_requeues_a_silent_evaluation_then_fails_it_after_its_attempts():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task = phantom_task(n_cases=2, data_range=1.5)
+    run = succeeded_run(task, noisy(0.05))
+    evaluation = services.request_evaluation(run)
+    long_ago = timezone.now() - timedelta(hours=1)
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=EvaluationStatus.RUNNING, attempts=1, worker="elsewhere:1", heartbeat_at=long_ago
+    )
+    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([evaluation.pk], [])
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.QUEUED and "stopped reporting" in evaluation.log
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=EvaluationStatus.RUNNING, attempts=2, worker="elsewhere:1", heartbeat_at=long_ago
+    )
+    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([], [evaluation.pk])
+    evaluation.refresh_from_db()
+    assert evaluation.status == EvaluationStatus.FAILED and "2 attempt(s) were used" in evaluation.error

@@ -1,0 +1,115 @@
+"""Submissions of precomputed outputs: validated, listed problems, stored as a run."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from rest_framework.authtoken.models import Token
+
+from inference.models import CaseOutput, Run, RunKind, RunStatus
+from inference.services.submissions import create_submission, validate_submission
+from tests.support.factories import make_task
+
+pytestmark = pytest.mark.django_db
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32))
+    return buffer.getvalue()
+
+
+def make_zip(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def submit(task, path, name="sub"):
+    with open(path, "rb") as handle:
+        run = create_submission(task, handle, name=name, original_name=path.name)
+    assert run.status == RunStatus.QUEUED and run.kind == RunKind.SUBMISSION
+    validate_submission(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_complete_submission_becomes_a_succeeded_run(tmp_path):
+    task = make_task(n_cases=3, shape=(1, 8, 8))
+    cases = list(task.dataset.cases.order_by("case_id"))
+    files = {f"{c.case_id}.npy": npy_bytes(np.full((1, 8, 8), i)) for i, c in enumerate(cases)}
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == RunStatus.SUCCEEDED, (run.error, run.problems)
+    assert run.progress_done == 3 and run.model is None
+    for i, case in enumerate(cases):
+        np.testing.assert_array_equal(CaseOutput.objects.get(run=run, case=case).load(), np.full((1, 8, 8), i))
+
+
+def test_submission_in_a_wrapping_folder_with_other_formats(tmp_path):
+    task = make_task(n_cases=2, shape=(1, 8, 8))
+    a, b = task.dataset.cases.order_by("case_id")
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(png, format="PNG")
+    files = {f"outputs/{a.case_id}.png": png.getvalue(), f"outputs/{b.case_id}.npy": npy_bytes(np.ones((1, 8, 8)))}
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == RunStatus.SUCCEEDED, run.problems
+    np.testing.assert_array_equal(CaseOutput.objects.get(run=run, case=a).load()[0], np.arange(64).reshape(8, 8))
+
+
+def test_every_problem_is_listed_and_nothing_is_stored(tmp_path):
+    task = make_task(n_cases=4, shape=(1, 8, 8))
+    c0, c1, c2, _c3 = task.dataset.cases.order_by("case_id")
+    nan = np.ones((1, 8, 8))
+    nan[0, 0, 0] = np.nan
+    files = {
+        f"{c0.case_id}.npy": npy_bytes(np.ones((1, 8, 8))),
+        f"{c1.case_id}.npy": npy_bytes(np.ones((1, 6, 8))),  # wrong shape
+        f"{c2.case_id}.npy": npy_bytes(nan),  # NaN
+        "stranger.npy": npy_bytes(np.ones((1, 8, 8))),  # unknown case; case003 missing
+        "notes.txt": b"hello",
+    }
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == RunStatus.FAILED
+    text = "\n".join(run.problems)
+    assert "(6, 8)" in text
+    assert "NaN" in text
+    assert "no case 'stranger'" in text
+    assert "case 'case003': no output" in text
+    assert "notes" in text
+    assert not CaseOutput.objects.filter(run=run).exists()
+
+
+def test_malicious_archive_is_reported_not_extracted(tmp_path):
+    task = make_task(n_cases=1, shape=(1, 8, 8))
+    run = submit(task, make_zip(tmp_path / "evil.zip", {"../../escape.npy": npy_bytes(np.ones((1, 8, 8)))}))
+    assert run.status == RunStatus.FAILED
+    assert ".." in " ".join(run.problems)
+    assert not (tmp_path.parent / "escape.npy").exists()
+
+
+def test_non_zip_upload_is_refused_before_anything_is_stored(api_client, staff_user):
+    task = make_task(n_cases=1)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    response = api_client.post(
+        "/api/submissions/", {"task": task.slug, "name": "x", "file": io.BytesIO(b"not a zip")}, format="multipart"
+    )
+    assert response.status_code == 400 and "zip" in response.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_submission_through_the_api_is_queued(api_client, staff_user, tmp_path):
+    task = make_task(n_cases=1, shape=(1, 4, 4))
+    case = task.dataset.cases.get()
+    path = make_zip(tmp_path / "s.zip", {f"{case.case_id}.npy": npy_bytes(np.zeros((1, 4, 4)))})
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    with open(path, "rb") as handle:
+        response = api_client.post("/api/submissions/", {"task": task.slug, "name": "mine", "file": handle})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["kind"] == "submission" and body["status"] == "queued"
+    validate_submission(body["id"])
+    assert api_client.get(f"/api/runs/{body['id']}/").json()["status"] == "succeeded"
