@@ -1,7 +1,7 @@
 """Whole evaluation of the demo translation runs (pixel + radiomics tiers): cases per second.
 
 Builds the demo in a throw-away data directory (SQLite, no worker), runs the translation
-task's models in-process, then times `execute_evaluation` on each run, twice: the first
+task's models in-process, then times the evaluation job on each run, twice: the first
 evaluation also computes and caches the reference set's radiomics features, later ones
 reuse them. Peer figure in the same run: scikit-image's SSIM and PSNR per image, the usual
 script a researcher would write for the pixel tier alone.
@@ -42,10 +42,11 @@ def main():
     from django.core.management import call_command
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    from core import jobs
+    from core.models import JobStatus
     from evaluation import services
     from evaluation.models import Evaluation, MetricResult
-    from inference.models import ImageRole, Run, RunStatus, Task
-    from inference.services import artifacts, runs
+    from inference.models import ImageRole, ModelValidation, Run, Task
 
     call_command("migrate", verbosity=0)
     started = time.monotonic()
@@ -53,21 +54,20 @@ def main():
     print(f"demo built in {time.monotonic() - started:.0f} s ({args.cases} cases of 128 × 128)")
 
     task = Task.objects.get(slug="t1-to-t2")
-    for model in task.models.all():
-        artifacts.validate_model(model.pk)
+    for validation in ModelValidation.objects.filter(model__task=task):
+        jobs.execute("inference.modelvalidation", validation.pk)
     for run in Run.objects.filter(task=task).order_by("pk"):
-        Run.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.QUEUED)
-        runs.execute_run(run.pk)
+        jobs.execute("inference.run", run.pk)
 
     print(f"{'run':38s} {'cases':>5s} {'first (s)':>10s} {'again (s)':>10s} {'cases/s':>8s}  SSIM    FRD")
     rates = []
-    for run in Run.objects.filter(task=task, status=RunStatus.SUCCEEDED).order_by("pk"):
+    for run in Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).order_by("pk"):
         timings = []
         for _ in range(2):
             Evaluation.objects.filter(run=run).delete()
             evaluation = services.request_evaluation(run)
             t0 = time.perf_counter()
-            outcome = services.execute_evaluation(evaluation.pk)
+            outcome = jobs.execute("evaluation.evaluation", evaluation.pk)
             timings.append(time.perf_counter() - t0)
             assert outcome == "succeeded", Evaluation.objects.get(pk=evaluation.pk).error
         n = run.case_results.count()
@@ -78,7 +78,7 @@ def main():
         print(f"{run.name[:38]:38s} {n:5d} {first:10.2f} {again:10.2f} {n / again:8.1f}  {ssim:.4f}  {frd:.3f}")
 
     # Peer: the pixel tier alone with scikit-image, one image at a time.
-    run = Run.objects.filter(task=task, status=RunStatus.SUCCEEDED).order_by("pk").first()
+    run = Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).order_by("pk").first()
     data_range = Evaluation.objects.get(run=run).data_range
     pairs = [
         (o.load()[0].astype(np.float64), o.case.images.get(role=ImageRole.REFERENCE).load()[0].astype(np.float64))

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from evaluation.metrics import feature  # noqa: E402
-from tests.reference_libs import pytorch_fid_score, torch_fidelity  # noqa: E402
+from tests.support.reference_libs import pytorch_fid_score, torch_fidelity  # noqa: E402
 
 
 def inception_like(rng, n, d, *, rank=64, shift=0.0, loadings=None):

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics.extractors import get_extractor  # noqa: E402
-from tests.generated_weights import random_fid_inception  # noqa: E402
-from tests.reference_libs import torch_fidelity  # noqa: E402
+from tests.support.generated_weights import random_fid_inception  # noqa: E402
+from tests.support.reference_libs import torch_fidelity  # noqa: E402
 
 
 def timed(fn, repeats=3):

@@ -51,8 +51,8 @@ def build(n_runs, n_cases, slug):
     from evaluation.metrics import catalog
     from evaluation.models import MetricResult
     from inference.models import Run
-    from tests.factories import make_task
-    from tests.leaderboard_data import populate
+    from tests.support.factories import make_task
+    from tests.support.leaderboard_data import populate
 
     task = make_task(n_cases=n_cases, shape=(1, 4, 4), slug=slug, primary_metric="ssim",
                      metrics=list(catalog.DEFAULT_PIXEL_METRICS))  # fmt: skip
@@ -80,11 +80,12 @@ def naive_leaderboard(task):
     import numpy as np
     import scipy.stats
 
+    from core.models import JobStatus
     from evaluation.metrics import catalog
-    from inference.models import Run, RunStatus
+    from inference.models import Run
 
     rows = []
-    for run in Run.objects.filter(task=task, status=RunStatus.SUCCEEDED):
+    for run in Run.objects.filter(task=task, status=JobStatus.SUCCEEDED):
         values = {(r.metric, r.extractor): r.value for r in run.metric_results.all()}
         per_case = [r.values.get("ssim") for r in run.case_results.order_by("case_id")]
         rows.append((run, values, np.array([np.nan if v is None else float(v) for v in per_case])))

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics.radiomics import feature_names, radiomics_features  # noqa: E402
-from tests.metrics.test_radiomics import _camera, _ct, mirp_column, mirp_reference  # noqa: E402
+from tests.evaluation.metrics.test_radiomics import _camera, _ct, mirp_column, mirp_reference  # noqa: E402
 
 
 def make_slices(n: int) -> tuple[np.ndarray, tuple[float, float]]:

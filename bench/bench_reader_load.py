@@ -81,7 +81,7 @@ def build(n_readers, n_dup_readers, n_items, n_cases, size):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
-    from tests.study_data import make_study, make_study_task
+    from tests.support.study_data import make_study, make_study_task
 
     per_model = (n_items + 1) // 2
     real_ratio = (n_items - per_model) / per_model

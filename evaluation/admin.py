@@ -1,15 +1,15 @@
 from django.contrib import admin, messages
 
-from inference.models import RunStatus
+from core.admin import JobAdmin
+from core.models import JobStatus
 
 from . import downstream, services
 from .models import CaseResult, DownstreamJob, DownstreamSetup, Evaluation, FeatureSet, MetricResult
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
-    list_display = ["run", "status", "phase", "progress_done", "progress_total", "attempts", "seconds", "finished_at"]
-    list_filter = ["status"]
+class EvaluationAdmin(JobAdmin):
+    list_display = ["run", "status", "phase", "progress", "attempts", "seconds", "finished_at"]
     readonly_fields = [field.name for field in Evaluation._meta.fields]
     actions = ["reevaluate"]
 
@@ -76,7 +76,7 @@ class DownstreamSetupAdmin(admin.ModelAdmin):
             requests = [lambda setup=setup: downstream.request_reference(setup.task, user=request.user)]
             requests += [
                 lambda run=run: downstream.request_downstream(run, user=request.user)
-                for run in setup.task.runs.filter(status=RunStatus.SUCCEEDED)
+                for run in setup.task.runs.filter(status=JobStatus.SUCCEEDED)
             ]
             for queue in requests:
                 try:
@@ -88,9 +88,8 @@ class DownstreamSetupAdmin(admin.ModelAdmin):
 
 
 @admin.register(DownstreamJob)
-class DownstreamJobAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "setup", "status", "phase", "attempts", "device", "seconds", "finished_at"]
-    list_filter = ["status"]
+class DownstreamJobAdmin(JobAdmin):
+    list_display = ["__str__", "setup", "status", "phase", "progress", "attempts", "device", "seconds", "finished_at"]
     readonly_fields = [field.name for field in DownstreamJob._meta.fields]
     actions = ["cancel"]
 

@@ -6,14 +6,13 @@ import io
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference import access
-from inference.api_errors import BadRequest
-from inference.permissions import user_is_staff
+from core import policy
+from core.errors import InvalidInput, NotFound
+from inference.models import Run, Task
 
 from . import downstream, formatting, leaderboard, services
 from .models import CaseResult, Evaluation
@@ -21,14 +20,14 @@ from .serializers import CaseResultSerializer, EvaluationSerializer
 
 
 def _visible_run(request, pk):
-    run = access.visible_runs(request.user).filter(pk=pk).first()
-    if run is None:
-        raise NotFound("No such run.")
-    return run
+    return policy.get_visible(request.user, Run, "No such run.", pk=pk)
 
 
 class RunEvaluationView(APIView):
     """GET the run's evaluation (status, progress, per-run results with CIs); POST (staff) to (re-)run it."""
+
+    policy_actions = {"POST": "evaluation.request_evaluation"}
+    policy_messages = {"evaluation.request_evaluation": "Only staff can start an evaluation."}
 
     @extend_schema(responses=EvaluationSerializer)
     def get(self, request, pk):
@@ -40,13 +39,7 @@ class RunEvaluationView(APIView):
 
     @extend_schema(request=None, responses={202: EvaluationSerializer})
     def post(self, request, pk):
-        if not user_is_staff(request.user):
-            return Response({"detail": "Only staff can start an evaluation."}, status=status.HTTP_403_FORBIDDEN)
-        run = _visible_run(request, pk)
-        try:
-            evaluation = services.request_evaluation(run, user=request.user)
-        except services.EvaluationError as exc:
-            raise BadRequest(str(exc)) from None
+        evaluation = services.request_evaluation(_visible_run(request, pk), user=request.user)
         return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -79,10 +72,7 @@ class CSVRenderer(BaseRenderer):
 
 
 def _visible_task(request, slug):
-    task = access.visible_tasks(request.user).filter(slug=slug).first()
-    if task is None:
-        raise NotFound("No such task.")
-    return task
+    return policy.get_visible(request.user, Task, "No such task.", slug=slug)
 
 
 def _attachment(response, request, name):
@@ -111,7 +101,7 @@ class TaskLeaderboardView(APIView):
         method, chosen = leaderboard.requested_ranking(request.query_params, task)
         if method is None:
             known = ", ".join(leaderboard.RANKING_METHODS)
-            raise BadRequest(f"Unknown ranking '{request.query_params.get('ranking')}'. Choose one of: {known}.")
+            raise InvalidInput(f"Unknown ranking '{request.query_params.get('ranking')}'. Choose one of: {known}.")
         board = leaderboard.build(task, method=method, chosen=chosen)
         renderer = request.accepted_renderer
 
@@ -136,7 +126,7 @@ class TaskCaseResultsView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, slug):
         task = _visible_task(request, slug)
-        metrics, rows = leaderboard.case_rows(task, access.visible_runs(request.user))
+        metrics, rows = leaderboard.case_rows(task, policy.visible(request.user, Run))
         if request.accepted_renderer.format == "csv":
             fixed = ["run_id", "run", "model", "case_id", "status", "problem", "samples"]
             table = [fixed + metrics + ["uncertainty_mean", "uncertainty_p95"]]
@@ -161,6 +151,9 @@ class RunDownstreamView(APIView):
     """GET the run's downstream job (status; progress: seed, epoch, loss; results with CIs; the real→real
     reference); POST (staff) to (re-)start it on a succeeded run of a task that declared one."""
 
+    policy_actions = {"POST": "evaluation.request_downstream"}
+    policy_messages = {"evaluation.request_downstream": "Only staff can start a downstream job."}
+
     @extend_schema(responses={200: dict})
     def get(self, request, pk):
         job = downstream.job_of(_visible_run(request, pk))
@@ -170,31 +163,22 @@ class RunDownstreamView(APIView):
 
     @extend_schema(request=None, responses={202: dict})
     def post(self, request, pk):
-        if not user_is_staff(request.user):
-            return Response({"detail": "Only staff can start a downstream job."}, status=status.HTTP_403_FORBIDDEN)
-        run = _visible_run(request, pk)
-        try:
-            job = downstream.request_downstream(run, user=request.user)
-        except downstream.DownstreamError as exc:
-            raise BadRequest(str(exc)) from None
+        job = downstream.request_downstream(_visible_run(request, pk), user=request.user)
         return Response(downstream.job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
 class RunDownstreamCancelView(APIView):
     """POST (staff): cancel the run's queued or running downstream job (409 if it is already final)."""
 
+    policy_actions = {"POST": "evaluation.cancel_downstream"}
+    policy_messages = {"evaluation.cancel_downstream": "Only staff can cancel a downstream job."}
+
     @extend_schema(request=None, responses={200: dict})
     def post(self, request, pk):
-        if not user_is_staff(request.user):
-            return Response({"detail": "Only staff can cancel a downstream job."}, status=status.HTTP_403_FORBIDDEN)
         job = downstream.job_of(_visible_run(request, pk))
         if job is None:
             raise NotFound("This run has no downstream job.")
-        try:
-            job = downstream.cancel_downstream(job.pk)
-        except downstream.DownstreamError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(downstream.job_payload(job))
+        return Response(downstream.job_payload(downstream.cancel_downstream(job.pk)))
 
 
 class TaskDownstreamView(APIView):
@@ -202,7 +186,7 @@ class TaskDownstreamView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, slug):
-        task = access.visible_tasks(request.user).filter(slug=slug).first()
+        task = policy.visible(request.user, Task).filter(slug=slug).first()
         setup = downstream.setup_of(task) if task else None
         if setup is None:
             raise NotFound("This task has no downstream evaluation.")

@@ -7,9 +7,6 @@ class EvaluationConfig(AppConfig):
     verbose_name = "Evaluation: metrics and leaderboards"
 
     def ready(self):
-        from inference.signals import run_succeeded
+        from . import hooks  # hooks need the models loaded: AppConfig.ready is where Django allows that
 
-        from . import downstream, services
-
-        run_succeeded.connect(services.on_run_succeeded, dispatch_uid="evaluation.on_run_succeeded")
-        run_succeeded.connect(downstream.on_run_succeeded, dispatch_uid="evaluation.downstream.on_run_succeeded")
+        hooks.register()

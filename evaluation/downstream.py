@@ -8,10 +8,10 @@ the run's outputs (sample 0), or the real reference images for the reference —
 their labels, and scores it on the real reference images of the test cases. The numbers come
 from `evaluation.segmentation`, which has no Django in it.
 
-The job follows the platform's pattern (see `services.execute_evaluation`): it claims the row
-under a lock (queued → running, attempt += 1), re-checks after every epoch that it still owns
-it (a cancel or the reaper stops it), and writes results and the final state in one
-transaction only while it does. A failure — a NaN loss included — fails the job with the
+A downstream job is a kind of `core.models.Job` and `train` is its handler: `core.jobs` claims
+it, beats its heartbeat and finishes it; progress after every epoch stops it once a cancel or
+the reaper took it away, and the results are written with the final state in one transaction
+only while this attempt owns the job. A failure — a NaN loss included — fails the job with the
 reason and never touches the run or its evaluation.
 
 Results: the run's `MetricResult` rows of the clinical tier (`downstream_dice`,
@@ -23,27 +23,32 @@ import logging
 import time
 
 import numpy as np
+import torch
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from inference import jobs
-from inference.models import CaseOutput, ImageRole, Run, RunStatus
+from core import jobs
+from core.errors import Conflict, InvalidInput
+from core.models import JobStatus
+from core.serializers import job_progress
+from inference.models import CaseOutput, ImageRole, Run
 
 from . import segmentation
 from .metrics import catalog
-from .models import DownstreamJob, DownstreamSetup, DownstreamStatus, MetricResult
+from .models import DownstreamJob, DownstreamSetup, MetricResult
+from .serializers import MetricResultSerializer
 
 log = logging.getLogger(__name__)
 
 
-class DownstreamError(Exception):
+class DownstreamError(InvalidInput):
     """A downstream evaluation cannot be declared, requested or finished; the message says why."""
 
 
-class Stopped(Exception):
-    """The job was cancelled or handed to another attempt while this one trained."""
+class DownstreamConflict(Conflict, DownstreamError):
+    """The job's state does not allow the change (409)."""
 
 
 # ---------------------------------------------------------------------------- declaring
@@ -116,7 +121,7 @@ def declare_downstream(
             setup.save()
     if queue_existing:
         request_reference(task, user=user, quiet=True)
-        for run in Run.objects.filter(task=task, status=RunStatus.SUCCEEDED).order_by("pk"):
+        for run in Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).order_by("pk"):
             try:
                 request_downstream(run, user=user)
             except DownstreamError as exc:
@@ -138,7 +143,7 @@ def request_downstream(run, *, user=None):
         raise DownstreamError(f"Task '{run.task.slug}' has no downstream evaluation.")
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status != RunStatus.SUCCEEDED:
+        if run.status != JobStatus.SUCCEEDED:
             raise DownstreamError(f"Only a succeeded run can be used for training; this run is {run.status}.")
         job, _ = DownstreamJob.objects.select_for_update().get_or_create(setup=setup, run=run)
         _requeue(job, user)
@@ -154,7 +159,7 @@ def request_reference(task, *, user=None, quiet=False, only_if_new=False):
     with transaction.atomic():
         setup = DownstreamSetup.objects.select_for_update().get(pk=setup.pk)  # serialises concurrent get_or_create
         job, created = DownstreamJob.objects.select_for_update().get_or_create(setup=setup, run=None)
-        if only_if_new and not created and job.status != DownstreamStatus.PENDING:
+        if only_if_new and not created and job.status != JobStatus.PENDING:
             return job
         try:
             _requeue(job, user)
@@ -170,70 +175,38 @@ def _requeue(job, user):
     job.requested_by = user
     job.progress_done = 0
     job.append_log(f"requested by {user or 'the platform'}", save=False)
-    _queue(job)
+    jobs.queue(job)
 
 
-def _queue(job):
-    job.queue(dispatch)
-
-
-def dispatch(job_id):
-    from . import tasks
-
-    tasks.run_downstream.delay(job_id)
-
-
-def on_run_succeeded(sender, run_id, **kwargs):
-    """Signal receiver: a task that declared a downstream evaluation with auto_run trains on each run that succeeds."""
-    run = Run.objects.select_related("task").get(pk=run_id)
+def on_run_finished(sender, job_id, status, **kwargs):
+    """`job_finished` receiver: a task that declared a downstream evaluation with auto_run trains once on each
+    run that succeeds (and once on the real images); a repeated signal changes nothing."""
+    if status != JobStatus.SUCCEEDED:
+        return
+    run = Run.objects.select_related("task").get(pk=job_id)
     setup = setup_of(run.task)
     if setup is None or not setup.auto_run:
-        return None
-    try:
-        return request_downstream(run)
-    except DownstreamError as exc:
-        log.info("run %s: downstream not queued: %s", run_id, exc)
-        return None
+        return
+    with transaction.atomic():
+        job, created = DownstreamJob.objects.select_for_update().get_or_create(setup=setup, run=run)
+        if created or job.status == JobStatus.PENDING:
+            _requeue(job, None)
+    request_reference(run.task, quiet=True, only_if_new=True)
 
 
 def cancel_downstream(job_id):
     with transaction.atomic():
         job = DownstreamJob.objects.select_for_update().get(pk=job_id)
         if job.is_final:
-            raise DownstreamError(f"The downstream job has already {job.status}; there is nothing to cancel.")
-        job.transition(DownstreamStatus.CANCELLED, error="Cancelled by a user.")
+            raise DownstreamConflict(f"The downstream job has already {job.status}; there is nothing to cancel.")
+        job.transition(JobStatus.CANCELLED, error="Cancelled by a user.")
     return job
 
 
 # ------------------------------------------------------------------------------- the job
 
 
-def claim(job_id):
-    return jobs.claim(DownstreamJob, job_id, queued=DownstreamStatus.QUEUED, running=DownstreamStatus.RUNNING)
-
-
-def still_ours(job_id, attempt):
-    return jobs.still_ours(DownstreamJob, job_id, attempt, DownstreamStatus.RUNNING)
-
-
-def execute_downstream(job_id):
-    """The Celery task's body: train and score every seed, store the results. Safe to run twice."""
-    job, attempt = claim(job_id)
-    if job is None:
-        return "skipped"
-    try:
-        return _execute(job, attempt)
-    except Stopped:
-        return "stopped"
-    except Exception as exc:
-        message = jobs.failure_message(exc, "downstream job", (DownstreamError, segmentation.NonFiniteLoss))
-        jobs.finish(DownstreamJob, job_id, attempt, DownstreamStatus.RUNNING, DownstreamStatus.FAILED, error=message)
-        return "failed"
-
-
 def _device():
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -243,7 +216,8 @@ def job_config(setup):
     return dataclasses.replace(config, threads=settings.MEDGEN_DOWNSTREAM_THREADS)
 
 
-def _execute(job, attempt):
+def train(job, context):
+    """Job handler: train and score every seed on the setup's split, store the results."""
     started = time.monotonic()
     setup = job.setup
     config = job_config(setup)
@@ -252,17 +226,12 @@ def _execute(job, attempt):
     test_images, test_labels, spacing = _test_data(setup)
     seeds = list(setup.seeds)
     total = config.epochs * len(seeds)
-    DownstreamJob.objects.filter(pk=job.pk, attempts=attempt).update(
-        device=device, progress_total=total, progress_done=0, curves={}, epoch=0, loss=None
+    context.progress(device=device, total=total, done=0, curves={}, epoch=0, loss=None, phase="data loaded")
+    context.log(
+        f"{config.name} on {device}: {len(train_ids)} training cases"
+        + (f" ({len(skipped)} left out: {'; '.join(skipped)})" if skipped else "")
+        + f", {len(setup.test_case_ids)} test cases, seeds {seeds}"
     )
-    _progress(job.pk, attempt, done=0, epoch=0, phase="data loaded")  # a heartbeat: loading volumes takes a while
-    with transaction.atomic():
-        locked = DownstreamJob.objects.select_for_update().get(pk=job.pk)
-        locked.append_log(
-            f"{config.name} on {device}: {len(train_ids)} training cases"
-            + (f" ({len(skipped)} left out: {'; '.join(skipped)})" if skipped else "")
-            + f", {len(setup.test_case_ids)} test cases, seeds {seeds}"
-        )
     curves = {}
     dice, hd95 = [], []
     for position, seed in enumerate(seeds):
@@ -270,9 +239,7 @@ def _execute(job, attempt):
 
         def on_epoch(epoch, loss, seed=seed, position=position):
             curves[str(seed)]["loss"].append(loss)
-            _progress(
-                job.pk,
-                attempt,
+            context.progress(
                 done=position * config.epochs + epoch,
                 epoch=epoch,
                 loss=loss,
@@ -286,9 +253,7 @@ def _execute(job, attempt):
         masks = segmentation.predict(trained.network, test_images, config, device=device)
         dice.append(segmentation.dice_per_case(masks, test_labels).tolist())
         hd95.append(segmentation.hd95_per_case(masks, test_labels, spacing).tolist())
-        _progress(  # a heartbeat after the (unreported) prediction and HD95 of this seed
-            job.pk,
-            attempt,
+        context.progress(  # after the (unreported) prediction and HD95 of this seed
             done=(position + 1) * config.epochs,
             epoch=config.epochs,
             phase=f"seed {seed} scored on the test cases",
@@ -306,16 +271,7 @@ def _execute(job, attempt):
         "final_loss": [curves[str(s)]["loss"][-1] for s in seeds],
     }
     results["summary"] = _summary(dice, hd95)
-    moved = _finish(job.pk, attempt, results, seconds=time.monotonic() - started)
-    return "succeeded" if moved else "stopped"
-
-
-def _progress(job_id, attempt, **fields):
-    if not still_ours(job_id, attempt):
-        raise Stopped
-    DownstreamJob.objects.filter(pk=job_id, attempts=attempt).update(
-        heartbeat_at=timezone.now(), progress_done=fields["done"], **{k: v for k, v in fields.items() if k != "done"}
-    )
+    _finish(context, setup, results, seconds=time.monotonic() - started, total=total)
 
 
 def _load(image):
@@ -417,34 +373,41 @@ def _summary(dice, hd95):
     return out
 
 
-def _finish(job_id, attempt, results, *, seconds):
-    """running → succeeded with the results, and the run's MetricResults, in one transaction, if still ours."""
-    with transaction.atomic():
-        # The setup's row first: a run job and the reference finishing at the same moment take turns,
-        # so whichever commits second sees the other's results and the utility ratio is written.
-        setup_id = DownstreamJob.objects.filter(pk=job_id).values_list("setup_id", flat=True).first()
-        setup = DownstreamSetup.objects.select_for_update().get(pk=setup_id)
-        job = DownstreamJob.objects.select_for_update().get(pk=job_id)
-        if job.status != DownstreamStatus.RUNNING or job.attempts != attempt:
-            return False
-        changed = _setup_changed(setup, results)
-        if changed:
-            job.transition(
-                DownstreamStatus.FAILED, error=f"The downstream setup changed while this job ran ({changed})."
-            )
-            return False
-        job.results = results
-        job.seconds = seconds
-        job.phase = ""
-        job.progress_done = job.progress_total
-        job.transition(DownstreamStatus.SUCCEEDED)
+def _finish(context, setup, results, *, seconds, total):
+    """running → succeeded with the results, and the run's MetricResults, in one transaction, if still ours
+    (False if not, or if the setup changed while the job trained: the job then fails with the reason).
+
+    The setup's row is locked first: a run job and the reference finishing at the same moment take
+    turns, so whichever commits second sees the other's results and the utility ratio is written.
+    """
+
+    locked = {}
+
+    def lock_setup():
+        locked["setup"] = DownstreamSetup.objects.select_for_update().get(pk=setup.pk)
+
+    def changed(job):
+        difference = _setup_changed(locked["setup"], results)
+        return f"The downstream setup changed while this job ran ({difference})." if difference else ""
+
+    def write(job):
         DownstreamSetup.objects.filter(pk=job.setup_id, frozen_at__isnull=True).update(frozen_at=timezone.now())
         if job.is_reference:
-            for other in job.setup.jobs.filter(run__isnull=False, status=DownstreamStatus.SUCCEEDED):
+            for other in job.setup.jobs.filter(run__isnull=False, status=JobStatus.SUCCEEDED):
                 write_results(other, reference=job)
         else:
             write_results(job)
-    return True
+
+    return context.finish(
+        JobStatus.SUCCEEDED,
+        lock_first=lock_setup,
+        guard=changed,
+        effects=write,
+        results=results,
+        seconds=seconds,
+        phase="",
+        progress_done=total,
+    )
 
 
 def _setup_changed(setup, results):
@@ -485,7 +448,7 @@ def write_results(job, *, reference=None):
             _store(job.run, metric, part, {**base_extra, "per_seed": per_seed})
     comparable = (
         reference is not None
-        and reference.status == DownstreamStatus.SUCCEEDED
+        and reference.status == JobStatus.SUCCEEDED
         and reference.results.get("test_case_ids") == job.results.get("test_case_ids")
         and reference.results.get("config") == job.results.get("config")
         and reference.results.get("seeds") == job.results.get("seeds")
@@ -560,10 +523,10 @@ def task_reference(task):
     if setup is None:
         return None
     job = reference_job(setup)
-    summary = (job.results.get("summary") or {}) if job and job.status == DownstreamStatus.SUCCEEDED else {}
+    summary = (job.results.get("summary") or {}) if job and job.status == JobStatus.SUCCEEDED else {}
     dice, hd95 = summary.get("dice") or {}, summary.get("hd95") or {}
     return {
-        "status": job.status if job else DownstreamStatus.PENDING.value,
+        "status": job.status if job else JobStatus.PENDING.value,
         "config": setup.name,
         "seeds": list(setup.seeds),
         "n_test_cases": len(setup.test_case_ids),
@@ -583,35 +546,24 @@ def job_of(run):
 
 def job_payload(job):
     """What the API serves for a job: status, live progress, the run's clinical results, the reference."""
-    from .serializers import MetricResultSerializer
-
     results = []
     if job.run_id:
         rows = MetricResult.objects.filter(run=job.run, tier=catalog.CLINICAL).order_by("metric")
         results = MetricResultSerializer(rows, many=True).data
     setup = job.setup
     return {
-        "status": job.status,
+        **job_progress(job),
         "reference": job.is_reference,
-        "phase": job.phase,
         "epoch": job.epoch,
         "epochs": setup.config.get("epochs"),
         "loss": job.loss,
-        "progress_done": job.progress_done,
-        "progress_total": job.progress_total,
-        "progress_percent": job.progress_percent,
-        "attempts": job.attempts,
         "device": job.device,
-        "error": job.error,
         "seconds": job.seconds,
-        "queued_at": job.queued_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
         "config": {"name": setup.name, **setup.config},
         "seeds": list(setup.seeds),
         "n_train_cases": len(setup.train_case_ids),
         "n_test_cases": len(setup.test_case_ids),
-        "summary": job.results.get("summary") if job.status == DownstreamStatus.SUCCEEDED else None,
+        "summary": job.results.get("summary") if job.status == JobStatus.SUCCEEDED else None,
         "results": results,
         "real_reference": task_reference(setup.task),
         "curves_url": curves_url(job.run) if job.run_id else reference_curves_url(setup.task),
@@ -632,23 +584,3 @@ def setup_payload(setup):
         "auto_run": setup.auto_run,
         "real_reference": task_reference(setup.task),
     }
-
-
-# ----------------------------------------------------------------------------- reaping
-
-
-def reap_stale_downstream(stale_seconds=None, max_attempts=None):
-    """Requeue running downstream jobs whose worker went silent, or fail them after N attempts; resend lost jobs."""
-    return jobs.reap(
-        DownstreamJob, requeue=_queue, dispatch=dispatch, stale_seconds=stale_seconds, max_attempts=max_attempts
-    )
-
-
-def wait_for(job_ids, timeout=300.0, poll=0.5):
-    """Poll until every job is final or the time is up (demo command and tests); returns the jobs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(DownstreamJob.objects.filter(pk__in=job_ids))
-        if all(job.is_final for job in found) or time.monotonic() > deadline:
-            return found
-        time.sleep(poll)

@@ -16,7 +16,8 @@ import numpy as np
 from django.core.cache import cache
 from django.db.models import Count, Max
 
-from inference.models import Run, RunStatus
+from core.models import JobStatus
+from inference.models import Run
 
 from . import downstream, formatting, frontier, ranking
 from .formatting import decode_value, encode_value
@@ -209,9 +210,9 @@ _memo_lock = threading.Lock()
 
 
 def compute(task, *, method="primary", chosen=None):
-    runs = list(Run.objects.filter(task=task, status=RunStatus.SUCCEEDED).select_related("model").order_by("pk"))
+    runs = list(Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).select_related("model").order_by("pk"))
     results = list(
-        MetricResult.objects.filter(run__task=task, run__status=RunStatus.SUCCEEDED).only(
+        MetricResult.objects.filter(run__task=task, run__status=JobStatus.SUCCEEDED).only(
             "run_id",
             "metric",
             "extractor",
@@ -457,7 +458,7 @@ def _per_case_matrix(task, runs, columns):
     if not runs or not columns:
         return [], np.zeros((len(runs), len(columns), 0))
     rows = list(
-        CaseResult.objects.filter(run__task=task, run__status=RunStatus.SUCCEEDED).values_list(
+        CaseResult.objects.filter(run__task=task, run__status=JobStatus.SUCCEEDED).values_list(
             "run_id", "case_id", "status", "values"
         )
     )
@@ -712,7 +713,7 @@ def case_rows(task, user_runs):
     """Every per-case result of the task's succeeded runs, flat: for the CSV/JSON export."""
     metrics = [key for key in catalog.PIXEL_METRICS]
     records = (
-        CaseResult.objects.filter(run__in=user_runs, run__task=task, run__status=RunStatus.SUCCEEDED)
+        CaseResult.objects.filter(run__in=user_runs, run__task=task, run__status=JobStatus.SUCCEEDED)
         .order_by("run_id", "case__case_id")
         .values_list(
             "run_id",

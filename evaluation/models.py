@@ -9,117 +9,23 @@ version differs from the current code is stale.
 
 import math
 
-from django.conf import settings
-from django.db import models, transaction
-from django.utils import timezone
+from django.db import models
 
+from core.models import Job
 from inference.models import Case, Run
 
 from .formatting import decode_value
 from .metrics import catalog
 
 
-class IllegalTransition(Exception):
-    pass
+class Evaluation(Job):
+    """The evaluation job of one run (a kind of `core.models.Job`); staff may run it again, which moves
+    the same row back to queued."""
 
-
-class EvaluationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
-class JobStateMachine:
-    """The state machine and log that evaluation and downstream jobs share, in one place.
-
-    Subclasses declare `STATUS` (their TextChoices), `TRANSITIONS` (status → allowed next
-    statuses), `FINAL` and `JOB_NAME`; `transition` is the only way a job's status changes.
-    Queueing clears the last error; starting stamps the heartbeat; a final status stamps
-    the finish time.
-    """
-
-    STATUS = None
-    TRANSITIONS = {}
-    FINAL = set()
-    JOB_NAME = "Job"
-
-    @property
-    def is_final(self):
-        return self.status in self.FINAL
-
-    @property
-    def progress_percent(self):
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
-
-    def can_transition(self, new_status):
-        return new_status in self.TRANSITIONS[self.STATUS(self.status)]
-
-    def transition(self, new_status, *, error="", save=True):
-        new_status = self.STATUS(new_status)
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"{self.JOB_NAME} {self.pk}: {self.status} → {new_status} is not allowed")
-        now = timezone.now()
-        old = self.status
-        self.status = new_status
-        if new_status == self.STATUS.QUEUED:
-            self.queued_at = now
-            self.error = ""
-        elif new_status == self.STATUS.RUNNING:
-            self.started_at = now
-            self.finished_at = None
-            self.heartbeat_at = now
-        elif new_status in self.FINAL:
-            self.finished_at = now
-        if error:
-            self.error = error
-        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
-        if save:
-            self.save()
-
-    def queue(self, send):
-        """→ queued, and `send(pk)` the job's message once the transaction commits (never for a rollback)."""
-        self.transition(self.STATUS.QUEUED)
-        pk = self.pk
-        transaction.on_commit(lambda: send(pk))
-
-    def append_log(self, message, save=True):
-        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
-        self.log = f"{self.log}[{stamp}] {message}\n"
-        if save:
-            self.save(update_fields=["log"])
-
-
-class Evaluation(JobStateMachine, models.Model):
-    """The evaluation job of one run.
-
-    pending → queued → running → succeeded | failed; running → queued when its worker is
-    lost (the reaper); succeeded | failed → queued when staff re-run it.
-    """
-
-    TRANSITIONS = {
-        EvaluationStatus.PENDING: {EvaluationStatus.QUEUED, EvaluationStatus.FAILED},
-        EvaluationStatus.QUEUED: {EvaluationStatus.RUNNING, EvaluationStatus.FAILED},
-        EvaluationStatus.RUNNING: {EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED, EvaluationStatus.QUEUED},
-        EvaluationStatus.SUCCEEDED: {EvaluationStatus.QUEUED},
-        EvaluationStatus.FAILED: {EvaluationStatus.QUEUED},
-    }
-    FINAL = {EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED}
-    STATUS = EvaluationStatus
     JOB_NAME = "Evaluation"
+    RERUNNABLE = True
 
     run = models.OneToOneField(Run, related_name="evaluation", on_delete=models.CASCADE)
-    status = models.CharField(
-        max_length=20, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING, db_index=True
-    )
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
-    phase = models.CharField(max_length=100, blank=True, help_text="What the job is doing now.")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)
-    error = models.TextField(blank=True)
-    log = models.TextField(blank=True)
     data_range = models.FloatField(null=True, blank=True, help_text="Intensity range used for PSNR/SSIM.")
     data_range_source = models.CharField(max_length=200, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="Metrics, extractors, bootstrap settings used.")
@@ -128,12 +34,6 @@ class Evaluation(JobStateMachine, models.Model):
     )
     seconds = models.FloatField(null=True, blank=True)
     cases_per_second = models.FloatField(null=True, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"Evaluation of {self.run}"
@@ -303,69 +203,26 @@ class DownstreamSetup(models.Model):
         return self.frozen_at is not None
 
 
-class DownstreamStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+class DownstreamJob(Job):
+    """One downstream training job (a kind of `core.models.Job`): on a run's outputs, or (run empty) on
+    the real reference images. Staff may run it again."""
 
-
-class DownstreamJob(JobStateMachine, models.Model):
-    """One downstream training job: on a run's outputs, or (run empty) on the real reference images.
-
-    pending → queued → running → succeeded | failed | cancelled; running → queued when its worker
-    is lost (the reaper); queued → cancelled; a final job → queued when staff run it again.
-    """
-
-    TRANSITIONS = {
-        DownstreamStatus.PENDING: {DownstreamStatus.QUEUED, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED},
-        DownstreamStatus.QUEUED: {DownstreamStatus.RUNNING, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED},
-        DownstreamStatus.RUNNING: {
-            DownstreamStatus.SUCCEEDED,
-            DownstreamStatus.FAILED,
-            DownstreamStatus.CANCELLED,
-            DownstreamStatus.QUEUED,
-        },
-        DownstreamStatus.SUCCEEDED: {DownstreamStatus.QUEUED},
-        DownstreamStatus.FAILED: {DownstreamStatus.QUEUED},
-        DownstreamStatus.CANCELLED: {DownstreamStatus.QUEUED},
-    }
-    FINAL = {DownstreamStatus.SUCCEEDED, DownstreamStatus.FAILED, DownstreamStatus.CANCELLED}
-    ACTIVE = {DownstreamStatus.QUEUED, DownstreamStatus.RUNNING}
-    STATUS = DownstreamStatus
     JOB_NAME = "Downstream job"
+    RERUNNABLE = True
 
     setup = models.ForeignKey(DownstreamSetup, related_name="jobs", on_delete=models.CASCADE)
     run = models.ForeignKey(
         Run, related_name="downstream_jobs", null=True, blank=True, on_delete=models.CASCADE,
         help_text="Empty for the real→real reference.",
     )  # fmt: skip
-    status = models.CharField(
-        max_length=20, choices=DownstreamStatus.choices, default=DownstreamStatus.PENDING, db_index=True
-    )
-    phase = models.CharField(max_length=200, blank=True)
-    progress_done = models.PositiveIntegerField(default=0, help_text="Epochs done over all seeds.")
-    progress_total = models.PositiveIntegerField(default=0)
     epoch = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True, help_text="Mean training loss of the last epoch.")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=50, blank=True)
-    error = models.TextField(blank=True)
-    log = models.TextField(blank=True)
     curves = models.JSONField(default=dict, blank=True, help_text="seed → {'loss': [per epoch]}.")
     results = models.JSONField(
         default=dict, blank=True, help_text="Per seed and test case Dice/HD95, the summary, the cases used."
     )
     seconds = models.FloatField(null=True, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -383,7 +240,3 @@ class DownstreamJob(JobStateMachine, models.Model):
     @property
     def is_reference(self):
         return self.run_id is None
-
-    @property
-    def is_active(self):
-        return self.status in self.ACTIVE

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from core.serializers import JOB_FIELDS, JobSerializer
+
 from .formatting import encode_value
 from .metrics import catalog
 from .models import CaseResult, Evaluation, MetricResult
@@ -47,29 +49,19 @@ class MetricResultSerializer(serializers.ModelSerializer):
         return catalog.get(result.metric).direction
 
 
-class EvaluationSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
+class EvaluationSerializer(JobSerializer):
     results = serializers.SerializerMethodField()
 
     class Meta:
         model = Evaluation
         fields = [
-            "status",
-            "phase",
-            "progress_done",
-            "progress_total",
-            "progress_percent",
-            "attempts",
-            "error",
+            *JOB_FIELDS,
             "data_range",
             "data_range_source",
             "config",
             "unavailable",
             "seconds",
             "cases_per_second",
-            "queued_at",
-            "started_at",
-            "finished_at",
             "results",
         ]
 

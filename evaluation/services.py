@@ -1,10 +1,9 @@
 """Evaluating runs: the pixel tier per case, the feature tier per extractor, bootstrap CIs.
 
-`execute_evaluation` is safe when its message arrives twice or its worker dies: it claims
-the evaluation under a row lock (queued → running, attempt += 1), writes every result with
-update-or-create on its unique key, re-checks ownership between batches, and finishes only
-if the attempt still owns the evaluation. The numbers come from `evaluation.metrics`, a
-plain library with no Django in it.
+An evaluation is a kind of `core.models.Job`; `evaluate` is its handler (`core.jobs` claims it,
+beats its heartbeat and finishes it). It writes every result with update-or-create on its unique
+key and reports progress between batches, which stops it once the evaluation was handed to
+another attempt. The numbers come from `evaluation.metrics`, a plain library with no Django in it.
 """
 
 import hashlib
@@ -16,23 +15,17 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
 
-from inference import jobs
-from inference.models import CaseImage, CaseOutput, ImageRole, Run, RunStatus
+from core import jobs
+from core.errors import InvalidInput
+from core.models import JobStatus
+from inference.models import CaseImage, CaseOutput, ImageRole, Run
 from inference.storage import load_array, save_array
 
 from .formatting import decode_value, encode_value
 from .metrics import bootstrap, catalog, feature, pixel
 from .metrics.extractors import ExtractorUnavailable, availability, configured_weights_path, get_extractor
-from .models import (
-    CaseResult,
-    CaseStatus,
-    Evaluation,
-    EvaluationStatus,
-    FeatureSet,
-    MetricResult,
-)
+from .models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 
 log = logging.getLogger(__name__)
 
@@ -46,94 +39,46 @@ PIXEL_FUNCTIONS = {
 }
 
 
-class EvaluationError(Exception):
+class EvaluationError(InvalidInput):
     """An evaluation cannot be requested or cannot finish; the message says why."""
 
 
 # ---------------------------------------------------------------------------- requesting
 
 
-def request_evaluation(run, *, user=None):
+def request_evaluation(run: Run, *, user=None) -> Evaluation:
     """Queue (or re-queue) the evaluation of a succeeded run; the job is sent on commit."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status != RunStatus.SUCCEEDED:
+        if run.status != JobStatus.SUCCEEDED:
             raise EvaluationError(f"Only a succeeded run can be evaluated; this run is {run.status}.")
         evaluation, _ = Evaluation.objects.select_for_update().get_or_create(run=run)
-        if evaluation.status in (EvaluationStatus.QUEUED, EvaluationStatus.RUNNING):
+        if evaluation.is_active:
             raise EvaluationError(f"The evaluation is already {evaluation.status}.")
         evaluation.requested_by = user
         evaluation.progress_done = 0
         evaluation.append_log(f"requested by {user or 'the platform'}", save=False)
-        _queue(evaluation)
+        jobs.queue(evaluation)
     return evaluation
 
 
-def _queue(evaluation):
-    evaluation.queue(dispatch)
-
-
-def dispatch(evaluation_id):
-    from . import tasks
-
-    tasks.evaluate_run.delay(evaluation_id)
-
-
-def on_run_succeeded(sender, run_id, **kwargs):
-    """Signal receiver: every run that succeeds is evaluated."""
-    try:
-        request_evaluation(Run.objects.get(pk=run_id))
-    except EvaluationError as exc:
-        log.info("run %s not evaluated: %s", run_id, exc)
+def on_run_finished(sender, job_id, status, **kwargs):
+    """`job_finished` receiver: every run that succeeds is evaluated once (a repeated signal changes nothing)."""
+    if status != JobStatus.SUCCEEDED:
+        return
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=job_id)
+        evaluation, created = Evaluation.objects.select_for_update().get_or_create(run=run)
+        if created or evaluation.status == JobStatus.PENDING:
+            evaluation.append_log("requested by the platform: the run succeeded", save=False)
+            jobs.queue(evaluation)
 
 
 # ------------------------------------------------------------------------------- the job
 
 
-def claim(evaluation_id):
-    return jobs.claim(Evaluation, evaluation_id, queued=EvaluationStatus.QUEUED, running=EvaluationStatus.RUNNING)
-
-
-def still_ours(evaluation_id, attempt):
-    return jobs.still_ours(Evaluation, evaluation_id, attempt, EvaluationStatus.RUNNING)
-
-
-def finish(evaluation_id, attempt, status, *, error="", **fields):
-    return jobs.finish(Evaluation, evaluation_id, attempt, EvaluationStatus.RUNNING, status, error=error, **fields)
-
-
-class Stopped(Exception):
-    """The evaluation was handed to another attempt while this one worked."""
-
-
-def execute_evaluation(evaluation_id):
-    evaluation, attempt = claim(evaluation_id)
-    if evaluation is None:
-        return "skipped"
-    try:
-        return _execute(evaluation, attempt)
-    except Stopped:
-        return "stopped"
-    except Exception as exc:
-        message = jobs.failure_message(exc, "evaluation", EvaluationError)
-        finish(evaluation_id, attempt, EvaluationStatus.FAILED, error=message)
-        return "failed"
-
-
-def _progress(evaluation, attempt, *, done=None, phase=None, total=None):
-    if not still_ours(evaluation.pk, attempt):
-        raise Stopped
-    fields = {"heartbeat_at": timezone.now()}
-    if done is not None:
-        fields["progress_done"] = done
-    if phase is not None:
-        fields["phase"] = phase
-    if total is not None:
-        fields["progress_total"] = total
-    Evaluation.objects.filter(pk=evaluation.pk, attempts=attempt).update(**fields)
-
-
-def _execute(evaluation, attempt):
+def evaluate(evaluation, context):
+    """Job handler: the pixel tier per case, the feature tier per extractor, summaries with bootstrap CIs."""
     started = time.monotonic()
     run = evaluation.run
     task = run.task
@@ -155,21 +100,26 @@ def _execute(evaluation, attempt):
         "versions": {key: catalog.metric_version(key) for key in metric_keys},
         "samples_per_case": run.model.samples_per_case if run.model and run.model.stochastic else 1,
     }
-    Evaluation.objects.filter(pk=evaluation.pk).update(
-        data_range=data_range, data_range_source=range_source, config=config, unavailable={}
+    context.progress(
+        done=0,
+        total=len(cases) + len(extractors),
+        phase="pixel metrics",
+        data_range=data_range,
+        data_range_source=range_source,
+        config=config,
+        unavailable={},
     )
-    _progress(evaluation, attempt, done=0, total=len(cases) + len(extractors), phase="pixel metrics")
 
     unavailable = {}
     outputs_by_case = {}
     for output in CaseOutput.objects.filter(run=run).order_by("case_id", "sample"):
         outputs_by_case.setdefault(output.case_id, []).append(output)
 
-    evaluated = _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, data_range, unavailable)
+    evaluated = _pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, unavailable)
     written = _pixel_summaries(run, metric_keys, data_range, unavailable)
 
     for position, name in enumerate(extractors):
-        _progress(evaluation, attempt, done=len(cases) + position, phase=f"features: {name}")
+        context.progress(done=len(cases) + position, phase=f"features: {name}")
         try:
             written |= _feature_tier(run, name, cases, evaluated, window)
         except ExtractorUnavailable as exc:
@@ -186,17 +136,14 @@ def _execute(evaluation, attempt):
     CaseResult.objects.filter(run=run).exclude(case__in=cases).delete()
 
     seconds = time.monotonic() - started
-    moved = finish(
-        evaluation.pk,
-        attempt,
-        EvaluationStatus.SUCCEEDED,
+    context.finish(
+        JobStatus.SUCCEEDED,
         progress_done=len(cases) + len(extractors),
         phase="",
         unavailable=unavailable,
         seconds=seconds,
         cases_per_second=len(cases) / seconds if seconds else None,
     )
-    return "succeeded" if moved else "stopped"
 
 
 def pixel_metrics_for(task):
@@ -233,7 +180,7 @@ def _reference_array(case):
     return array, references[0].spacing
 
 
-def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, data_range, unavailable):
+def _pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, unavailable):
     """Per-case pixel metrics, batched by shape.
 
     Returns {case_pk: (first output, spacing, shape)} for the cases the feature tier may use; the
@@ -272,7 +219,7 @@ def _pixel_tier(evaluation, attempt, run, cases, outputs_by_case, metric_keys, d
                 if len(samples) > 1:
                     _store_uncertainty(result, samples)
                 usable[case.pk] = (outputs_by_case[case.pk][0], spacing, samples.shape[1:])
-        _progress(evaluation, attempt, done=min(start + batch_size, len(cases)))
+        context.progress(done=min(start + batch_size, len(cases)))
     return usable
 
 
@@ -592,26 +539,6 @@ def frd_columns(dim):
     if dim % len(names):
         raise EvaluationError(f"Radiomics features have {dim} columns, not a multiple of {len(names)}.")
     return np.array([not catalog.FRD_EXCLUDED_FEATURES.search(n) for n in names * (dim // len(names))])
-
-
-# ----------------------------------------------------------------------------- reaping
-
-
-def reap_stale_evaluations(stale_seconds=None, max_attempts=None):
-    """Requeue running evaluations whose worker went silent, or fail them after N attempts; resend lost jobs."""
-    return jobs.reap(
-        Evaluation, requeue=_queue, dispatch=dispatch, stale_seconds=stale_seconds, max_attempts=max_attempts
-    )
-
-
-def wait_for(run_id, timeout=120.0, poll=0.2):
-    """Poll until the run's evaluation is final (demo command and tests)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        evaluation = Evaluation.objects.filter(run_id=run_id).first()
-        if (evaluation and evaluation.is_final) or time.monotonic() > deadline:
-            return evaluation
-        time.sleep(poll)
 
 
 def load_uncertainty(result):

@@ -1,8 +1,24 @@
 from django.urls import path
 
-from . import api, views
+from inference.viewer import array_data, array_header
+
+from . import api, viewer, views
 
 urlpatterns = [
+    # The viewer of a run's case (evaluation/viewer.py) and its SD-map array endpoints.
+    path("runs/<int:run_pk>/cases/<int:case_pk>/", viewer.run_case, name="run-case"),
+    path(
+        "api/arrays/case-results/<int:pk>/uncertainty/",
+        array_header,
+        {"source": "uncertainty"},
+        name="array-uncertainty",
+    ),
+    path(
+        "api/arrays/case-results/<int:pk>/uncertainty/data/",
+        array_data,
+        {"source": "uncertainty"},
+        name="array-uncertainty-data",
+    ),
     path("tasks/<slug:slug>/leaderboard/", views.task_leaderboard, name="task-leaderboard"),
     path("api/tasks/<slug:slug>/leaderboard/", api.TaskLeaderboardView.as_view(), name="api-task-leaderboard"),
     path("api/tasks/<slug:slug>/case-results/", api.TaskCaseResultsView.as_view(), name="api-task-case-results"),

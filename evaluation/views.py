@@ -1,39 +1,42 @@
 """Pages of the evaluation app: the task leaderboard, re-running an evaluation, the uncertainty map image."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from inference import access
+from core import policy
+from core.errors import DomainError
+from core.pages import report
+from inference.models import Run, Task
 from inference.views import png_response
 
 from . import downstream, leaderboard, services
 from .models import CaseResult
 
 
-@staff_member_required
 @require_POST
 def run_evaluate(request, pk):
-    run = get_object_or_404(access.visible_runs(request.user), pk=pk)
+    run = policy.get_visible(request.user, Run, pk=pk)
+    policy.require(request.user, "evaluation.request_evaluation", run)
     try:
         services.request_evaluation(run, user=request.user)
-    except services.EvaluationError as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        report(request, exc)
     else:
         messages.success(request, "Evaluation queued.")
     return redirect(f"{run.get_absolute_url()}#evaluation")
 
 
 def uncertainty_png(request, pk, result_pk):
-    run = get_object_or_404(access.visible_runs(request.user), pk=pk)
-    result = get_object_or_404(CaseResult.objects.exclude(uncertainty_map=""), run=run, pk=result_pk)
+    result = policy.visible(request.user, CaseResult).exclude(uncertainty_map="").filter(run=pk, pk=result_pk).first()
+    if result is None:
+        raise Http404("Not found.")
     return png_response(services.load_uncertainty(result))
 
 
 def task_leaderboard(request, slug):
-    task = get_object_or_404(access.visible_tasks(request.user), slug=slug)
+    task = policy.get_visible(request.user, Task, slug=slug)
     method, chosen = leaderboard.requested_ranking(request.GET, task)
     board = leaderboard.build(task, method=method or "primary", chosen=chosen)
     chosen_keys = {column.key for column in board.chosen}
@@ -59,30 +62,30 @@ def task_leaderboard(request, slug):
 # --------------------------------------------------------------- downstream-task tier (clinical)
 
 
-@staff_member_required
 @require_POST
 def run_downstream_start(request, pk):
-    run = get_object_or_404(access.visible_runs(request.user), pk=pk)
+    run = policy.get_visible(request.user, Run, pk=pk)
+    policy.require(request.user, "evaluation.request_downstream", run)
     try:
         downstream.request_downstream(run, user=request.user)
-    except downstream.DownstreamError as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        report(request, exc)
     else:
         messages.success(request, "Downstream job queued.")
     return redirect(f"{run.get_absolute_url()}#downstream")
 
 
-@staff_member_required
 @require_POST
 def run_downstream_cancel(request, pk):
-    run = get_object_or_404(access.visible_runs(request.user), pk=pk)
+    run = policy.get_visible(request.user, Run, pk=pk)
+    policy.require(request.user, "evaluation.cancel_downstream", run)
     job = downstream.job_of(run)
     try:
         if job is None:
             raise downstream.DownstreamError("This run has no downstream job.")
         downstream.cancel_downstream(job.pk)
-    except downstream.DownstreamError as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        report(request, exc)
     else:
         messages.success(request, "Downstream job cancelled.")
     return redirect(f"{run.get_absolute_url()}#downstream")
@@ -99,7 +102,7 @@ def _curves(job):
 
 def run_downstream_curves(request, pk):
     """The training curves (loss per epoch and seed) of the run's downstream job beside the real→real reference's."""
-    run = get_object_or_404(access.visible_runs(request.user), pk=pk)
+    run = policy.get_visible(request.user, Run, pk=pk)
     job = downstream.job_of(run)
     if job is None:
         raise Http404("This run has no downstream job.")
@@ -120,7 +123,7 @@ def run_downstream_curves(request, pk):
 
 def task_downstream_curves(request, slug):
     """The real→real reference's training curves."""
-    task = get_object_or_404(access.visible_tasks(request.user), slug=slug)
+    task = policy.get_visible(request.user, Task, slug=slug)
     setup = downstream.setup_of(task)
     if setup is None:
         raise Http404("This task has no downstream evaluation.")

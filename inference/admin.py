@@ -15,6 +15,8 @@ from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.admin import JOB_FIELDS, JobAdmin
+
 from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, Run, Task
 from .services.datasets import DatasetImportError, import_dataset
 from .services.runs import RunError, cancel_run, create_run
@@ -123,9 +125,10 @@ class DatasetAdmin(admin.ModelAdmin):
                     user=request.user,
                 )
             except DatasetImportError as error:
-                for problem in error.errors or [error]:
-                    form.add_error(None, str(problem))
-                messages.error(request, f"{error.message}; see the list below.")
+                for problem in error.errors:
+                    form.add_error(None, problem)
+                count = len(error.errors)
+                messages.error(request, f"{count} problem{'s' if count != 1 else ''} found; see the list below.")
             else:
                 count = dataset.cases.count()
                 messages.success(request, f"Imported dataset '{dataset.name}' with {count} cases.")
@@ -208,7 +211,7 @@ class CaseOutputInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(JobAdmin):
     list_display = ("__str__", "task", "model", "kind", "status", "progress", "attempts", "created_at")
     list_filter = ("status", "kind", "task")
     search_fields = ("name", "uid", "model__name")
@@ -220,33 +223,17 @@ class RunAdmin(admin.ModelAdmin):
         "model",
         "kind",
         "submission_file",
-        "status",
-        "progress_done",
-        "progress_total",
-        "attempts",
-        "worker",
         "device",
         "seed",
-        "error",
         "problems",
-        "log",
-        "created_by",
-        "created_at",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "heartbeat_at",
         "total_inference_seconds",
         "throughput_cases_per_s",
         "latency_ms_p50",
         "latency_ms_p95",
+        *JOB_FIELDS,
     )
-    readonly_fields = fields[1:]  # only the display name is editable; status moves through Run.transition
+    readonly_fields = fields[1:13]  # only the display name is editable
     inlines = [CaseOutputInline]
-
-    @admin.display(description="Progress")
-    def progress(self, run):
-        return f"{run.progress_done}/{run.progress_total} ({run.progress_percent}%)"
 
     actions = ["cancel_runs"]
 

@@ -1,6 +1,8 @@
 """REST API: tasks, datasets, cases, models, runs, submissions.
 
-Reads are open for public (demo) tasks; every write is staff-only (see permissions).
+Reads are whatever `core.policy` lets the user see; every write names its action in
+`policy_actions` (staff-only for now). Services raise the platform's errors, which
+`core.responses` turns into 4xx answers with a `detail`.
 """
 
 from django.db.models import Count
@@ -11,8 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from . import access
-from .api_errors import BadRequest
+from core import policy
+from core.errors import NotFound
+
+from .models import Case, Dataset, GenerativeModel, Run, Task
 from .serializers import (
     CaseOutputSerializer,
     CaseSerializer,
@@ -26,25 +30,27 @@ from .serializers import (
     SubmissionSerializer,
     TaskSerializer,
 )
-from .services.artifacts import ModelUploadError, register_upload
-from .services.datasets import DatasetImportError, import_dataset
-from .services.runs import RunError, cancel_run, create_run
+from .services.artifacts import register_upload
+from .services.datasets import import_dataset
+from .services.runs import cancel_run, create_run
 from .services.submissions import create_submission
 
 
 class TaskViewSet(viewsets.ModelViewSet):
     serializer_class = TaskSerializer
     lookup_field = "slug"
+    policy_actions = {name: "inference.manage_task" for name in ("create", "update", "partial_update", "destroy")}
 
     def get_queryset(self):
-        return access.visible_tasks(self.request.user)
+        return policy.visible(self.request.user, Task)
 
 
 class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     parser_classes = [MultiPartParser, FormParser]
+    policy_actions = {"create": "inference.import_dataset"}
 
     def get_queryset(self):
-        return access.visible_datasets(self.request.user).annotate(case_count=Count("cases", distinct=True))
+        return policy.visible(self.request.user, Dataset).annotate(case_count=Count("cases", distinct=True))
 
     def get_serializer_class(self):
         return DatasetUploadSerializer if self.action == "create" else DatasetSerializer
@@ -54,21 +60,14 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         form = DatasetUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            dataset = import_dataset(
-                data["name"],
-                data["file"],
-                description=data["description"],
-                source_label=data["file"].name,
-                is_public=data["is_public"],
-                user=request.user,
-            )
-        except DatasetImportError as exc:
-            errors = [str(e) for e in getattr(exc, "errors", [])] or [str(exc)]
-            return Response(
-                {"detail": "The dataset was not imported; nothing was stored.", "errors": errors},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        dataset = import_dataset(
+            data["name"],
+            data["file"],
+            description=data["description"],
+            source_label=data["file"].name,
+            is_public=data["is_public"],
+            user=request.user,
+        )
         dataset.case_count = dataset.cases.count()
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -77,7 +76,7 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CaseSerializer
 
     def get_queryset(self):
-        cases = access.visible_cases(self.request.user).prefetch_related("images")
+        cases = policy.visible(self.request.user, Case).prefetch_related("images")
         if dataset := self.request.query_params.get("dataset"):
             cases = cases.filter(dataset_id=dataset)
         return cases
@@ -85,9 +84,10 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
 
 class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     parser_classes = [MultiPartParser, FormParser]
+    policy_actions = {"create": "inference.upload_model"}
 
     def get_queryset(self):
-        models = access.visible_models(self.request.user).select_related("task")
+        models = policy.visible(self.request.user, GenerativeModel).select_related("task")
         if task := self.request.query_params.get("task"):
             models = models.filter(task__slug=task)
         return models
@@ -97,21 +97,18 @@ class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
 
     @extend_schema(request=ModelUploadSerializer, responses={201: GenerativeModelSerializer})
     def create(self, request, *args, **kwargs):
-        form = ModelUploadSerializer(data=request.data)
+        form = ModelUploadSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
-        data = form.validated_data
-        try:
-            model = register_upload(data, user=request.user)
-        except ModelUploadError as exc:
-            raise BadRequest(str(exc)) from None
+        model = register_upload(form.validated_data, user=request.user)
         return Response(GenerativeModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
 class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    policy_actions = {"create": "inference.start_run", "cancel": "inference.cancel_run"}
 
     def get_queryset(self):
-        runs = access.visible_runs(self.request.user).select_related("task", "model")
+        runs = policy.visible(self.request.user, Run).select_related("task", "model")
         params = self.request.query_params
         if task := params.get("task"):
             runs = runs.filter(task__slug=task)
@@ -126,24 +123,16 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
     def create(self, request, *args, **kwargs):
-        form = RunCreateSerializer(data=request.data)
+        form = RunCreateSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            run = create_run(data["model"], user=request.user, name=data["name"], seed=data["seed"])
-        except RunError as exc:
-            raise BadRequest(str(exc)) from None
+        run = create_run(data["model"], user=request.user, name=data["name"], seed=data["seed"])
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        run = self.get_object()
-        try:
-            run = cancel_run(run.pk)
-        except RunError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(RunSerializer(run).data)
+        return Response(RunSerializer(cancel_run(self.get_object().pk)).data)
 
     @extend_schema(responses={200: CaseOutputSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -157,10 +146,9 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"], url_path=r"outputs/(?P<output_id>\d+)/array", url_name="output-array")
     def output_array(self, request, pk=None, output_id=None):
-        run = self.get_object()
-        output = run.outputs.select_related("case").filter(pk=output_id).first()
+        output = self.get_object().outputs.select_related("case").filter(pk=output_id).first()
         if output is None:
-            return Response({"detail": "No such output in this run."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound("No such output in this run.")
         filename = f"{output.case.case_id}_sample{output.sample}.npy"
         return FileResponse(output.array.open("rb"), as_attachment=True, filename=filename)
 
@@ -170,19 +158,17 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
 
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = SubmissionSerializer
+    policy_actions = {"create": "inference.submit"}
 
     def get_queryset(self):
-        return access.visible_runs(self.request.user)
+        return policy.visible(self.request.user, Run)
 
     @extend_schema(request=SubmissionSerializer, responses={201: RunSerializer})
     def create(self, request, *args, **kwargs):
-        form = SubmissionSerializer(data=request.data)
+        form = SubmissionSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            run = create_submission(
-                data["task"], data["file"], name=data["name"], user=request.user, original_name=data["file"].name
-            )
-        except RunError as exc:
-            raise BadRequest(str(exc)) from None
+        run = create_submission(
+            data["task"], data["file"], name=data["name"], user=request.user, original_name=data["file"].name
+        )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)

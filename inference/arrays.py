@@ -19,15 +19,17 @@ import io
 
 import numpy as np
 
+from core import errors
+
 #: Voxels read to estimate the default window (a strided subsample of larger arrays).
 WINDOW_SAMPLE_VOXELS = 1 << 20
 
 
-class BadRequest(ValueError):
+class BadRequest(errors.InvalidInput):
     """A request the client can fix (e.g. a slice index out of range); the message says how."""
 
 
-class TooLarge(BadRequest):
+class TooLarge(errors.TooLarge, BadRequest):
     """A whole-array request past the server's size limit (413): the client should ask for slices."""
 
 

@@ -10,9 +10,12 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.urls import reverse
-from django.utils import timezone
+
+from core.models import Job
+
+from .storage import load_array
 
 
 class TaskKind(models.TextChoices):
@@ -102,8 +105,6 @@ class CaseImage(models.Model):
         return tuple(self.shape[1:])
 
     def load(self):
-        from .storage import load_array
-
         return load_array(self.array)
 
 
@@ -162,6 +163,10 @@ class ModelStatus(models.TextChoices):
     INVALID = "invalid", "Invalid"
 
 
+#: A validation has decided these; the others wait for it.
+VALIDATED = (ModelStatus.VALID, ModelStatus.INVALID)
+
+
 def model_artifact_path(instance, filename):
     suffix = ".onnx" if instance.format == ModelFormat.ONNX else ".pt"
     return f"models/{instance.sha256}{suffix}"
@@ -187,7 +192,6 @@ class GenerativeModel(models.Model):
     samples_per_case = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.UPLOADED)
     validation_error = models.TextField(blank=True)
-    validation_requested_at = models.DateTimeField(null=True, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -214,13 +218,16 @@ class GenerativeModel(models.Model):
             raise ValidationError({"samples_per_case": "A deterministic model takes 1 sample per case."})
 
 
-class RunStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+class ModelValidation(Job):
+    """The validation job of an uploaded model (a kind of `core.models.Job`): load the artifact and run it
+    once on the declared shape. Its outcome is the model's status (valid or invalid, with the reason)."""
+
+    JOB_NAME = "Validation"
+
+    model = models.OneToOneField(GenerativeModel, related_name="validation", on_delete=models.CASCADE)
+
+    def __str__(self):
+        return f"Validation of {self.model}"
 
 
 class RunKind(models.TextChoices):
@@ -228,32 +235,19 @@ class RunKind(models.TextChoices):
     SUBMISSION = "submission", "Submission of precomputed outputs"
 
 
-class IllegalTransition(Exception):
-    pass
-
-
 def submission_path(instance, filename):
     return f"submissions/{instance.uid}/{filename}"
 
 
-class Run(models.Model):
-    """A model on a task's dataset, or a submission of precomputed outputs.
+class Run(Job):
+    """A model on a task's dataset, or a submission of precomputed outputs: a kind of `core.models.Job`.
 
-    The status moves only through `transition`, which holds the state machine:
-    pending → queued → running → succeeded | failed | cancelled. A running run whose
-    worker was lost goes back to queued (the reaper); pending and queued runs can be
-    cancelled or failed before they start.
+    Its status moves only through the job state machine (pending → queued → running →
+    succeeded | failed | cancelled); a run is never re-run (a new run is made instead), and a
+    pending run waits for its model's validation.
     """
 
-    TRANSITIONS = {
-        RunStatus.PENDING: {RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.FAILED},
-        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED},
-        RunStatus.RUNNING: {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED},
-        RunStatus.SUCCEEDED: set(),
-        RunStatus.FAILED: set(),
-        RunStatus.CANCELLED: set(),
-    }
-    FINAL = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+    JOB_NAME = "Run"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
@@ -261,26 +255,13 @@ class Run(models.Model):
     model = models.ForeignKey(GenerativeModel, related_name="runs", null=True, blank=True, on_delete=models.PROTECT)
     kind = models.CharField(max_length=20, choices=RunKind.choices, default=RunKind.INFERENCE)
     submission_file = models.FileField(upload_to=submission_path, max_length=500, blank=True)
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=100, blank=True)
     seed = models.BigIntegerField(default=0, help_text="Seed for stochastic models' samples.")
-    error = models.TextField(blank=True)
     problems = models.JSONField(default=list, blank=True, help_text="Per-case problems found while validating.")
-    log = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     total_inference_seconds = models.FloatField(null=True, blank=True)
     throughput_cases_per_s = models.FloatField(null=True, blank=True)
     latency_ms_p50 = models.FloatField(null=True, blank=True)
     latency_ms_p95 = models.FloatField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["-created_at"]
@@ -290,49 +271,6 @@ class Run(models.Model):
 
     def get_absolute_url(self):
         return reverse("run-detail", args=[self.pk])
-
-    @property
-    def is_final(self):
-        return self.status in self.FINAL
-
-    def can_transition(self, new_status):
-        return new_status in self.TRANSITIONS[RunStatus(self.status)]
-
-    def transition(self, new_status, *, error="", save=True):
-        """Move to `new_status` if the state machine allows it; stamp times; log it."""
-        new_status = RunStatus(new_status)
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"Run {self.pk}: {self.status} → {new_status} is not allowed")
-        now = timezone.now()
-        old = self.status
-        self.status = new_status
-        if new_status == RunStatus.QUEUED:
-            self.queued_at = now
-        elif new_status == RunStatus.RUNNING:
-            self.started_at = self.started_at or now
-            self.heartbeat_at = now
-        elif new_status in self.FINAL:
-            self.finished_at = now
-        if error:
-            self.error = error
-        self.append_log(f"{old} → {new_status}" + (f": {error}" if error else ""), save=False)
-        if save:
-            self.save()
-        if new_status == RunStatus.SUCCEEDED:
-            from .signals import run_succeeded
-
-            run_id = self.pk
-            transaction.on_commit(lambda: run_succeeded.send(sender=Run, run_id=run_id))
-
-    def append_log(self, message, save=True):
-        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
-        self.log = f"{self.log}[{stamp}] {message}\n"
-        if save:
-            self.save(update_fields=["log"])
-
-    @property
-    def progress_percent(self):
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 
 
 def output_path(instance, filename):
@@ -361,6 +299,4 @@ class CaseOutput(models.Model):
         return f"{self.run} {self.case.case_id}#{self.sample}"
 
     def load(self):
-        from .storage import load_array
-
         return load_array(self.array)

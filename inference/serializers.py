@@ -1,7 +1,9 @@
-import json
-
+from django.urls import reverse
 from rest_framework import serializers
 
+from core.serializers import JOB_FIELDS, JobSerializer
+
+from .forms import parse_spatial_shape
 from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, ModelFormat, Normalisation, Run, Task
 
 
@@ -101,21 +103,18 @@ class GenerativeModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class JSONListField(serializers.JSONField):
-    """Accepts a JSON list in a multipart form field ("[128, 128]") as well as in JSON bodies."""
+class SpatialShapeField(serializers.Field):
+    """A declared spatial shape as a JSON list ([128, 128]) or text ("128, 128") in JSON or multipart
+    bodies; the same rule as the upload page (`forms.parse_spatial_shape`)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
-                raise serializers.ValidationError("Give a JSON list, e.g. [128, 128].") from None
-        if not isinstance(data, list) or len(data) not in (2, 3):
-            raise serializers.ValidationError("Give 2 (H, W) or 3 (D, H, W) sizes, e.g. [128, 128].")
-        for size in data:
-            if size is not None and (not isinstance(size, int) or size < 1):
-                raise serializers.ValidationError("Each size is a positive integer or null (any size).")
-        return data
+        try:
+            return parse_spatial_shape(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value
 
 
 class ModelUploadSerializer(serializers.Serializer):
@@ -125,17 +124,16 @@ class ModelUploadSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     in_channels = serializers.IntegerField(min_value=1, max_value=64, default=1)
     out_channels = serializers.IntegerField(min_value=1, max_value=64, default=1)
-    spatial_shape = JSONListField()
+    spatial_shape = SpatialShapeField()
     normalisation = serializers.ChoiceField(choices=Normalisation.choices, default=Normalisation.NONE)
     stochastic = serializers.BooleanField(default=False)
     samples_per_case = serializers.IntegerField(min_value=1, max_value=64, default=1)
     format = serializers.ChoiceField(choices=ModelFormat.choices, required=False, help_text="Detected from content.")
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(JobSerializer):
     task = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_name = serializers.CharField(source="model.name", read_only=True, default=None)
-    progress_percent = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Run
@@ -147,19 +145,10 @@ class RunSerializer(serializers.ModelSerializer):
             "model",
             "model_name",
             "kind",
-            "status",
-            "progress_done",
-            "progress_total",
-            "progress_percent",
-            "attempts",
+            *JOB_FIELDS,
             "device",
             "seed",
-            "error",
             "problems",
-            "created_at",
-            "queued_at",
-            "started_at",
-            "finished_at",
             "total_inference_seconds",
             "throughput_cases_per_s",
             "latency_ms_p50",
@@ -177,7 +166,7 @@ class RunDetailSerializer(RunSerializer):
 class RunCreateSerializer(serializers.Serializer):
     model = serializers.PrimaryKeyRelatedField(queryset=GenerativeModel.objects.all())
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    seed = serializers.IntegerField(required=False, default=0, min_value=0)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1)
 
 
 class SubmissionSerializer(serializers.Serializer):
@@ -195,6 +184,4 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "case", "case_id", "sample", "shape", "latency_ms", "nonfinite_count", "download"]
 
     def get_download(self, obj) -> str:
-        from django.urls import reverse
-
         return reverse("api-run-output-array", args=[obj.run_id, obj.pk])

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import api, views
-from .viewer import array_data, array_header, case_compare, run_case
+from .viewer import array_data, array_header, case_compare
 
 router = DefaultRouter()
 router.register("tasks", api.TaskViewSet, basename="api-task")
@@ -27,8 +27,7 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/outputs/<int:output_pk>.png", views.output_png, name="output-png"),
-    # The image viewer (inference/viewer.py): case and compare pages, array header + raw float32 endpoints.
-    path("runs/<int:run_pk>/cases/<int:case_pk>/", run_case, name="run-case"),
+    # The image viewer (inference/viewer.py): the compare page, array header + raw float32 endpoints.
     path("cases/<int:case_pk>/compare/", case_compare, name="case-compare"),
     *[
         path(route + suffix, view, {"source": source}, name=f"array-{source}{name}")
@@ -36,7 +35,6 @@ urlpatterns = [
             ("api/arrays/case-images/<int:pk>/", "case-image"),
             ("api/arrays/outputs/<int:pk>/", "output"),
             ("api/arrays/outputs/<int:pk>/difference/", "difference"),
-            ("api/arrays/case-results/<int:pk>/uncertainty/", "uncertainty"),
         ]
         for suffix, view, name in [("", array_header, ""), ("data/", array_data, "-data")]
     ],

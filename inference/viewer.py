@@ -11,19 +11,22 @@ Endpoints (GET; same visibility as the PNG previews, 404 for what the user may n
                                                    JSON message when its float32 bytes (the header's
                                                    `whole_bytes`) exceed MEDGEN_VIEWER_MAX_ARRAY_BYTES
 
-The pages mount `static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints.
+Apps above add sources of their own (`extensions.add_array_source`: the evaluation's SD maps)
+with their own URL patterns over `array_header` / `array_data`. The compare page mounts
+`static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints.
 """
-
-import functools
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from . import access, arrays
-from .models import CaseImage, ImageRole
+from core import policy
+from core.responses import json_errors
+
+from . import arrays, extensions, selectors
+from .models import Case, CaseImage, CaseOutput, ImageRole
 
 #: Arrays are replaced in place when a run resumes or a run is re-evaluated: keep browser copies short-lived.
 CACHE_CONTROL = "private, max-age=300"
@@ -60,24 +63,24 @@ class ArraySource:
         return arrays.display_plane(self.array, index, kind=self.kind)
 
 
-def _spacing(case):
+def spacing_of(case):
     image = case.image(ImageRole.REFERENCE) or case.images.order_by("role", "index").first()
     return image.spacing if image else None
 
 
 def case_image_source(request, pk):
-    image = get_object_or_404(CaseImage.objects.filter(case__in=access.visible_cases(request.user)), pk=pk)
+    image = policy.get_visible(request.user, CaseImage, pk=pk)
     kind = "label" if image.role == ImageRole.LABEL else "image"
     return ArraySource(open_field(image.array), image.spacing, kind)
 
 
 def output_source(request, pk):
-    output = get_object_or_404(access.visible_outputs(request.user).select_related("case"), pk=pk)
-    return ArraySource(open_field(output.array), _spacing(output.case))
+    output = policy.get_visible(request.user, CaseOutput, pk=pk)
+    return ArraySource(open_field(output.array), spacing_of(output.case))
 
 
 def difference_source(request, pk):
-    output = get_object_or_404(access.visible_outputs(request.user).select_related("case"), pk=pk)
+    output = policy.get_visible(request.user, CaseOutput, pk=pk)
     reference = output.case.image(ImageRole.REFERENCE)
     if reference is None:
         raise Http404("This case has no reference image.")
@@ -87,44 +90,10 @@ def difference_source(request, pk):
     return ArraySource(array, reference.spacing, "difference", reference=ref)
 
 
-def uncertainty_source(request, pk):
-    from evaluation.models import CaseResult
-
-    results = CaseResult.objects.filter(run__in=access.visible_runs(request.user)).exclude(uncertainty_map="")
-    result = get_object_or_404(results.select_related("case"), pk=pk)
-    return ArraySource(open_field(result.uncertainty_map), _spacing(result.case), "uncertainty")
-
-
-SOURCES = {
-    "case-image": case_image_source,
-    "output": output_source,
-    "difference": difference_source,
-    "uncertainty": uncertainty_source,
-}
-
-
-def _json_errors(view):
-    """JSON bodies for 400 and 404, as the rest of the API answers."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except arrays.TooLarge as exc:
-            return JsonResponse({"detail": str(exc)}, status=413)
-        except arrays.BadRequest as exc:
-            return JsonResponse({"detail": str(exc)}, status=400)
-        except Http404 as exc:
-            message = str(exc) if exc.args and "matches the given query" not in str(exc) else "Not found."
-            return JsonResponse({"detail": message}, status=404)
-
-    return wrapper
-
-
 @require_GET
-@_json_errors
+@json_errors
 def array_header(request, source, pk):
-    data = SOURCES[source](request, pk).header()
+    data = extensions.array_source(source)(request, pk).header()
     data["data_url"] = reverse(f"array-{source}-data", args=[pk])
     response = JsonResponse(data)
     response["Cache-Control"] = CACHE_CONTROL
@@ -147,9 +116,9 @@ def plane_response(array, slice_param, plane_of=arrays.display_plane):
 
 
 @require_GET
-@_json_errors
+@json_errors
 def array_data(request, source, pk):
-    array_source = SOURCES[source](request, pk)
+    array_source = extensions.array_source(source)(request, pk)
     response = plane_response(array_source.array, request.GET.get("slice"), lambda _, i: array_source.plane(i))
     response["Cache-Control"] = CACHE_CONTROL
     return response
@@ -158,7 +127,7 @@ def array_data(request, source, pk):
 # --- Pages ----------------------------------------------------------------------------
 
 
-def _viewport(label, source, pk, group, leader=False):
+def viewport(label, source, pk, group, leader=False):
     """One viewport of `mountViewers`: viewports of a `group` share (and synchronise) their window,
     starting from the leader's default (the reference's, so outputs are seen in its intensities)."""
     spec = {"label": label, "headerUrl": reverse(f"array-{source}", args=[pk]), "voiGroup": group}
@@ -167,8 +136,8 @@ def _viewport(label, source, pk, group, leader=False):
     return spec
 
 
-def _image_viewports(case):
-    """Input(s) and reference of a case; the reference (if any) is returned separately too."""
+def image_viewports(case):
+    """Input(s) of a case, each with its own window, and its reference image (or None)."""
     images = list(case.images.all())
     inputs = [im for im in images if im.role == ImageRole.INPUT]
     reference = next((im for im in images if im.role == ImageRole.REFERENCE), None)
@@ -176,85 +145,14 @@ def _image_viewports(case):
     for im in inputs:
         label = "Input" + (f" {im.index}" if len(inputs) > 1 else "")
         # An input is another contrast (or k-space, shown as log magnitude): its window is its own.
-        viewports.append(_viewport(label, "case-image", im.pk, f"input-{im.index}"))
+        viewports.append(viewport(label, "case-image", im.pk, f"input-{im.index}"))
     return viewports, reference
-
-
-def run_case(request, run_pk, case_pk):
-    """Input, output (one sample), reference, |output − reference| and, for stochastic runs, the SD map."""
-    from evaluation.metrics import catalog
-    from evaluation.models import CaseResult
-
-    run = get_object_or_404(access.visible_runs(request.user).select_related("task", "model"), pk=run_pk)
-    case = get_object_or_404(access.visible_cases(request.user).filter(dataset=run.task.dataset), pk=case_pk)
-    outputs = list(run.outputs.filter(case=case).order_by("sample"))
-    try:
-        sample = int(request.GET.get("sample", outputs[0].sample if outputs else 0))
-    except ValueError:
-        sample = 0
-    output = next((o for o in outputs if o.sample == sample), outputs[0] if outputs else None)
-
-    viewports, reference = _image_viewports(case)
-    if output is not None:
-        viewports.append(_viewport("Output" + (f" (sample {output.sample})" if len(outputs) > 1 else ""),
-                                   "output", output.pk, "image"))  # fmt: skip
-    if reference is not None:
-        viewports.append(_viewport("Reference", "case-image", reference.pk, "image", leader=True))
-        if output is not None and list(output.shape) == list(reference.shape):
-            viewports.append(_viewport("|Output − reference|", "difference", output.pk, "difference"))
-    result = CaseResult.objects.filter(run=run, case=case).first()
-    if result is not None and result.uncertainty_map:
-        viewports.append(_viewport(f"SD over {result.samples} samples", "uncertainty", result.pk, "uncertainty"))
-
-    metrics = []
-    if result is not None:
-        for key in result.values:
-            try:
-                info = catalog.get(key)
-            except KeyError:
-                continue
-            metrics.append({"info": info, "value": result.value(key)})
-
-    case_ids = list(run.outputs.values_list("case_id", flat=True).distinct().order_by("case__case_id"))
-    position = case_ids.index(case.pk) if case.pk in case_ids else None
-    neighbours = {}
-    if position is not None:
-        if position > 0:
-            neighbours["previous"] = case_ids[position - 1]
-        if position + 1 < len(case_ids):
-            neighbours["next"] = case_ids[position + 1]
-    other_runs = _runs_with_output(request.user, case).exclude(pk=run.pk)
-    return render(
-        request,
-        "inference/case_view.html",
-        {
-            "run": run,
-            "case": case,
-            "outputs": outputs,
-            "output": output,
-            "result": result,
-            "metrics": metrics,
-            "viewer_config": {"viewports": viewports, "sync": True, "frameOfReferenceUID": f"case-{case.pk}"},
-            "neighbours": neighbours,
-            "compare_with": other_runs.first(),
-        },
-    )
-
-
-def _runs_with_output(user, case):
-    return (
-        access.visible_runs(user)
-        .filter(task__dataset=case.dataset, outputs__case=case)
-        .select_related("model")
-        .distinct()
-        .order_by("-created_at")
-    )
 
 
 def case_compare(request, case_pk):
     """Reference, run A's and run B's outputs, and both difference maps, synchronised."""
-    case = get_object_or_404(access.visible_cases(request.user).select_related("dataset"), pk=case_pk)
-    runs = list(_runs_with_output(request.user, case))
+    case = policy.get_visible(request.user, Case, pk=case_pk)
+    runs = list(selectors.runs_with_output(request.user, case))
     by_pk = {run.pk: run for run in runs}
 
     def pick(name, default):
@@ -268,18 +166,18 @@ def case_compare(request, case_pk):
     viewports = []
     reference = case.image(ImageRole.REFERENCE)
     if reference is not None:
-        viewports.append(_viewport("Reference", "case-image", reference.pk, "image", leader=True))
+        viewports.append(viewport("Reference", "case-image", reference.pk, "image", leader=True))
     for letter, run in (("A", run_a), ("B", run_b)):
         if run is None:
             continue
         output = run.outputs.filter(case=case).order_by("sample").first()
-        viewports.append(_viewport(f"{letter}: {run}", "output", output.pk, "image"))
+        viewports.append(viewport(f"{letter}: {run}", "output", output.pk, "image"))
     for letter, run in (("A", run_a), ("B", run_b)):
         if run is None or reference is None:
             continue
         output = run.outputs.filter(case=case).order_by("sample").first()
         if list(output.shape) == list(reference.shape):
-            viewports.append(_viewport(f"|{letter} − reference|", "difference", output.pk, "difference"))
+            viewports.append(viewport(f"|{letter} − reference|", "difference", output.pk, "difference"))
     return render(
         request,
         "inference/case_compare.html",

@@ -53,9 +53,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "core",
     "inference",
     "evaluation",
     "readerstudy",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.responses.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "medgen_site.urls"
@@ -172,11 +175,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["inference.permissions.ReadPublicWriteStaff"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.policy.PolicyPermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "inference.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.responses.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MedGen Eval API",
@@ -218,28 +221,31 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = int(CELERY_TASK_TIME_LIMIT * 0.9)
 CELERY_TASK_DEFAULT_QUEUE = "metrics"
 CELERY_TASK_QUEUES = (Queue("inference"), Queue("metrics"))
+# Every job kind goes through one task, `core.execute_job`, sent to the queue its kind names
+# (core.jobs.register): model validation, inference runs and downstream training on `inference`
+# (GPU-capable workers), submissions and evaluations on `metrics`.
 CELERY_TASK_ROUTES = {
-    "inference.tasks.validate_model": {"queue": "inference"},
-    "inference.tasks.run_inference": {"queue": "inference"},
-    "inference.tasks.validate_submission": {"queue": "metrics"},
-    "inference.tasks.reap_stale_runs": {"queue": "metrics"},
-    # The downstream task trains networks: GPU-capable workers (an exact name wins over the glob below).
-    "evaluation.tasks.run_downstream": {"queue": "inference"},
-    "evaluation.tasks.*": {"queue": "metrics"},
-    "readerstudy.tasks.*": {"queue": "metrics"},
+    "core.reap_jobs": {"queue": "metrics"},
+    "demo.tasks.*": {"queue": "metrics"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-runs": {"task": "inference.tasks.reap_stale_runs", "schedule": timedelta(seconds=60)},
-    "reap-stale-evaluations": {"task": "evaluation.tasks.reap_stale_evaluations", "schedule": timedelta(seconds=60)},
-    "reap-stale-downstream": {"task": "evaluation.tasks.reap_stale_downstream", "schedule": timedelta(seconds=60)},
+    "reap-jobs": {"task": "core.reap_jobs", "schedule": timedelta(seconds=60)},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# A running run whose worker has not reported for this long is requeued (or failed after
-# MEDGEN_RUN_MAX_ATTEMPTS tries) by the reaper.
-MEDGEN_RUN_STALE_SECONDS = env_int("MEDGEN_RUN_STALE_SECONDS", 600)
-MEDGEN_RUN_MAX_ATTEMPTS = env_int("MEDGEN_RUN_MAX_ATTEMPTS", 3)
+# Jobs (runs, validations, evaluations, downstream training): a running job whose worker has not
+# reported for this long is requeued by the reaper, or failed once it has used this many attempts
+# (a worker that died counts as an attempt, so a job that kills its worker cannot loop forever).
+# Worker threads beat every MEDGEN_JOB_HEARTBEAT_SECONDS while a job works. A final job whose
+# follow-ups (the next job) were not all started is signalled again after MEDGEN_JOB_RECHAIN_SECONDS.
+MEDGEN_JOB_STALE_SECONDS = env_int("MEDGEN_JOB_STALE_SECONDS", 600)
+MEDGEN_JOB_MAX_ATTEMPTS = env_int("MEDGEN_JOB_MAX_ATTEMPTS", 3)
+MEDGEN_JOB_HEARTBEAT_SECONDS = env_int("MEDGEN_JOB_HEARTBEAT_SECONDS", max(1, min(30, MEDGEN_JOB_STALE_SECONDS // 4)))
+MEDGEN_JOB_RECHAIN_SECONDS = env_int("MEDGEN_JOB_RECHAIN_SECONDS", 60)
+# CPU threads per worker pool process (torch, OpenMP, BLAS): empty for the machine's cores divided by
+# the worker's concurrency (see core/threads.py).
+MEDGEN_WORKER_THREADS = env_int("MEDGEN_WORKER_THREADS", 0)
 MEDGEN_INFERENCE_BATCH_SIZE = env_int("MEDGEN_INFERENCE_BATCH_SIZE", 8)
 
 # Evaluation. Bootstrap CIs resample cases with a fixed seed, so a re-run gives the same CI.

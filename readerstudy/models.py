@@ -16,7 +16,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from inference.models import Case, IllegalTransition, Run, Task
+from core.models import IllegalTransition
+from inference.models import Case, Run, Task
 
 
 def new_token():

@@ -12,8 +12,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import JobStatus
 from inference import arrays
-from inference.models import Case, CaseOutput, ImageRole, RunStatus
+from inference.models import Case, CaseOutput, ImageRole
 from inference.storage import array_bytes
 
 from . import answers as answer_rules
@@ -55,7 +56,7 @@ def check_ready(study):
         raise StudyError("Pick at least one run.")
     if study.design == Design.PAIRWISE and len(runs) < 2:
         raise StudyError("A pairwise study needs at least two runs.")
-    wrong = [run for run in runs if run.task_id != study.task_id or run.status != RunStatus.SUCCEEDED]
+    wrong = [run for run in runs if run.task_id != study.task_id or run.status != JobStatus.SUCCEEDED]
     if wrong:
         raise StudyError(f"Only succeeded runs of the study's task can be read: {', '.join(map(str, wrong))}.")
     try:
@@ -533,42 +534,7 @@ def reader_image(user, token, slot):
     return images[slot]
 
 
-def running_studies_read_by(user):
-    """Running studies the user reads: their tasks' results and images are hidden from them."""
-    if not (user and user.is_authenticated):
-        return ReaderStudy.objects.none()
-    return ReaderStudy.objects.filter(status=StudyStatus.RUNNING, readers=user)
-
-
 # --- Editors -----------------------------------------------------------------------------
-
-
-def visible_studies(user):
-    """Studies the user edits (staff: all)."""
-    if not (user and user.is_authenticated):
-        return ReaderStudy.objects.none()
-    studies = ReaderStudy.objects.all()
-    if user.is_staff:
-        return studies
-    return studies.filter(Q(created_by=user) | Q(editors=user)).distinct()
-
-
-def analysis_is_public(study, user):
-    """A published study's analysis is public to whoever can see its task, but not to its readers while
-    it runs (they see no results until they have finished reading)."""
-    from inference import access
-
-    if study.published_at is None:
-        return False
-    if not access.visible_tasks(user).filter(pk=study.task_id).exists():
-        return False
-    return not (
-        study.status == StudyStatus.RUNNING and user.is_authenticated and study.readers.filter(pk=user.pk).exists()
-    )
-
-
-def can_create_studies(user):
-    return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("readerstudy.add_readerstudy")))
 
 
 def progress(study):

@@ -27,9 +27,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from core import policy
+from core.models import IllegalTransition, JobStatus
 from evaluation import formatting
 from inference import arrays
-from inference.models import IllegalTransition, Run, RunStatus
+from inference.models import Run, Task
 from inference.viewer import open_field, plane_response
 
 from . import analysis, blinding, publishing, services
@@ -147,13 +149,13 @@ def workspace(request, uid):
 
 
 def _editable(request, pk):
-    study = get_object_or_404(services.visible_studies(request.user), pk=pk)
+    study = policy.get_visible(request.user, ReaderStudy, pk=pk)
     return study
 
 
 @login_required
 def study_list(request):
-    studies = services.visible_studies(request.user).select_related("task")
+    studies = policy.visible(request.user, ReaderStudy).select_related("task")
     sessions = {s.study_id: s for s in request.user.reader_sessions.select_related("study").all()}
     reading = []
     for study in request.user.reader_studies.filter(status=StudyStatus.RUNNING).order_by("title"):
@@ -162,7 +164,7 @@ def study_list(request):
     return render(
         request,
         "readerstudy/study_list.html",
-        {"studies": studies, "reading": reading, "can_create": services.can_create_studies(request.user)},
+        {"studies": studies, "reading": reading, "can_create": policy.can(request.user, "readerstudy.create_study")},
     )
 
 
@@ -211,11 +213,9 @@ class StudyForm(forms.ModelForm):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        from inference import access
-
         self.user = user
-        self.fields["task"].queryset = access.visible_tasks(user)
-        runs = Run.objects.filter(status=RunStatus.SUCCEEDED, task__in=access.visible_tasks(user))
+        self.fields["task"].queryset = policy.visible(user, Task)
+        runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
         users = get_user_model().objects.filter(is_active=True).order_by("username")
@@ -249,7 +249,7 @@ def _form_page(request, form, study=None):
 
 @login_required
 def study_create(request):
-    if not services.can_create_studies(request.user):
+    if not policy.can(request.user, "readerstudy.create_study"):
         raise Http404("Not found.")
     initial = {}
     if request.GET.get("task"):
@@ -361,11 +361,9 @@ def _analysable(request, pk):
     """The study if the user may read its analysis: its editors always; once published, anyone who can
     see the task, except its own readers while it runs. Else 404."""
     study = get_object_or_404(ReaderStudy.objects.select_related("task"), pk=pk)
-    if study.is_editor(request.user):
-        return study, True
-    if services.analysis_is_public(study, request.user):
-        return study, False
-    raise Http404("Not found.")
+    if not policy.can(request.user, "readerstudy.read_analysis", study):
+        raise Http404("Not found.")
+    return study, study.is_editor(request.user)
 
 
 def _analysis_for(request, pk):

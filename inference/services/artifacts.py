@@ -11,14 +11,18 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from core import jobs
+from core.errors import InvalidInput
+from core.models import JobStatus
+
 from .. import runner
-from ..models import GenerativeModel, ModelStatus, RunStatus
+from ..models import VALIDATED, GenerativeModel, ModelStatus, ModelValidation
 from ..storage import UploadTooLarge, spool_upload
 
 log = logging.getLogger(__name__)
 
 
-class ModelUploadError(Exception):
+class ModelUploadError(InvalidInput):
     """Refused upload; the message says why (shown to the user, 400)."""
 
 
@@ -82,10 +86,10 @@ def register_model(
                 model.artifact.save(model_artifact_name(model), File(handle), save=False)
             try:
                 model.save()
+                jobs.queue(ModelValidation.objects.create(model=model, requested_by=user))
             except Exception:
                 model.artifact.delete(save=False)
                 raise
-            transaction.on_commit(lambda: dispatch_validation(model.pk))
         return model
     finally:
         path.unlink(missing_ok=True)
@@ -114,26 +118,13 @@ def model_artifact_name(model):
     return f"{model.sha256}.onnx" if model.format == "onnx" else f"{model.sha256}.pt"
 
 
-def dispatch_validation(model_id):
-    from ..tasks import validate_model
-
-    GenerativeModel.objects.filter(pk=model_id).update(validation_requested_at=timezone.now())
-    validate_model.delay(model_id)
-
-
-def validate_model(model_id):
-    """Load the artifact on this worker and run it once on the declared shape.
-
-    Idempotent: a model already valid or invalid is left alone. On success, runs that
-    were waiting for the model are queued; on failure they fail with the reason.
+def validate(validation, context):
+    """Job handler of a model's validation: load the artifact on this worker and run it once on the
+    declared shape. A model that fails is a result (the model becomes invalid, with the reason), not a
+    failed job; the job fails only when the validation itself could not finish (see `on_validation_finished`).
     """
-    with transaction.atomic():
-        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
-        if model.status in (ModelStatus.VALID, ModelStatus.INVALID):
-            return model.status
-        model.status = ModelStatus.VALIDATING
-        model.save(update_fields=["status"])
-
+    GenerativeModel.objects.filter(pk=validation.model_id).update(status=ModelStatus.VALIDATING)
+    model = GenerativeModel.objects.get(pk=validation.model_id)
     error = ""
     parameter_count = None
     local = None
@@ -145,27 +136,42 @@ def validate_model(model_id):
     except runner.ModelArtifactError as exc:
         error = str(exc)
     except Exception as exc:  # anything else a broken artifact can raise
-        log.exception("validation of model %s crashed", model_id)
+        log.exception("validation of model %s crashed", model.pk)
         error = f"Validation failed: {type(exc).__name__}: {exc}"
     finally:
         if local is not None and local.is_temporary:
             local.path.unlink(missing_ok=True)
+    context.finish(
+        JobStatus.SUCCEEDED,
+        effects=lambda _job: _record_validation(model.pk, error=error, parameter_count=parameter_count),
+    )
 
-    from .runs import fail_run, queue_run
 
+def _record_validation(model_id, *, error, parameter_count=None):
+    """The model's status from a validation; runs waiting for the model are queued, or failed with the reason."""
+    model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+    model.status = ModelStatus.INVALID if error else ModelStatus.VALID
+    model.validation_error = error
+    model.parameter_count = parameter_count
+    model.validated_at = timezone.now()
+    model.save()
+    for run in model.runs.select_for_update().filter(status=JobStatus.PENDING):
+        if error:
+            run.transition(JobStatus.FAILED, error=f"Model '{model.name}' failed validation: {error}")
+        else:
+            jobs.queue(run)
+
+
+def on_validation_finished(sender, job_id, status, **kwargs):
+    """`job_finished` receiver: a validation that could not finish (its worker died every time, it ran
+    past its limits) leaves the model invalid with the job's error, and fails the runs waiting for it."""
+    if status == JobStatus.SUCCEEDED:
+        return
+    validation = ModelValidation.objects.get(pk=job_id)
     with transaction.atomic():
-        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
-        model.status = ModelStatus.INVALID if error else ModelStatus.VALID
-        model.validation_error = error
-        model.parameter_count = parameter_count
-        model.validated_at = timezone.now()
-        model.save()
-        for run in model.runs.select_for_update().filter(status=RunStatus.PENDING):
-            if error:
-                fail_run(run, f"Model '{model.name}' failed validation: {error}")
-            else:
-                queue_run(run)
-    return model.status
+        if GenerativeModel.objects.filter(pk=validation.model_id, status__in=VALIDATED).exists():
+            return
+        _record_validation(validation.model_id, error=validation.error or f"The validation was {status}.")
 
 
 class LocalFile:

@@ -15,14 +15,10 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from ..importers import (
-    DatasetImportError,
-    ImageImportError,
-    safe_extract_zip,
-    scan_dataset,
-    split_name,
-    zip_folder,
-)
+from core.errors import InvalidInput
+
+from .. import importers
+from ..importers import ImageImportError, safe_extract_zip, scan_dataset, split_name, zip_folder
 from ..models import Case, CaseImage, Dataset
 from ..storage import UploadTooLarge, copy_upload, save_array
 
@@ -31,11 +27,30 @@ __all__ = ["DatasetImportError", "import_dataset"]
 log = logging.getLogger(__name__)
 
 
-def import_dataset(name, source, *, description="", source_label="", is_public=False, user=None):
+class DatasetImportError(InvalidInput):
+    """The upload was refused: every problem found (`errors`, one message each); nothing was stored."""
+
+    def __init__(self, problems):
+        super().__init__("The dataset was not imported; nothing was stored.", errors=[str(p) for p in problems])
+
+    def __str__(self):
+        return "\n".join([self.detail, *(f"- {error}" for error in self.errors)])
+
+
+def import_dataset(
+    name: str, source, *, description: str = "", source_label: str = "", is_public: bool = False, user=None
+) -> Dataset:
     """Import `source` (a path to a zip or folder, or an uploaded file / file object) as dataset `name`.
 
     All or nothing: raises DatasetImportError listing every problem, leaving no rows and no files.
     """
+    try:
+        return _import(name, source, description, source_label, is_public, user)
+    except importers.DatasetImportError as exc:
+        raise DatasetImportError(exc.errors) from None
+
+
+def _import(name, source, description, source_label, is_public, user):
     name = (name or "").strip()
     if not name:
         raise DatasetImportError([ImageImportError("", "the dataset needs a name")])

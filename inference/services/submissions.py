@@ -16,17 +16,20 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 
+from core import jobs
+from core.models import JobStatus
+
 from .. import importers
-from ..models import ImageRole, Run, RunKind, RunStatus
+from ..models import ImageRole, Run, RunKind
 from ..storage import UploadTooLarge, spool_upload
 from .artifacts import local_copy
-from .runs import RunError, claim, finish, queue_run, store_output
+from .runs import RunError, store_output
 
 SAMPLE_SUFFIX = re.compile(r"^(?P<case>.+)_sample(?P<k>\d+)$")
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".npy", ".npz", ".png", ".tif", ".tiff", ".dcm")
 
 
-def create_submission(task, source, *, name, user=None, original_name=""):
+def create_submission(task, source, *, name: str, user=None, original_name: str = "") -> Run:
     """Store the uploaded zip as a submission run and queue its validation."""
     try:
         path = spool_upload(source, settings.MEDGEN_MAX_UPLOAD_BYTES, prefix="medgen-submission-")
@@ -38,12 +41,12 @@ def create_submission(task, source, *, name, user=None, original_name=""):
                 raise RunError("A submission must be a zip archive of outputs named by case id.")
         total = task.dataset.cases.count()
         with transaction.atomic():
-            run = Run(name=name, task=task, kind=RunKind.SUBMISSION, progress_total=total, created_by=user)
+            run = Run(name=name, task=task, kind=RunKind.SUBMISSION, progress_total=total, requested_by=user)
             run.save()
             with open(path, "rb") as handle:
                 run.submission_file.save(original_name or "submission.zip", File(handle), save=True)
             run.append_log(f"submission uploaded ({original_name or 'submission.zip'})")
-            queue_run(run)
+            jobs.queue(run)
         return run
     finally:
         path.unlink(missing_ok=True)
@@ -77,27 +80,21 @@ def collect_entries(root, case_ids):
     return found, problems
 
 
-def validate_submission(run_id):
-    """Check every case and store the outputs (all or nothing); idempotent."""
-    run, attempt = claim(run_id, kinds=(RunKind.SUBMISSION,))
-    if run is None:
-        return "skipped"
+def validate(run, context):
+    """Job handler of submission runs: check every case and store the outputs (all or nothing)."""
     workdir = Path(tempfile.mkdtemp(prefix="medgen-submission-"))
     try:
         problems, outputs = _check(run, workdir)
         if problems:
-            Run.objects.filter(pk=run.pk).update(problems=problems)
             count = len(problems)
-            finish(run.pk, attempt, RunStatus.FAILED, error=f"The submission does not validate ({count} problem(s)).")
-            return "failed"
-        with transaction.atomic():
-            for case, sample, array in outputs:
-                store_output(run, case, sample, array)
-            finish(run.pk, attempt, RunStatus.SUCCEEDED, progress_done=run.progress_total, problems=[])
-        return "succeeded"
-    except Exception as exc:
-        finish(run.pk, attempt, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return "failed"
+            context.fail(f"The submission does not validate ({count} problem(s)).", problems=problems)
+            return
+        context.finish(
+            JobStatus.SUCCEEDED,
+            progress_done=run.progress_total,
+            problems=[],
+            effects=lambda _run: [store_output(run, case, sample, array) for case, sample, array in outputs],
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -6,8 +6,9 @@ import time
 import pytest
 from django.core.management import call_command
 
-from evaluation.models import CaseResult, Evaluation, EvaluationStatus, MetricResult
-from inference.models import CaseImage, CaseOutput, GenerativeModel, ModelStatus, Run, RunStatus, Task
+from core.models import JobStatus
+from evaluation.models import CaseResult, Evaluation, MetricResult
+from inference.models import CaseImage, CaseOutput, GenerativeModel, ModelStatus, Run, Task
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -16,10 +17,10 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     call_command("seed_demo", fast=True, cases=4, volumes=1)
     assert set(Task.objects.values_list("slug", flat=True)) == {"t1-to-t2", "recon-4x"}
     deadline = time.monotonic() + 240
-    while Run.objects.exclude(status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).exists():
+    while Run.objects.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists():
         assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
         time.sleep(0.5)
-    failed = list(Run.objects.filter(status=RunStatus.FAILED).values_list("name", "error"))
+    failed = list(Run.objects.filter(status=JobStatus.FAILED).values_list("name", "error"))
     assert not failed, failed
     assert Run.objects.count() == 6
     assert set(GenerativeModel.objects.values_list("status", flat=True)) == {ModelStatus.VALID}
@@ -35,7 +36,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     while Evaluation.objects.exclude(status__in=Evaluation.FINAL).exists() or Evaluation.objects.count() < 6:
         assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
         time.sleep(0.5)
-    failed = list(Evaluation.objects.filter(status=EvaluationStatus.FAILED).values_list("run__name", "error"))
+    failed = list(Evaluation.objects.filter(status=JobStatus.FAILED).values_list("run__name", "error"))
     assert not failed, failed
     for run in Run.objects.all():
         metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
@@ -81,7 +82,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     # The clinical tier's downstream task: every translation run and the real→real reference trained (seconds
     # with --fast), each run with Dice, HD95 and the utility ratio with CIs.
     from evaluation import downstream
-    from evaluation.models import DownstreamJob, DownstreamStatus
+    from evaluation.models import DownstreamJob
 
     translation_runs = Run.objects.filter(task__slug="t1-to-t2")
     while (
@@ -90,7 +91,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     ):
         assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
         time.sleep(0.5)
-    failed = list(DownstreamJob.objects.exclude(status=DownstreamStatus.SUCCEEDED).values_list("run__name", "error"))
+    failed = list(DownstreamJob.objects.exclude(status=JobStatus.SUCCEEDED).values_list("run__name", "error"))
     assert not failed, failed
     for run in translation_runs:
         clinical = MetricResult.objects.filter(run=run, tier="clinical", ci_low__isnull=False)
@@ -101,7 +102,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
 
     # The demo reader study: built once the translation runs were evaluated, answered by four simulated
     # readers, published to the translation leaderboard; the fresh demo reader has a session to do.
-    from readerstudy.demo import DEMO_RUNS, DEMO_TITLE
+    from demo.study import DEMO_RUNS, DEMO_TITLE
     from readerstudy.models import ReaderStudy
 
     while not ReaderStudy.objects.filter(title=DEMO_TITLE, published_at__isnull=False).exists():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from inference.demo import baselines, phantom
+from demo import baselines, phantom
 
 TRAIN_SEEDS = range(5000, 5024)  # disjoint from the held-out seeds below
 HELD_OUT_SEEDS = range(0, 8)

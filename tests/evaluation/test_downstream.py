@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from core import jobs
+from core.jobs import JobContext
+from core.models import JobStatus
+from core.signals import job_finished
+from demo.phantom import make_brain_slice
 from evaluation import downstream, segmentation, services
 from evaluation.metrics import catalog
-from evaluation.models import DownstreamJob, DownstreamSetup, DownstreamStatus, Evaluation, MetricResult
-from inference.demo.phantom import make_brain_slice
-from inference.models import Case, ImageRole, Run, RunKind, RunStatus
+from evaluation.models import DownstreamJob, DownstreamSetup, Evaluation, MetricResult
+from inference.models import Case, ImageRole, Run, RunKind
 from inference.services.runs import store_output
 from tests.support.factories import TaskFactory, add_image
+from tests.support.jobs import run_job
 
 TINY = segmentation.SegmentationConfig(name="tiny-test", channels=(4, 8), epochs=3, batch_size=4, crop=32)
 CLINICAL = {"downstream_dice", "downstream_hd95", "utility_ratio"}
@@ -37,7 +42,7 @@ def phantom_task(n_cases=8, size=64, seed=200):
 
 def succeeded_run(task, make_output, name="run"):
     """A run whose outputs are `make_output(case_id, reference)`, marked succeeded without the signal."""
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.SUCCEEDED, name=name)
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, name=name)
     for case in task.dataset.cases.order_by("case_id"):
         store_output(run, case, 0, make_output(case.case_id, case.images.get(role=ImageRole.REFERENCE).load()))
     return run
@@ -53,7 +58,7 @@ def declare(task, config=TINY, seeds=(0, 1), **kwargs):
 
 
 def execute(job):
-    assert downstream.execute_downstream(job.pk) == "succeeded", DownstreamJob.objects.get(pk=job.pk).error
+    assert run_job(job) == "succeeded", DownstreamJob.objects.get(pk=job.pk).error
     job.refresh_from_db()
     return job
 
@@ -62,8 +67,7 @@ def execute(job):
 def no_broker(monkeypatch):
     """Jobs are executed here; what would have been sent to the broker is recorded."""
     sent = []
-    monkeypatch.setattr(downstream, "dispatch", sent.append)
-    monkeypatch.setattr(services, "dispatch", lambda evaluation_id: None)
+    monkeypatch.setattr(jobs, "dispatch", lambda job: sent.append(job.pk) if isinstance(job, DownstreamJob) else None)
     return sent
 
 
@@ -182,12 +186,12 @@ def test_a_nan_loss_fails_the_job_with_the_reason_and_leaves_the_run_and_its_eva
     evaluation = Evaluation.objects.create(run=run, status="succeeded", phase="", log="done\n")
     MetricResult.objects.create(run=run, metric="psnr", tier="pixel", value=30.0, version="1")
     job = downstream.request_downstream(run)
-    assert downstream.execute_downstream(job.pk) == "failed"
+    assert run_job(job) == "failed"
     job.refresh_from_db()
-    assert job.status == DownstreamStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert "training loss became nan at epoch" in job.error
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED and run.error == ""
+    assert run.status == JobStatus.SUCCEEDED and run.error == ""
     after = Evaluation.objects.get(pk=evaluation.pk)
     assert (after.status, after.error, after.log) == ("succeeded", "", "done\n")
     assert list(MetricResult.objects.filter(run=run).values_list("metric", flat=True)) == ["psnr"]
@@ -201,18 +205,18 @@ def test_a_cancel_stops_the_training_at_the_next_epoch(monkeypatch):
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
     epochs_seen = []
-    real_progress = downstream._progress
+    real_progress = JobContext.progress
 
-    def cancel_after_two_epochs(job_id, attempt, **fields):
+    def cancel_after_two_epochs(context, **fields):
         epochs_seen.append(fields["epoch"])
         if fields["epoch"] == 2:
-            downstream.cancel_downstream(job_id)
-        return real_progress(job_id, attempt, **fields)
+            downstream.cancel_downstream(context.pk)
+        return real_progress(context, **fields)
 
-    monkeypatch.setattr(downstream, "_progress", cancel_after_two_epochs)
-    assert downstream.execute_downstream(job.pk) == "stopped"
+    monkeypatch.setattr(JobContext, "progress", cancel_after_two_epochs)
+    assert run_job(job) == "stopped"
     job.refresh_from_db()
-    assert job.status == DownstreamStatus.CANCELLED and job.error == "Cancelled by a user."
+    assert job.status == JobStatus.CANCELLED and job.error == "Cancelled by a user."
     assert epochs_seen == [0, 1, 2] and job.epoch == 1  # 0: the heartbeat once the data are loaded
     assert not MetricResult.objects.filter(run=run).exists()
     with pytest.raises(downstream.DownstreamError, match="nothing to cancel"):
@@ -226,7 +230,7 @@ def test_a_second_delivery_of_the_job_does_nothing():
     run = succeeded_run(task, near_reference)
     job = execute(downstream.request_downstream(run))
     computed = MetricResult.objects.get(run=run, metric="downstream_dice").computed_at
-    assert downstream.execute_downstream(job.pk) == "skipped"
+    assert run_job(job) == "skipped"
     assert DownstreamJob.objects.get(pk=job.pk).attempts == 1
     assert MetricResult.objects.get(run=run, metric="downstream_dice").computed_at == computed
 
@@ -241,7 +245,7 @@ def test_a_re_evaluation_keeps_the_downstream_results():
     before = set(MetricResult.objects.filter(run=run, tier="clinical").values_list("metric", "value"))
     assert len(before) == 3
     evaluation = services.request_evaluation(run)
-    assert services.execute_evaluation(evaluation.pk) == "succeeded"
+    assert run_job(evaluation) == "succeeded"
     assert set(MetricResult.objects.filter(run=run, tier="clinical").values_list("metric", "value")) == before
     assert MetricResult.objects.filter(run=run, metric="ssim").exists()
 
@@ -252,19 +256,20 @@ def test_the_reaper_requeues_a_silent_job_and_fails_it_after_the_last_attempt(no
     declare(task)
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
-    downstream.claim(job.pk)
+    kind = jobs.kind_of(DownstreamJob)
+    jobs.claim(kind, job.pk)
     DownstreamJob.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(hours=1), worker="elsewhere:1"
     )
-    assert downstream.reap_stale_downstream(stale_seconds=60, max_attempts=2) == ([job.pk], [])
-    assert DownstreamJob.objects.get(pk=job.pk).status == DownstreamStatus.QUEUED
-    downstream.claim(job.pk)
+    assert jobs.reap(kind, stale_seconds=60, max_attempts=2) == ([job.pk], [])
+    assert DownstreamJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    jobs.claim(kind, job.pk)
     DownstreamJob.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(hours=1), worker="elsewhere:1"
     )
-    assert downstream.reap_stale_downstream(stale_seconds=60, max_attempts=2) == ([], [job.pk])
+    assert jobs.reap(kind, stale_seconds=60, max_attempts=2) == ([], [job.pk])
     failed = DownstreamJob.objects.get(pk=job.pk)
-    assert failed.status == DownstreamStatus.FAILED and "2 attempt(s)" in failed.error
+    assert failed.status == JobStatus.FAILED and "2 attempt(s)" in failed.error
 
 
 # ------------------------------------------------------------------------ the split
@@ -300,19 +305,17 @@ def test_a_task_without_labels_cannot_declare_one():
 
 @pytest.mark.django_db
 def test_a_run_that_succeeds_on_a_declared_task_is_queued_with_the_reference(no_broker):
-    from inference.signals import run_succeeded
-
     task = phantom_task(n_cases=4)
     declare(task)
     run = succeeded_run(task, near_reference)
-    run_succeeded.send(sender=Run, run_id=run.pk)
+    job_finished.send(sender=Run, job_id=run.pk, status=JobStatus.SUCCEEDED)
     job = DownstreamJob.objects.get(run=run)
     reference = downstream.reference_job(job.setup)
-    assert job.status == reference.status == DownstreamStatus.QUEUED
+    assert job.status == reference.status == JobStatus.QUEUED
     assert Evaluation.objects.filter(run=run).exists()  # the evaluation is still requested as before
     other = TaskFactory()
-    plain = Run.objects.create(task=other, kind=RunKind.SUBMISSION, status=RunStatus.SUCCEEDED)
-    run_succeeded.send(sender=Run, run_id=plain.pk)
+    plain = Run.objects.create(task=other, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED)
+    job_finished.send(sender=Run, job_id=plain.pk, status=JobStatus.SUCCEEDED)
     assert not DownstreamJob.objects.filter(run=plain).exists()
 
 
@@ -387,11 +390,11 @@ def test_staff_buttons_start_and_cancel_from_the_run_page(staff_client, no_broke
     response = staff_client.post(f"/runs/{run.pk}/downstream/")
     assert response.status_code == 302 and response["Location"].endswith("#downstream")
     job = DownstreamJob.objects.get(run=run)
-    assert job.status == DownstreamStatus.QUEUED
+    assert job.status == JobStatus.QUEUED
     page = staff_client.get(run.get_absolute_url()).content.decode()
     assert "Cancel downstream job" in page and "downstream_progress.js" in page
     staff_client.post(f"/runs/{run.pk}/downstream/cancel/")
-    assert DownstreamJob.objects.get(pk=job.pk).status == DownstreamStatus.CANCELLED
+    assert DownstreamJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
 
 
 @pytest.mark.django_db
@@ -427,11 +430,12 @@ def test_a_job_whose_setup_changed_while_it_trained_fails_instead_of_storing_res
     declare(task)
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
-    claimed, attempt = downstream.claim(job.pk)
+    context = jobs.claim(jobs.kind_of(DownstreamJob), job.pk)
     setup = DownstreamSetup.objects.get(task=task)
     trained_under = {"config": setup.name, "seeds": list(setup.seeds), "test_case_ids": list(setup.test_case_ids)}
     DownstreamSetup.objects.filter(pk=setup.pk).update(seeds=[7, 8])  # re-declared before any result froze it
-    assert downstream._finish(job.pk, attempt, {**trained_under, "dice": [], "hd95": []}, seconds=1.0) is False
+    results = {**trained_under, "dice": [], "hd95": []}
+    assert downstream._finish(context, setup, results, seconds=1.0, total=0) is False
     job.refresh_from_db()
     assert job.status == "failed" and "seeds" in job.error
     assert not MetricResult.objects.filter(run=run, tier="clinical").exists()

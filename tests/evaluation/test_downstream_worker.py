@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from rest_framework.authtoken.models import Token
 
+from core import jobs as core_jobs
+from core.models import JobStatus
 from evaluation import downstream, segmentation
-from evaluation.models import DownstreamJob, DownstreamStatus, MetricResult
+from evaluation.models import DownstreamJob, MetricResult
 from medgen_site.celery import app
 from tests.evaluation.test_downstream import TINY, near_reference, phantom_task, succeeded_run
 
@@ -24,10 +26,12 @@ def wait_until(predicate, timeout=90, poll=0.2):
     raise AssertionError("condition not reached in time")
 
 
-def test_the_downstream_job_is_routed_to_the_inference_queue():
-    route = app.amqp.router.route({}, "evaluation.tasks.run_downstream")
-    assert route["queue"].name == "inference"
-    assert app.amqp.router.route({}, "evaluation.tasks.reap_stale_downstream")["queue"].name == "metrics"
+def test_the_downstream_job_is_routed_to_the_inference_queue(monkeypatch):
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, queue, **options: sent.append((name, args, queue)))
+    assert core_jobs.dispatch(DownstreamJob(pk=7))
+    assert sent == [("core.execute_job", ["evaluation.downstreamjob", 7], "inference")]
+    assert app.amqp.router.route({}, "core.reap_jobs")["queue"].name == "metrics"
 
 
 def test_run_and_reference_train_through_the_worker_and_fill_the_clinical_tier(celery_worker):
@@ -36,10 +40,10 @@ def test_run_and_reference_train_through_the_worker_and_fill_the_clinical_tier(c
     downstream.declare_downstream(task, config=TINY, seeds=(0, 1))  # queues the reference and the run
     jobs = list(DownstreamJob.objects.filter(setup__task=task))
     assert len(jobs) == 2 and {job.run_id for job in jobs} == {None, run.pk}
-    finished = downstream.wait_for([job.pk for job in jobs], timeout=120)
+    finished = core_jobs.wait_for(DownstreamJob, [job.pk for job in jobs], timeout=120)
     log = celery_worker.read_log()
     for job in finished:
-        assert job.status == DownstreamStatus.SUCCEEDED, job.error + log[-3000:]
+        assert job.status == JobStatus.SUCCEEDED, job.error + log[-3000:]
         assert job.attempts == 1 and job.device == "cpu" and job.curves
     assert set(MetricResult.objects.filter(run=run, tier="clinical").values_list("metric", flat=True)) == {
         "downstream_dice",
@@ -67,5 +71,5 @@ def test_a_running_job_is_cancelled_over_the_api_and_the_worker_stops(celery_wor
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     wait_until(lambda: "succeeded: 'stopped'" in celery_worker.read_log() or "'stopped'" in celery_worker.read_log())
     stopped = DownstreamJob.objects.get(pk=job.pk)
-    assert stopped.status == DownstreamStatus.CANCELLED and stopped.epoch < long.epochs
+    assert stopped.status == JobStatus.CANCELLED and stopped.epoch < long.epochs
     assert not MetricResult.objects.filter(run=run).exists()

@@ -6,19 +6,23 @@ The numbers are checked against scikit-image and numpy computed here, independen
 """
 
 import math
+import time
 
 import numpy as np
 import pytest
 from django.test import override_settings
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from core import jobs
+from core.models import JobStatus
+from demo.phantom import make_brain_slice
 from evaluation import services
 from evaluation.metrics import catalog, pixel
-from evaluation.models import CaseResult, CaseStatus, Evaluation, EvaluationStatus, FeatureSet, MetricResult
-from inference.demo.phantom import make_brain_slice
-from inference.models import Case, ImageRole, Run, RunKind, RunStatus
+from evaluation.models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
+from inference.models import Case, ImageRole, Run, RunKind
 from inference.services.runs import store_output
 from tests.support.factories import TaskFactory, add_image
+from tests.support.jobs import run_job, wait_for_job
 
 SIZE = 48  # big enough for SSIM's 11-tap window and radiomics, small enough to be quick
 
@@ -41,7 +45,7 @@ def references(task):
 
 def succeeded_run(task, make_output, samples=1):
     """A run whose outputs are `make_output(case_id, reference, sample)`, marked succeeded without the signal."""
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.SUCCEEDED, name="test run")
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, name="test run")
     for case in task.dataset.cases.order_by("case_id"):
         reference = case.images.get(role=ImageRole.REFERENCE).load()
         for sample in range(samples):
@@ -51,8 +55,17 @@ def succeeded_run(task, make_output, samples=1):
 
 def evaluate(run):
     evaluation = services.request_evaluation(run)
-    assert services.execute_evaluation(evaluation.pk) == "succeeded", Evaluation.objects.get(pk=evaluation.pk).error
+    assert run_job(evaluation) == "succeeded", Evaluation.objects.get(pk=evaluation.pk).error
     return Evaluation.objects.get(pk=evaluation.pk)
+
+
+def evaluation_of(run, timeout):
+    """The run's evaluation once the run's success has queued it (polled)."""
+    deadline = time.monotonic() + timeout
+    while not Evaluation.objects.filter(run=run).exists():
+        assert time.monotonic() < deadline, "the run's evaluation was never requested"
+        time.sleep(0.2)
+    return Evaluation.objects.get(run=run)
 
 
 def noisy(sigma, seed=0):
@@ -135,8 +148,8 @@ def test_a_second_delivery_of_the_job_does_nothing():
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
     evaluation = services.request_evaluation(run)
-    assert services.execute_evaluation(evaluation.pk) == "succeeded"
-    assert services.execute_evaluation(evaluation.pk) == "skipped"
+    assert run_job(evaluation) == "succeeded"
+    assert run_job(evaluation) == "skipped"
     assert Evaluation.objects.get(pk=evaluation.pk).attempts == 1
 
 
@@ -246,7 +259,7 @@ def test_only_staff_can_start_an_evaluation_over_the_api(api_client, staff_user,
 @pytest.mark.django_db
 def test_a_run_that_did_not_succeed_cannot_be_evaluated():
     task = phantom_task(n_cases=2, data_range=1.5)
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.FAILED)
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.FAILED)
     with pytest.raises(services.EvaluationError, match="succeeded"):
         services.request_evaluation(run)
 
@@ -283,14 +296,14 @@ def test_ms_ssim_on_small_images_uses_the_scales_that_fit_and_says_so(client):
 @pytest.mark.django_db(transaction=True)
 def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
     task = phantom_task(n_cases=4, data_range=1.5)
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=RunStatus.RUNNING, attempts=1)
+    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.RUNNING, attempts=1)
     for case in task.dataset.cases.all():
         store_output(run, case, 0, case.images.get(role=ImageRole.REFERENCE).load() * 0.9)
-    run.transition(RunStatus.SUCCEEDED)  # commits → signal → evaluation queued on the metrics queue
+    run.transition(JobStatus.SUCCEEDED)  # commits → signal → evaluation queued on the metrics queue
 
-    evaluation = services.wait_for(run.pk, timeout=120)
+    evaluation = wait_for_job(Evaluation, evaluation_of(run, timeout=60).pk, timeout=120)
     assert evaluation is not None, celery_worker.read_log()[-3000:]
-    assert evaluation.status == EvaluationStatus.SUCCEEDED, evaluation.error + celery_worker.read_log()[-3000:]
+    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error + celery_worker.read_log()[-3000:]
     assert evaluation.progress_done == evaluation.progress_total
     metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
     assert {"psnr", "ssim", "mse", "mae", "nmse", "frd", "kid"} <= metrics
@@ -377,8 +390,8 @@ def test_private_task_results_are_hidden_from_other_users(client, reader_user):
     client.force_login(reader_user)
     for url in urls:
         assert client.get(url).status_code == 404, url
-    assert client.post(f"/runs/{run.pk}/evaluate/").status_code == 302  # to the login page, nothing queued
-    assert Evaluation.objects.get(run=run).status == EvaluationStatus.SUCCEEDED
+    assert client.post(f"/runs/{run.pk}/evaluate/").status_code == 404  # the run does not exist for them
+    assert Evaluation.objects.get(run=run).status == JobStatus.SUCCEEDED
 
 
 @pytest.mark.django_db
@@ -407,9 +420,9 @@ def test_an_evaluation_that_cannot_run_fails_with_the_reason_and_can_be_rerun():
         add_image(case, ImageRole.REFERENCE, np.zeros((1, 24, 24)))  # no intensity range to take
     run = succeeded_run(task, lambda case_id, reference, sample: reference + 1)
     evaluation = services.request_evaluation(run)
-    assert services.execute_evaluation(evaluation.pk) == "failed"
+    assert run_job(evaluation) == "failed"
     evaluation.refresh_from_db()
-    assert evaluation.status == EvaluationStatus.FAILED and "set the task's data_range" in evaluation.error
+    assert evaluation.status == JobStatus.FAILED and "set the task's data_range" in evaluation.error
     task.data_range = 2.0
     task.save()
     evaluation = evaluate(run)  # staff fix the task and re-run
@@ -437,14 +450,14 @@ def test_reaper_requeues_a_silent_evaluation_then_fails_it_after_its_attempts():
     evaluation = services.request_evaluation(run)
     long_ago = timezone.now() - timedelta(hours=1)
     Evaluation.objects.filter(pk=evaluation.pk).update(
-        status=EvaluationStatus.RUNNING, attempts=1, worker="elsewhere:1", heartbeat_at=long_ago
+        status=JobStatus.RUNNING, attempts=1, worker="elsewhere:1", heartbeat_at=long_ago
     )
-    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([evaluation.pk], [])
+    assert jobs.reap(jobs.kind_of(Evaluation), stale_seconds=60, max_attempts=2) == ([evaluation.pk], [])
     evaluation.refresh_from_db()
-    assert evaluation.status == EvaluationStatus.QUEUED and "stopped reporting" in evaluation.log
+    assert evaluation.status == JobStatus.QUEUED and "stopped reporting" in evaluation.log
     Evaluation.objects.filter(pk=evaluation.pk).update(
-        status=EvaluationStatus.RUNNING, attempts=2, worker="elsewhere:1", heartbeat_at=long_ago
+        status=JobStatus.RUNNING, attempts=2, worker="elsewhere:1", heartbeat_at=long_ago
     )
-    assert services.reap_stale_evaluations(stale_seconds=60, max_attempts=2) == ([], [evaluation.pk])
+    assert jobs.reap(jobs.kind_of(Evaluation), stale_seconds=60, max_attempts=2) == ([], [evaluation.pk])
     evaluation.refresh_from_db()
-    assert evaluation.status == EvaluationStatus.FAILED and "2 attempt(s) were used" in evaluation.error
+    assert evaluation.status == JobStatus.FAILED and "2 attempt(s) were used" in evaluation.error

@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.models import JobStatus
 from evaluation import leaderboard
 from evaluation.metrics import catalog
 from evaluation.models import MetricResult
@@ -213,7 +214,7 @@ def test_query_count_does_not_grow_with_the_number_of_runs(client, name):
 def test_downstream_columns_and_the_real_to_real_reference_fill_the_clinical_tier(client):
     from django.utils import timezone
 
-    from evaluation.models import DownstreamJob, DownstreamSetup, DownstreamStatus
+    from evaluation.models import DownstreamJob, DownstreamSetup
 
     task = make_task(n_cases=3, primary_metric="ssim", metrics=["ssim"])
     run = add_scored_run(task, "a", {"ssim": [0.9, 0.8, 0.7]})
@@ -222,12 +223,12 @@ def test_downstream_columns_and_the_real_to_real_reference_fill_the_clinical_tie
                                     ci_high=value * 1.1, version=catalog.metric_version(metric))  # fmt: skip
     setup = DownstreamSetup.objects.create(task=task, name="demo-unet", seeds=[0, 1, 2], test_case_ids=[1, 2])
     summary = {"dice": {"value": 0.63, "ci": [0.505, 0.736]}, "hd95": {"value": 19.8, "ci": [10.0, 34.5]}}
-    job = DownstreamJob.objects.create(setup=setup, status=DownstreamStatus.RUNNING)
+    job = DownstreamJob.objects.create(setup=setup, status=JobStatus.RUNNING)
     page = client.get(reverse("task-leaderboard", args=[task.slug])).content.decode()
     assert "Real→real reference" in page and "running" in page  # the reference is not done yet
 
     DownstreamJob.objects.filter(pk=job.pk).update(
-        status=DownstreamStatus.SUCCEEDED, results={"summary": summary}, finished_at=timezone.now()
+        status=JobStatus.SUCCEEDED, results={"summary": summary}, finished_at=timezone.now()
     )
     board = leaderboard.build(task)  # the finished reference changes the cache key
     assert board.downstream_reference["dice"] == 0.63
@@ -243,12 +244,12 @@ def test_downstream_columns_and_the_real_to_real_reference_fill_the_clinical_tie
 def test_a_run_not_evaluated_yet_or_with_one_case_shows_no_test_and_the_page_renders(client):
     from django.utils import timezone
 
-    from inference.models import Run, RunStatus
+    from inference.models import Run
 
     task = make_task(n_cases=1, primary_metric="ssim", metrics=["ssim"])
     add_scored_run(task, "a", {"ssim": [0.9]})
     add_scored_run(task, "b", {"ssim": [0.8]})  # one case: one pair, no test
-    Run.objects.create(task=task, name="waiting", status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+    Run.objects.create(task=task, name="waiting", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
     response = client.get(reverse("task-leaderboard", args=[task.slug]))
     assert response.status_code == 200
     board, rows = _rows(task)
@@ -258,7 +259,7 @@ def test_a_run_not_evaluated_yet_or_with_one_case_shows_no_test_and_the_page_ren
 
 
 def test_renaming_a_run_or_failing_it_shows_at_once(client):
-    from inference.models import Run, RunStatus
+    from inference.models import Run
 
     task = make_task(n_cases=3, primary_metric="ssim", metrics=["ssim"])
     run = add_scored_run(task, "old-name", {"ssim": [0.9, 0.8, 0.7]})
@@ -268,7 +269,7 @@ def test_renaming_a_run_or_failing_it_shows_at_once(client):
     Run.objects.filter(pk=run.pk).update(name="new-name")  # as the admin's edit does, no timestamp moves
     page = client.get(url).content.decode()
     assert "new-name" in page and "old-name" not in page
-    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+    Run.objects.filter(pk=run.pk).update(status=JobStatus.FAILED)
     assert [row.run_name for row in leaderboard.build(task).rows] == ["other"]
 
 

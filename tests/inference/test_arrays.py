@@ -6,9 +6,10 @@ import types
 import numpy as np
 import pytest
 
+from core.models import JobStatus
 from evaluation.models import CaseResult
 from inference import arrays
-from inference.models import CaseOutput, ImageRole, Run, RunStatus
+from inference.models import CaseOutput, ImageRole, Run
 from inference.storage import save_array
 from tests.support.factories import add_image, make_task
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def make_run(task, arrays_by_case, name="run"):
     """A succeeded run whose outputs are given directly: {case: [sample0, sample1, …]}."""
-    run = Run.objects.create(task=task, name=name, status=RunStatus.SUCCEEDED)
+    run = Run.objects.create(task=task, name=name, status=JobStatus.SUCCEEDED)
     outputs = []
     for case, samples in arrays_by_case.items():
         for sample, array in enumerate(samples):

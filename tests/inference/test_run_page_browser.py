@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from inference.models import RunStatus
+from core.models import JobStatus
 from inference.services import runs
 from inference.services.artifacts import register_model
 from tests.support.browser import chromium_page
@@ -30,7 +30,7 @@ def test_run_page_shows_live_progress_until_the_run_succeeds(worker_factory, sit
         while time.monotonic() < deadline:
             status = page.locator("#run-status").inner_text()
             seen.add(page.locator("#run-progress").inner_text())
-            if status == RunStatus.SUCCEEDED:
+            if status == JobStatus.SUCCEEDED:
                 break
             time.sleep(0.2)
         assert page.locator("#run-status").inner_text() == "succeeded"

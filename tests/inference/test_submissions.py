@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from rest_framework.authtoken.models import Token
 
-from inference.models import CaseOutput, Run, RunKind, RunStatus
-from inference.services.submissions import create_submission, validate_submission
+from core.models import JobStatus
+from inference.models import CaseOutput, Run, RunKind
+from inference.services.submissions import create_submission
 from tests.support.factories import make_task
+from tests.support.jobs import run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +32,8 @@ def make_zip(path, files):
 def submit(task, path, name="sub"):
     with open(path, "rb") as handle:
         run = create_submission(task, handle, name=name, original_name=path.name)
-    assert run.status == RunStatus.QUEUED and run.kind == RunKind.SUBMISSION
-    validate_submission(run.pk)
+    assert run.status == JobStatus.QUEUED and run.kind == RunKind.SUBMISSION
+    run_job(run)
     run.refresh_from_db()
     return run
 
@@ -41,7 +43,7 @@ def test_a_complete_submission_becomes_a_succeeded_run(tmp_path):
     cases = list(task.dataset.cases.order_by("case_id"))
     files = {f"{c.case_id}.npy": npy_bytes(np.full((1, 8, 8), i)) for i, c in enumerate(cases)}
     run = submit(task, make_zip(tmp_path / "sub.zip", files))
-    assert run.status == RunStatus.SUCCEEDED, (run.error, run.problems)
+    assert run.status == JobStatus.SUCCEEDED, (run.error, run.problems)
     assert run.progress_done == 3 and run.model is None
     for i, case in enumerate(cases):
         np.testing.assert_array_equal(CaseOutput.objects.get(run=run, case=case).load(), np.full((1, 8, 8), i))
@@ -56,7 +58,7 @@ def test_submission_in_a_wrapping_folder_with_other_formats(tmp_path):
     Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(png, format="PNG")
     files = {f"outputs/{a.case_id}.png": png.getvalue(), f"outputs/{b.case_id}.npy": npy_bytes(np.ones((1, 8, 8)))}
     run = submit(task, make_zip(tmp_path / "sub.zip", files))
-    assert run.status == RunStatus.SUCCEEDED, run.problems
+    assert run.status == JobStatus.SUCCEEDED, run.problems
     np.testing.assert_array_equal(CaseOutput.objects.get(run=run, case=a).load()[0], np.arange(64).reshape(8, 8))
 
 
@@ -73,7 +75,7 @@ def test_every_problem_is_listed_and_nothing_is_stored(tmp_path):
         "notes.txt": b"hello",
     }
     run = submit(task, make_zip(tmp_path / "sub.zip", files))
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     text = "\n".join(run.problems)
     assert "(6, 8)" in text
     assert "NaN" in text
@@ -86,7 +88,7 @@ def test_every_problem_is_listed_and_nothing_is_stored(tmp_path):
 def test_malicious_archive_is_reported_not_extracted(tmp_path):
     task = make_task(n_cases=1, shape=(1, 8, 8))
     run = submit(task, make_zip(tmp_path / "evil.zip", {"../../escape.npy": npy_bytes(np.ones((1, 8, 8)))}))
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     assert ".." in " ".join(run.problems)
     assert not (tmp_path.parent / "escape.npy").exists()
 
@@ -111,5 +113,5 @@ def test_submission_through_the_api_is_queued(api_client, staff_user, tmp_path):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["kind"] == "submission" and body["status"] == "queued"
-    validate_submission(body["id"])
+    run_job(Run.objects.get(pk=body["id"]))
     assert api_client.get(f"/api/runs/{body['id']}/").json()["status"] == "succeeded"

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.models import JobStatus
 from evaluation.models import CaseResult
-from inference.models import Case, CaseOutput, ImageRole, Run, RunStatus
+from inference.models import Case, CaseOutput, ImageRole, Run
 from inference.storage import save_array
 from tests.support.browser import chromium_page, have_chromium
 from tests.support.factories import TaskFactory, add_image
@@ -46,7 +47,7 @@ def make_viewer_case(shape, stochastic=False):
     add_image(case, ImageRole.INPUT, phantom(shape, 1) * 0.8)
     reference = phantom(shape, 2)
     add_image(case, ImageRole.REFERENCE, reference)
-    run = Run.objects.create(task=task, name="viewer-run", status=RunStatus.SUCCEEDED)
+    run = Run.objects.create(task=task, name="viewer-run", status=JobStatus.SUCCEEDED)
     samples = [reference + 0.1 * phantom(shape, 10 + s) for s in range(2 if stochastic else 1)]
     for s, array in enumerate(samples):
         output = CaseOutput(run=run, case=case, sample=s, shape=list(array.shape))
@@ -188,7 +189,7 @@ def test_cpu_fallback_renders_and_keeps_window_level_and_sync(site):
 def test_compare_view_shows_two_runs_side_by_side(site):
     run_a, case = make_viewer_case((48, 48))
     output = run_a.outputs.get()
-    run_b = Run.objects.create(task=run_a.task, name="other-run", status=RunStatus.SUCCEEDED)
+    run_b = Run.objects.create(task=run_a.task, name="other-run", status=JobStatus.SUCCEEDED)
     other = CaseOutput(run=run_b, case=case, sample=0, shape=output.shape)
     save_array(other.array, "other.npy", output.load() * 0.5)
     other.save()

@@ -5,14 +5,17 @@ import time
 import pytest
 from rest_framework.authtoken.models import Token
 
-from inference.models import CaseOutput, GenerativeModel, ModelStatus, Run, RunStatus
+from core import jobs
+from core.models import JobStatus
+from core.tasks import execute_job
+from inference.models import CaseOutput, GenerativeModel, ModelStatus, Run
 from inference.services import runs
-from inference.tasks import run_inference
 from tests.support.factories import Scale, Slow, WrongShape, make_task, save_torchscript
+from tests.support.jobs import wait_for_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-FINAL = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
 def wait_until(predicate, timeout=60, poll=0.1):
@@ -47,8 +50,8 @@ def test_run_end_to_end_through_the_worker(celery_worker, staff_api, tmp_path):
     assert response.status_code == 201, response.content
     run_id = response.json()["id"]
 
-    run = runs.wait_for(run_id, FINAL, timeout=60)
-    assert run.status == RunStatus.SUCCEEDED, run.error + celery_worker.read_log()[-3000:]
+    run = wait_for_job(Run, run_id, timeout=60)
+    assert run.status == JobStatus.SUCCEEDED, run.error + celery_worker.read_log()[-3000:]
     assert GenerativeModel.objects.get(pk=model["id"]).status == ModelStatus.VALID
     log = run.log
     order = [log.index(step) for step in ("pending → queued", "queued → running", "running → succeeded")]
@@ -72,10 +75,12 @@ def test_second_delivery_of_a_finished_run_changes_nothing(celery_worker, tmp_pa
     task = make_task(n_cases=3)
     model = register_model(save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16])
     run = runs.create_run(model)
-    assert runs.wait_for(run.pk, FINAL, timeout=60).status == RunStatus.SUCCEEDED
-    run_inference.delay(run.pk)
-    run_inference.delay(run.pk)
-    wait_until(lambda: celery_worker.read_log().count("run_inference") >= 3 and "skipped" in celery_worker.read_log())
+    assert wait_for_job(Run, run.pk, timeout=60).status == JobStatus.SUCCEEDED
+    execute_job.delay("inference.run", run.pk)
+    execute_job.delay("inference.run", run.pk)
+    wait_until(
+        lambda: celery_worker.read_log().count("core.execute_job") >= 3 and "skipped" in celery_worker.read_log()
+    )
     assert CaseOutput.objects.filter(run=run).count() == 3
     assert Run.objects.get(pk=run.pk).attempts == 1
 
@@ -101,7 +106,7 @@ def test_cancel_during_a_run_stops_it(worker_factory, staff_api, tmp_path):
     settled = CaseOutput.objects.filter(run_id=run_id).count()
     time.sleep(2)
     run = Run.objects.get(pk=run_id)
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED
     assert CaseOutput.objects.filter(run_id=run_id).count() == settled < 12
     assert staff_api.post(f"/api/runs/{run_id}/cancel/").status_code == 409
 
@@ -116,13 +121,13 @@ def test_worker_killed_mid_run_is_requeued_and_finishes_once(worker_factory, sta
     first.kill()
     time.sleep(1)
     run = Run.objects.get(pk=run_id)
-    assert run.status == RunStatus.RUNNING and run.progress_done < 10  # nobody is left to move it
+    assert run.status == JobStatus.RUNNING and run.progress_done < 10  # nobody is left to move it
 
-    requeued, failed = runs.reap_stale_runs(stale_seconds=0)
+    requeued, failed = jobs.reap(jobs.kind_of(Run), stale_seconds=0)
     assert requeued == [run_id] and failed == []
     worker_factory(MEDGEN_INFERENCE_BATCH_SIZE=1)
-    run = runs.wait_for(run_id, FINAL, timeout=120)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    run = wait_for_job(Run, run_id, timeout=120)
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts == 2
     per_case = CaseOutput.objects.filter(run_id=run_id).values_list("case_id", flat=True)
     assert len(per_case) == len(set(per_case)) == 10
@@ -142,8 +147,8 @@ def test_pool_process_killed_mid_run_is_redelivered_and_taken_over(worker_factor
     pool_pid = int(Run.objects.get(pk=run_id).worker.rpartition(":")[2])
     os.kill(pool_pid, signal.SIGKILL)
 
-    run = runs.wait_for(run_id, FINAL, timeout=120)
-    assert run.status == RunStatus.SUCCEEDED, run.error + worker.read_log()[-3000:]
+    run = wait_for_job(Run, run_id, timeout=120)
+    assert run.status == JobStatus.SUCCEEDED, run.error + worker.read_log()[-3000:]
     assert run.attempts == 2 and "is gone; taking over" in run.log
     per_case = CaseOutput.objects.filter(run_id=run_id).values_list("case_id", flat=True)
     assert len(per_case) == len(set(per_case)) == 10

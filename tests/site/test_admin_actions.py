@@ -2,9 +2,11 @@
 
 import pytest
 
-from inference.models import GenerativeModel, Run, RunStatus
+from core.models import JobStatus
+from inference.models import GenerativeModel, Run
 from inference.services import artifacts
 from tests.support.factories import Scale, make_task, save_torchscript
+from tests.support.jobs import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -14,18 +16,18 @@ def test_admin_starts_runs_and_cancels_them(admin_client, tmp_path):
     model = artifacts.register_model(
         save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16]
     )
-    artifacts.validate_model(model.pk)
+    validate(model)
     changelist = "/admin/inference/generativemodel/"
     response = admin_client.post(changelist, {"action": "start_runs", "_selected_action": [model.pk]}, follow=True)
     assert response.status_code == 200 and b"is queued" in response.content
     run = Run.objects.get(model=model)
-    assert run.status == RunStatus.QUEUED
+    assert run.status == JobStatus.QUEUED
 
     response = admin_client.post(
         "/admin/inference/run/", {"action": "cancel_runs", "_selected_action": [run.pk]}, follow=True
     )
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED and b"cancelled" in response.content
+    assert run.status == JobStatus.CANCELLED and b"cancelled" in response.content
 
 
 def test_admin_cannot_start_a_run_of_an_invalid_model(admin_client, tmp_path):
@@ -35,7 +37,7 @@ def test_admin_cannot_start_a_run_of_an_invalid_model(admin_client, tmp_path):
     model = artifacts.register_model(
         save_torchscript(WrongShape(), tmp_path / "w.pt"), name="w", task=task, spatial_shape=[16, 16]
     )
-    artifacts.validate_model(model.pk)
+    validate(model)
     assert GenerativeModel.objects.get(pk=model.pk).status == "invalid"
     response = admin_client.post(
         "/admin/inference/generativemodel/", {"action": "start_runs", "_selected_action": [model.pk]}, follow=True

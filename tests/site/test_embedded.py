@@ -11,15 +11,17 @@ import urllib.request
 import pytest
 from django.conf import settings
 
-from inference.models import CaseOutput, RunStatus
+from core.models import JobStatus
+from inference.models import CaseOutput, Run
 from inference.services import runs
 from inference.services.artifacts import register_model
 from tests.conftest import ROOT
 from tests.support.factories import Scale, make_task, save_torchscript
+from tests.support.jobs import wait_for_job
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
-FINAL = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +44,8 @@ def test_run_through_a_worker_on_the_filesystem_broker(celery_worker, tmp_path):
     task = make_task(n_cases=4)
     model = register_model(save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16])
     run = runs.create_run(model)
-    run = runs.wait_for(run.pk, FINAL, timeout=90)
-    assert run.status == RunStatus.SUCCEEDED, run.error + celery_worker.read_log()[-2000:]
+    run = wait_for_job(Run, run.pk, timeout=90)
+    assert run.status == JobStatus.SUCCEEDED, run.error + celery_worker.read_log()[-2000:]
     assert CaseOutput.objects.filter(run=run).count() == 4
 
 
@@ -79,8 +81,8 @@ def test_serve_starts_the_site_and_its_own_worker(tmp_path):
                 assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.5)
         run = runs.create_run(model)
-        run = runs.wait_for(run.pk, FINAL, timeout=90)
-        assert run.status == RunStatus.SUCCEEDED, (tmp_path / "serve.log").read_text()[-3000:]
+        run = wait_for_job(Run, run.pk, timeout=90)
+        assert run.status == JobStatus.SUCCEEDED, (tmp_path / "serve.log").read_text()[-3000:]
     finally:
         import signal
 

@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from inference.models import GenerativeModel, ModelStatus, Run
 from inference.services import artifacts
 from tests.support.factories import Scale, make_task, save_onnx_scale, save_torchscript
+from tests.support.jobs import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def valid_model(task, tmp_path):
     model = artifacts.register_model(
         save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16]
     )
-    artifacts.validate_model(model.pk)
+    validate(model)
     return GenerativeModel.objects.get(pk=model.pk)
 
 
@@ -75,12 +76,12 @@ def test_non_staff_pages_do_not_offer_or_accept_uploads_and_runs(client, reader_
     client.force_login(reader_user)
     page = client.get(f"/models/{valid_model.pk}/")
     assert page.status_code == 200 and b"Start a run" not in page.content
-    assert client.post(f"/models/{valid_model.pk}/run/").status_code == 302  # to the staff login
+    assert client.post(f"/models/{valid_model.pk}/run/").status_code == 403  # logged in, not allowed
     assert not Run.objects.exists()
     path = save_torchscript(Scale(3.0), tmp_path / "other.pt")
     with open(path, "rb") as handle:
         response = client.post("/models/new/", {"name": "x", "task": valid_model.task.slug, "file": handle})
-    assert response.status_code == 302
+    assert response.status_code == 403
     assert GenerativeModel.objects.count() == 1
 
 
@@ -95,7 +96,7 @@ def test_anonymous_reads_public_runs_but_not_private_ones(api_client, valid_mode
         task=private_task,
         spatial_shape=[16, 16],
     )
-    artifacts.validate_model(hidden.pk)
+    validate(hidden)
     private_run = create_run(GenerativeModel.objects.get(pk=hidden.pk))
 
     listing = api_client.get("/api/runs/").json()
@@ -126,7 +127,7 @@ def test_staff_uploads_a_model_and_starts_a_run_from_the_pages(staff_client, tas
         )
     model = GenerativeModel.objects.get(name="page-model")
     assert response.status_code == 302 and response.url == f"/models/{model.pk}/"
-    artifacts.validate_model(model.pk)
+    validate(model)
     response = staff_client.post(f"/models/{model.pk}/run/")
     run = Run.objects.get(model=model)
     assert response.url == f"/runs/{run.pk}/"
@@ -165,7 +166,7 @@ def test_onnx_model_is_accepted_and_validated(task, tmp_path):
     model = artifacts.register_model(
         save_onnx_scale(tmp_path / "scale.onnx"), name="onnx", task=task, spatial_shape=[16, 16]
     )
-    assert artifacts.validate_model(model.pk) == ModelStatus.VALID
+    assert validate(model) == ModelStatus.VALID
     model.refresh_from_db()
     assert model.parameter_count == 1 and model.format == "onnx"
 

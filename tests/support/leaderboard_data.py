@@ -4,10 +4,11 @@ evaluation job): for the leaderboard tests and its benchmark."""
 import numpy as np
 from django.utils import timezone
 
+from core.models import JobStatus
 from evaluation.formatting import encode_value
 from evaluation.metrics import catalog
 from evaluation.models import CaseResult, CaseStatus, MetricResult
-from inference.models import Case, Run, RunKind, RunStatus
+from inference.models import Case, Run, RunKind
 
 FEATURE_COLUMNS = [
     ("frd", "radiomics"),
@@ -21,7 +22,7 @@ FEATURE_COLUMNS = [
 ]
 
 
-def add_scored_run(task, name, per_case, *, feature=None, latency_ms=None, excluded=(), status=RunStatus.SUCCEEDED):
+def add_scored_run(task, name, per_case, *, feature=None, latency_ms=None, excluded=(), status=JobStatus.SUCCEEDED):
     """A run of `task` whose per-case pixel values are `per_case` {metric: (n_cases,) values};
     the run-level value of each pixel metric is the mean over the non-excluded cases (CI ±0.01).
     `feature` = {(metric, extractor): value}. Cases are the task dataset's, by case_id order."""

@@ -4,14 +4,15 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from inference.models import Case, CaseOutput, ImageRole, Run, RunKind, RunStatus
+from core.models import JobStatus
+from inference.models import Case, CaseOutput, ImageRole, Run, RunKind
 from inference.storage import save_array
 from readerstudy import services
 from readerstudy.models import ReaderStudy
 from tests.support.factories import make_task
 
 
-def add_output_run(task, name, make_output, *, status=RunStatus.SUCCEEDED):
+def add_output_run(task, name, make_output, *, status=JobStatus.SUCCEEDED):
     """A succeeded run of `task` with one output per case: `make_output(reference array, rng)`."""
     run = Run.objects.create(task=task, name=name, kind=RunKind.SUBMISSION, status=status, finished_at=timezone.now())
     rng = np.random.default_rng(abs(hash(name)) % 2**32)

@@ -2,10 +2,12 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.models import Run, RunStatus
+from core import jobs
+from core.models import JobStatus
+from inference.models import Run
 
 from ... import services
-from ...models import MetricResult
+from ...models import Evaluation, MetricResult
 
 
 class Command(BaseCommand):
@@ -18,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Wait for the evaluations to finish.")
 
     def handle(self, *args, run_ids, stale, all, wait, **options):
-        runs = Run.objects.filter(status=RunStatus.SUCCEEDED)
+        runs = Run.objects.filter(status=JobStatus.SUCCEEDED)
         if run_ids:
             runs = runs.filter(pk__in=run_ids)
         elif stale:
@@ -29,12 +31,10 @@ class Command(BaseCommand):
         queued = []
         for run in runs:
             try:
-                services.request_evaluation(run)
-                queued.append(run.pk)
+                queued.append(services.request_evaluation(run).pk)
             except services.EvaluationError as exc:
                 self.stderr.write(f"run {run.pk}: {exc}")
         self.stdout.write(f"queued {len(queued)} evaluation(s)")
         if wait:
-            for run_id in queued:
-                evaluation = services.wait_for(run_id, timeout=3600)
-                self.stdout.write(f"run {run_id}: {evaluation.status if evaluation else 'unknown'}")
+            for evaluation in jobs.wait_for(Evaluation, queued, timeout=3600):
+                self.stdout.write(f"run {evaluation.run_id}: {evaluation.status}")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from demo.phantom import make_brain_slice
 from evaluation import segmentation as seg
 from evaluation.metrics import bootstrap
-from inference.demo.phantom import make_brain_slice
 
 TINY = seg.SegmentationConfig(name="tiny", channels=(4, 8), epochs=3, batch_size=4, crop=32, threads=1)
 

@@ -1,19 +1,19 @@
-"""Celery tasks of the reader studies (the `metrics` queue)."""
+"""Celery tasks of the demo (the `metrics` queue)."""
 
 from celery import shared_task
 
-from . import demo
+from . import study
 
 #: The demo study waits for the translation runs and their evaluations: retry every 10 s for up to an hour.
 DEMO_RETRY_SECONDS = 10
 DEMO_MAX_RETRIES = 360
 
 
-@shared_task(bind=True, name="readerstudy.tasks.seed_demo_study", max_retries=DEMO_MAX_RETRIES)
+@shared_task(bind=True, name="demo.tasks.seed_demo_study", max_retries=DEMO_MAX_RETRIES)
 def seed_demo_study(self, items_per_model=5):
     """Safe to run twice: a second run finds the study and does nothing."""
     try:
-        study = demo.seed_study(items_per_model=items_per_model)
-    except demo.NotReady as exc:
+        seeded = study.seed_study(items_per_model=items_per_model)
+    except study.NotReady as exc:
         raise self.retry(countdown=DEMO_RETRY_SECONDS, exc=exc) from None
-    return study.pk if study else None
+    return seeded.pk if seeded else None

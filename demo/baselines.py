@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.demo import phantom
+from demo import phantom
 
 # Two intra-op threads suit an idle 2-core machine; on a busy one pass threads=1 (two spinning OpenMP threads
 # competing with other processes can be several times slower than one).

@@ -17,8 +17,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from inference.demo import baselines, phantom
-from inference.models import Run, RunStatus, Task, TaskKind
+from core import jobs
+from core.models import JobStatus
+from demo import baselines, phantom
+from demo.study import FRESH_READER, demo_readers
+from demo.tasks import seed_demo_study
+from evaluation import downstream, segmentation
+from evaluation.models import DownstreamJob, Evaluation
+from inference.models import Run, Task, TaskKind
 from inference.services.artifacts import register_model
 from inference.services.datasets import import_dataset
 from inference.services.runs import create_run
@@ -110,7 +116,7 @@ class Command(BaseCommand):
             "Brain phantom T1/T2 slices (demo)",
             slices_dir,
             description=f"{n_cases} procedural brain MRI slices (128×128): T1 input, T2 reference, lesion mask.",
-            source_label="inference.demo.phantom",
+            source_label="demo.phantom",
             **common,
         )
         recon = import_dataset(
@@ -118,7 +124,7 @@ class Command(BaseCommand):
             recon_dir,
             description="Centred k-space (real, imaginary) of the T2 slices with a random 4× Cartesian mask; "
             "fully sampled T2 reference.",
-            source_label="inference.demo.phantom",
+            source_label="demo.phantom",
             **common,
         )
         if n_volumes:
@@ -126,7 +132,7 @@ class Command(BaseCommand):
                 "Brain phantom volumes (demo)",
                 volumes_dir,
                 description=f"{n_volumes} small T1/T2 phantom volumes (32×96×96, 2×1×1 mm) with lesion masks.",
-                source_label="inference.demo.phantom",
+                source_label="demo.phantom",
                 **common,
             )
         return translation, recon
@@ -157,8 +163,6 @@ class Command(BaseCommand):
     def declare_downstream(self, task, fast=False):
         """The clinical tier's downstream task on the lesion masks: every translation run that succeeds
         (and the real images, once) trains a segmenter; see evaluation/downstream.py."""
-        from evaluation import downstream, segmentation
-
         config = segmentation.DEMO_CONFIG
         seeds = (0, 1, 2)
         if fast:  # tests: a few epochs and two seeds, so the whole path runs in seconds
@@ -207,11 +211,8 @@ class Command(BaseCommand):
         return run_ids
 
     def queue_reader_study(self, fast=False):
-        """The demo reader study (readerstudy/demo.py) waits on the worker for the translation runs and
+        """The demo reader study (demo/study.py) waits on the worker for the translation runs and
         their evaluations, then is built, answered by simulated readers and published."""
-        from readerstudy.demo import FRESH_READER, demo_readers
-        from readerstudy.tasks import seed_demo_study
-
         demo_readers()
         transaction.on_commit(lambda: seed_demo_study.apply_async(kwargs={"items_per_model": 3 if fast else 5}))
         self.stdout.write(
@@ -220,30 +221,15 @@ class Command(BaseCommand):
         )
 
     def wait_for_runs(self, run_ids, timeout):
-        """Wait for the runs, then for the evaluations of those that succeeded."""
-        from evaluation.models import Evaluation
-
+        """Wait for the runs, then for the evaluations of those that succeeded, then the downstream jobs."""
         deadline = time.monotonic() + timeout
-        final = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
-        while time.monotonic() < deadline:
-            statuses = list(Run.objects.filter(pk__in=run_ids).values_list("status", flat=True))
-            if all(s in final for s in statuses):
-                break
-            time.sleep(1)
-        succeeded = list(Run.objects.filter(pk__in=run_ids, status=RunStatus.SUCCEEDED).values_list("pk", flat=True))
-        while time.monotonic() < deadline:
-            done = Evaluation.objects.filter(run__in=succeeded, status__in=Evaluation.FINAL).count()
-            if done == len(succeeded):
-                break
-            time.sleep(1)
-        from evaluation.models import DownstreamJob
-
-        while time.monotonic() < deadline:  # downstream jobs: queued as translation runs succeed
-            jobs = DownstreamJob.objects.filter(setup__task__runs__in=succeeded).distinct()
-            expected = Run.objects.filter(pk__in=succeeded, task__downstream_setup__isnull=False).count() + 1
-            if jobs.count() >= expected and not jobs.exclude(status__in=DownstreamJob.FINAL).exists():
-                break
-            time.sleep(1)
+        runs = jobs.wait_for(Run, run_ids, timeout=timeout)
+        succeeded = [run.pk for run in runs if run.status == JobStatus.SUCCEEDED]
+        remaining = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
+        expected = list(Evaluation.objects.filter(run__in=succeeded).values_list("pk", flat=True))
+        jobs.wait_for(Evaluation, expected, timeout=remaining())
+        downstream_jobs = DownstreamJob.objects.filter(setup__task__runs__in=succeeded).distinct()
+        jobs.wait_for(DownstreamJob, list(downstream_jobs.values_list("pk", flat=True)), timeout=remaining())
         for run in Run.objects.filter(pk__in=run_ids).order_by("pk"):
             evaluation = Evaluation.objects.filter(run=run).first()
             evaluated = f"; evaluation {evaluation.status} {evaluation.error}" if evaluation else ""

@@ -12,11 +12,11 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from core.models import JobStatus
 from evaluation.models import CaseResult, Evaluation
-from inference.models import Run, RunStatus, Task
-
-from . import publishing, services
-from .models import ReaderStudy
+from inference.models import Run, Task
+from readerstudy import publishing, services
+from readerstudy.models import ReaderStudy
 
 DEMO_TITLE = "Demo: visual Turing test of T1→T2 translation"
 #: Simulated readers with seeded answers, and their skill (how strongly error shows to them).
@@ -95,8 +95,8 @@ def seed_study(items_per_model=5):
     if task is None:
         raise NotReady("no translation task")
     runs = list(Run.objects.filter(task=task, name__in=DEMO_RUNS))
-    if len(runs) < len(DEMO_RUNS) or any(run.status != RunStatus.SUCCEEDED for run in runs):
-        if any(run.status in (RunStatus.FAILED, RunStatus.CANCELLED) for run in runs):
+    if len(runs) < len(DEMO_RUNS) or any(run.status != JobStatus.SUCCEEDED for run in runs):
+        if any(run.status in (JobStatus.FAILED, JobStatus.CANCELLED) for run in runs):
             return None  # nothing to wait for
         raise NotReady("translation runs still running")
     if Evaluation.objects.filter(run__in=runs).exclude(status__in=Evaluation.FINAL).exists() or (

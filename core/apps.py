@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """The base every domain app builds on: background jobs, the permission layer, API errors."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "core"
+    verbose_name = "Platform core: jobs and permissions"
+
+    def ready(self):
+        from . import threads
+
+        threads.connect_worker_signals()

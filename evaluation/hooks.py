@@ -1,0 +1,35 @@
+"""How the evaluation app plugs into the platform, registered once from `AppConfig.ready`: its job kinds
+(evaluations on the CPU queue, downstream training on the GPU-capable queue), the chaining that follows a
+run (every run that succeeds is evaluated and, where its task declared one, trained on downstream), its
+permissions, and its parts of the run page and the viewer."""
+
+from core import jobs
+from core.signals import job_finished
+from inference import extensions
+from inference.models import Run
+
+from . import downstream, pages, permissions, segmentation, services, viewer
+from .models import DownstreamJob, Evaluation
+
+
+def register():
+    permissions.register()
+    extensions.add_run_section(pages.evaluation_section)
+    extensions.add_run_section(pages.downstream_section)
+    extensions.add_array_source("uncertainty", viewer.uncertainty_source)
+    jobs.register(
+        Evaluation,
+        handler=services.evaluate,
+        queue="metrics",
+        what="evaluation",
+        expected_errors=(services.EvaluationError,),
+    )
+    jobs.register(
+        DownstreamJob,
+        handler=downstream.train,
+        queue="inference",
+        what="downstream job",
+        expected_errors=(downstream.DownstreamError, segmentation.NonFiniteLoss),
+    )
+    job_finished.connect(services.on_run_finished, sender=Run, dispatch_uid="evaluation.on_run_finished")
+    job_finished.connect(downstream.on_run_finished, sender=Run, dispatch_uid="evaluation.downstream.on_run_finished")

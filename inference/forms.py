@@ -1,0 +1,71 @@
+"""Forms of the inference pages, and the input rules that the forms and the API share."""
+
+import json
+
+from django import forms
+
+from core import policy
+
+from .models import Normalisation, Task
+
+#: The largest size of one declared spatial axis: the dry run allocates an array of the declared shape.
+MAX_DECLARED_AXIS = 4096
+FREE_AXIS_WORDS = ("any", "none", "null", "")
+
+
+def parse_spatial_shape(value):
+    """A model's declared spatial shape from a list ([128, 128], [null, 64, 64]) or text ("128, 128",
+    "64 × 64 × 64", "any, 128", "[128, 128]"): 2 or 3 positive sizes up to MAX_DECLARED_AXIS, or
+    None for an axis of any size. Raises ValueError with a message for the user."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):
+                raise ValueError("Give sizes like '128, 128' or [64, 64, 64].") from None
+        else:
+            value = [part.strip() for part in text.replace("×", ",").replace("x", ",").split(",")]
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise ValueError("Give 2 (H, W) or 3 (D, H, W) sizes, e.g. 128, 128.")
+    shape = []
+    for size in value:
+        if size is None or (isinstance(size, str) and size.lower() in FREE_AXIS_WORDS):
+            shape.append(None)
+            continue
+        if isinstance(size, str) and size.isdigit():
+            size = int(size)
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ValueError("Each size is a positive whole number, or 'any' (null) for an axis of any size.")
+        if not 1 <= size <= MAX_DECLARED_AXIS:
+            raise ValueError(f"Each size is between 1 and {MAX_DECLARED_AXIS}; got {size}.")
+        shape.append(size)
+    return shape
+
+
+class ModelUploadForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    task = forms.ModelChoiceField(queryset=Task.objects.none(), to_field_name="slug")
+    file = forms.FileField(help_text="TorchScript (.pt, torch.jit.save) or ONNX (.onnx). Pickles are refused.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    in_channels = forms.IntegerField(min_value=1, max_value=64, initial=1)
+    out_channels = forms.IntegerField(min_value=1, max_value=64, initial=1)
+    spatial_shape = forms.CharField(initial="128, 128", help_text="H, W or D, H, W; 'any' for a free axis.")
+    normalisation = forms.ChoiceField(choices=Normalisation.choices, initial=Normalisation.NONE)
+    stochastic = forms.BooleanField(required=False)
+    samples_per_case = forms.IntegerField(min_value=1, max_value=64, initial=1)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["task"].queryset = policy.visible(user, Task)
+
+    def clean_spatial_shape(self):
+        try:
+            return parse_spatial_shape(self.cleaned_data["spatial_shape"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class SubmissionForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    file = forms.FileField(help_text="A zip of outputs named by case id: <case_id>.nii.gz, .npy, .png, .dcm …")
