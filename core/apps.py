@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from . import threads
+
 
 class CoreConfig(AppConfig):
     """The base every domain app builds on: background jobs, the permission layer, API errors."""
@@ -9,6 +11,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Platform core: jobs and permissions"
 
     def ready(self):
-        from . import threads
-
         threads.connect_worker_signals()

@@ -344,7 +344,7 @@ def _retry_after_transient_error(context, exc):
     """A dropped or refused database connection is not the job's fault: requeue it (the next claim
     counts an attempt, so a database that stays away still ends in a failure)."""
     log.warning("%s %s: transient database error, requeued: %s", context.kind.what, context.pk, exc)
-    connection.close()
+    _reconnect()
     for delay in (0.5, 2, 5):
         try:
             with transaction.atomic():
@@ -358,9 +358,15 @@ def _retry_after_transient_error(context, exc):
                 queue(job)
             return "requeued"
         except TRANSIENT_DB_ERRORS:
-            connection.close()
+            _reconnect()
             time.sleep(delay)
     return "stopped"  # the reaper finds it running and silent
+
+
+def _reconnect():
+    """Drop a broken connection so the next query opens a new one (never inside a transaction: a test's)."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 # --------------------------------------------------------------------------- reaping

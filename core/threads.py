@@ -7,10 +7,13 @@ the worker's concurrency (at least one). The count also goes into the environmen
 that OpenMP, MKL and OpenBLAS read, so subprocesses (the model sandbox) inherit it.
 """
 
+import logging
 import os
 
 from celery import signals
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 CONCURRENCY_ENV = "MEDGEN_WORKER_CONCURRENCY"
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -41,7 +44,8 @@ def _remember_concurrency(sender=None, **kwargs):
 
 
 def _configure_pool_process(**kwargs):
-    apply(threads_for(os.environ.get(CONCURRENCY_ENV, 1), configured=settings.MEDGEN_WORKER_THREADS))
+    threads = apply(threads_for(os.environ.get(CONCURRENCY_ENV, 1), configured=settings.MEDGEN_WORKER_THREADS))
+    log.info("worker process %s: %d CPU thread(s) for torch, OpenMP and BLAS", os.getpid(), threads)
 
 
 def connect_worker_signals():

@@ -7,6 +7,7 @@ plain modules beside this one.
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -198,8 +199,6 @@ def freeze(study):
 
 def _remove_orphan_files(study):
     """Delete image files of this study that no row refers to (after a rolled-back build)."""
-    from django.core.files.storage import default_storage
-
     folder = f"readerstudies/{study.uid}"
     try:
         _dirs, files = default_storage.listdir(folder)

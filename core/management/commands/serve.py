@@ -11,6 +11,8 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.core.wsgi import get_wsgi_application
+from waitress import serve
 
 
 class Command(BaseCommand):
@@ -24,10 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=1, help="Worker processes.")
 
     def handle(self, *args, host, port, threads, no_worker, concurrency, **options):
-        from waitress import serve
-
-        from medgen_site.wsgi import application
-
+        application = get_wsgi_application()
         worker = None
         if not no_worker:
             beat_file = settings.DATA_DIR / "celerybeat-schedule"
