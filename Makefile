@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/medgen
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The tests' own key: a configured deployment (DATABASE_URL set) refuses to start without one.
+TEST_SECRET_KEY ?= medgen-tests-only-not-a-secret
 
 .PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean bench
 
@@ -53,12 +55,12 @@ test: install-dev
 
 # The suite on PostgreSQL and Redis.
 test-postgres:
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) MEDGEN_DATA_DIR=$$(mktemp -d) \
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) SECRET_KEY=$(TEST_SECRET_KEY) MEDGEN_DATA_DIR=$$(mktemp -d) \
 		$(PY) -m pytest -m "not embedded" $(PYTEST_ARGS)
 
 # The embedded default: no configuration at all (SQLite, filesystem broker).
 test-embedded:
-	env -u DATABASE_URL -u CELERY_BROKER_URL MEDGEN_DATA_DIR=$$(mktemp -d) \
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u SECRET_KEY MEDGEN_DATA_DIR=$$(mktemp -d) \
 		$(PY) -m pytest -m embedded $(PYTEST_ARGS)
 
 # Benchmarks against the peer libraries (not part of the tests: timings vary with the machine).

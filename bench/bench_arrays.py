@@ -62,6 +62,7 @@ def main():
     os.environ["MEDGEN_DATA_DIR"] = data_dir
     os.environ.pop("MEDIA_ROOT", None)
     os.environ["CELERY_BROKER_URL"] = "memory://"
+    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
 
     import django

@@ -32,6 +32,7 @@ def main():
     os.environ["MEDGEN_DATA_DIR"] = data_dir
     os.environ.pop("DATABASE_URL", None)
     os.environ["CELERY_BROKER_URL"] = "memory://"  # jobs are run in-process below
+    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
     os.environ["MEDGEN_FEATURE_EXTRACTORS"] = "radiomics"
 

@@ -112,7 +112,8 @@ def main():
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     ensure_database(url)
     env = dict(os.environ, DATABASE_URL=url, MEDGEN_DATA_DIR=tempfile.mkdtemp(prefix="medgen-bench-"),
-               CELERY_BROKER_URL="memory://", DJANGO_SETTINGS_MODULE="medgen_site.settings")  # fmt: skip
+               CELERY_BROKER_URL="memory://", DJANGO_SETTINGS_MODULE="medgen_site.settings",
+               SECRET_KEY=os.environ.get("SECRET_KEY", "medgen-bench-only"), MEDGEN_SERVER_TIMING="all")  # fmt: skip
     os.environ.update(env)
 
     import django

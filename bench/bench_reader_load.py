@@ -378,7 +378,8 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="medgen-bench-reader-")
     env = dict(os.environ, DATABASE_URL=f"{args.postgres}/{name}", MEDGEN_DATA_DIR=data_dir, DEBUG="0",
                CELERY_BROKER_URL="memory://", DJANGO_SETTINGS_MODULE="medgen_site.settings",
-               CACHE_URL=args.cache_url)  # fmt: skip
+               CACHE_URL=args.cache_url, SECRET_KEY=os.environ.get("SECRET_KEY", "medgen-bench-only"),
+               MEDGEN_SERVER_TIMING="all")  # fmt: skip
     os.environ.update(env)
     create_database(args.postgres, name)
     server = None

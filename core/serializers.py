@@ -44,3 +44,19 @@ def job_progress(job):
         "finished_at": job.finished_at,
         "heartbeat_at": job.heartbeat_at,
     }
+
+
+#: PostgreSQL's bigint: a primary key past it is not a row that could exist (and the query would fail).
+MAX_PK = 2**63 - 1
+
+
+class PrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A related row by primary key; a key that is not a whole number in the database's range is a 400
+    ("Invalid pk") before any query, never a database error."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 0 < int(data) <= MAX_PK:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(int(data))

@@ -5,16 +5,18 @@ Reads are whatever `core.policy` lets the user see; every write names its action
 `core.responses` turns into 4xx answers with a `detail`.
 """
 
-from django.db.models import Count
+from django.db.models import Count, ProtectedError
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from core import policy
-from core.errors import NotFound
+from core.errors import Conflict, InvalidInput, NotFound
+from core.parsers import SafeJSONParser
+from core.serializers import MAX_PK
 
 from .models import Case, Dataset, GenerativeModel, Run, Task
 from .serializers import (
@@ -43,6 +45,25 @@ class TaskViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return policy.visible(self.request.user, Task)
+
+    def perform_destroy(self, task):
+        try:
+            task.delete()
+        except ProtectedError:
+            raise Conflict(
+                f"Task '{task.slug}' has models or runs; it cannot be deleted while they exist (they are kept "
+                "as the record of what was evaluated)."
+            ) from None
+
+
+def _id_param(request, name):
+    """An integer query parameter, or None; anything else is a 400 that names it."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or int(value) > MAX_PK:
+        raise InvalidInput(f"'{name}' must be a dataset id (a positive whole number), got {value!r}.")
+    return int(value)
 
 
 class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -77,7 +98,7 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         cases = policy.visible(self.request.user, Case).prefetch_related("images")
-        if dataset := self.request.query_params.get("dataset"):
+        if (dataset := _id_param(self.request, "dataset")) is not None:
             cases = cases.filter(dataset_id=dataset)
         return cases
 
@@ -104,7 +125,7 @@ class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
 
 
 class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
     policy_actions = {"create": "inference.start_run", "cancel": "inference.cancel_run"}
 
     def get_queryset(self):

@@ -4,6 +4,9 @@ importing them (they register from their `AppConfig.ready`).
 * Run page sections: `add_run_section(section)`, where `section(request, run)` returns a
   `Section` (rendered HTML and the scripts it needs) or None. The evaluation app adds the
   metrics and downstream blocks this way.
+* Task settings checks: `add_task_check(check)`, where `check(settings)` gets the task's
+  `metrics`, `primary_metric` and `ranking` and returns {field: message} for what is wrong (the
+  evaluation app knows the metric catalogue).
 * Array sources for the viewer's endpoints: `add_array_source(name, source)`, where
   `source(request, pk)` returns an `ArraySource` the user may see (or raises a 404); the URL
   patterns that serve it belong to the registering app.
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 
 _run_sections = []
 _array_sources = {}
+_task_checks = []
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,14 @@ def add_array_source(name, source):
 
 def array_source(name):
     return _array_sources[name]
+
+
+def add_task_check(check):
+    _task_checks.append(check)
+
+
+def check_task_settings(settings):
+    errors = {}
+    for check in _task_checks:
+        errors.update(check(settings))
+    return errors

@@ -1,14 +1,16 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from core.serializers import JOB_FIELDS, JobSerializer
+from core.serializers import JOB_FIELDS, JobSerializer, PrimaryKeyField
 
+from . import extensions
 from .forms import parse_spatial_shape
 from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, ModelFormat, Normalisation, Run, Task
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    dataset = PrimaryKeyField(queryset=Dataset.objects.all())
+    reference_dataset = PrimaryKeyField(queryset=Dataset.objects.all(), required=False, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -32,6 +34,22 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_url(self, obj) -> str:
         return obj.get_absolute_url()
+
+    def validate_metrics(self, value):
+        if not isinstance(value, list) or not all(isinstance(key, str) and key for key in value):
+            raise serializers.ValidationError('Give a list of metric names, e.g. ["psnr", "ssim"].')
+        return value
+
+    def validate(self, attrs):
+        errors = extensions.check_task_settings({**self._current(), **attrs})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def _current(self):
+        if self.instance is None:
+            return {}
+        return {field: getattr(self.instance, field) for field in ("metrics", "primary_metric", "ranking")}
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -164,7 +182,7 @@ class RunDetailSerializer(RunSerializer):
 
 
 class RunCreateSerializer(serializers.Serializer):
-    model = serializers.PrimaryKeyRelatedField(queryset=GenerativeModel.objects.all())
+    model = PrimaryKeyField(queryset=GenerativeModel.objects.all())
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1)
 

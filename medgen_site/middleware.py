@@ -27,7 +27,8 @@ class UploadLimitMiddleware:
 
 
 class ServerTimingMiddleware:
-    """`Server-Timing: app;dur=12.3, db;dur=1.2;desc="5 queries"` on every response.
+    """`Server-Timing: app;dur=12.3, db;dur=1.2;desc="5 queries"` on responses to staff (to everyone with
+    MEDGEN_SERVER_TIMING=all, as the load benchmarks set).
 
     Browsers show it in their developer tools; `bench/` reads it to report server time apart
     from the client's, and the query count to show it does not grow with the data.
@@ -50,6 +51,9 @@ class ServerTimingMiddleware:
         with connection.execute_wrapper(count):
             response = self.get_response(request)
         total = (time.perf_counter() - started) * 1000
+        user = getattr(request, "user", None)
+        if settings.MEDGEN_SERVER_TIMING != "all" and not (user is not None and user.is_staff):
+            return response  # query counts and times are for the operators, not for everyone
         response["Server-Timing"] = (
             f'app;dur={total:.2f}, db;dur={sum(queries) * 1000:.2f};desc="{len(queries)} queries"'
         )

@@ -13,6 +13,8 @@ import dj_database_url
 import plotly
 from kombu import Queue
 
+from medgen_site.secrets import read_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,6 @@ def env_int(name, default):
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
 
 
 def env_list(name, default=""):
@@ -42,6 +43,29 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Everything the embedded default writes lives under one folder.
 DATA_DIR = Path(os.environ.get("MEDGEN_DATA_DIR", BASE_DIR / "var"))
 
+# --- Secrets and transport security ----------------------------------------------------
+# A configured deployment (DATABASE_URL or CELERY_BROKER_URL set) must name its SECRET_KEY (or a
+# SECRET_KEY_FILE); it refuses to start without one. The embedded default generates a key on first
+# start and keeps it in its data folder (mode 0600), so no two machines share one.
+CONFIGURED_DEPLOYMENT = bool(os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"))
+SECRET_KEY = read_secret_key(DATA_DIR, configured=CONFIGURED_DEPLOYMENT)
+
+# Behind HTTPS (MEDGEN_HTTPS=1): redirect plain HTTP, secure cookies, HSTS for a year. Behind a proxy
+# that terminates TLS, also set SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https".
+MEDGEN_HTTPS = env_bool("MEDGEN_HTTPS", False)
+SECURE_SSL_REDIRECT = MEDGEN_HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = MEDGEN_HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if MEDGEN_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = MEDGEN_HTTPS
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = tuple(env_list("SECURE_PROXY_SSL_HEADER"))
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# `Server-Timing` (server time and query counts) goes to staff only; "all" for the load benchmarks.
+MEDGEN_SERVER_TIMING = os.environ.get("MEDGEN_SERVER_TIMING", "staff")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -53,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
     "core",
     "inference",
     "evaluation",
@@ -72,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.responses.DomainErrorMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "medgen_site.urls"
@@ -105,7 +131,13 @@ if CACHE_URL:
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # Health checks: a connection the server dropped (a restart, pg_terminate_backend) is replaced before
+    # the request uses it, instead of answering 500.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
+    }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -166,6 +198,16 @@ MEDGEN_VIEWER_MAX_ARRAY_BYTES = env_int("MEDGEN_VIEWER_MAX_ARRAY_BYTES", 256 * 1
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login throttling (django-axes): after MEDGEN_LOGIN_FAILURE_LIMIT wrong passwords for one username from
+# one address, that pair is refused (429) for MEDGEN_LOGIN_COOLOFF_MINUTES, the right password included.
+AUTHENTICATION_BACKENDS = ["core.auth.ThrottledLogins", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env_bool("MEDGEN_LOGIN_THROTTLING", True)
+AXES_FAILURE_LIMIT = env_int("MEDGEN_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("MEDGEN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -176,6 +218,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.policy.PolicyPermission"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -275,5 +322,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The filesystem transport has no host; kombu warns about it on every connection.
         "kombu.connection": {"level": "ERROR"},
+        # A lockout is logged once as a warning; the per-attempt lines are noise.
+        "axes": {"level": "WARNING"},
     },
 }
