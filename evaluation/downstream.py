@@ -592,6 +592,7 @@ def job_payload(job):
     setup = job.setup
     return {
         "status": job.status,
+        "is_final": job.is_final,
         "reference": job.is_reference,
         "phase": job.phase,
         "epoch": job.epoch,

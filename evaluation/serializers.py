@@ -49,12 +49,14 @@ class MetricResultSerializer(serializers.ModelSerializer):
 
 class EvaluationSerializer(serializers.ModelSerializer):
     progress_percent = serializers.IntegerField(read_only=True)
+    is_final = serializers.BooleanField(read_only=True)
     results = serializers.SerializerMethodField()
 
     class Meta:
         model = Evaluation
         fields = [
             "status",
+            "is_final",
             "phase",
             "progress_done",
             "progress_total",

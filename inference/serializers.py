@@ -136,6 +136,7 @@ class RunSerializer(serializers.ModelSerializer):
     task = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_name = serializers.CharField(source="model.name", read_only=True, default=None)
     progress_percent = serializers.IntegerField(read_only=True)
+    is_final = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Run
@@ -148,6 +149,7 @@ class RunSerializer(serializers.ModelSerializer):
             "model_name",
             "kind",
             "status",
+            "is_final",
             "progress_done",
             "progress_total",
             "progress_percent",
