@@ -150,6 +150,12 @@ export function poll(url, { onData, isDone = () => false, onError, intervalMs = 
   };
 }
 
+// Text for plotly, which renders labels, names and hover text as pseudo-HTML: `&`, `<` and `>`
+// escaped, so a name chosen by whoever submitted a run shows as typed.
+export function escapeHTML(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 // The text of anything thrown.
 export function errorMessage(error) {
   return String(error && error.message ? error.message : error);

@@ -1,9 +1,9 @@
 // Training curves of a downstream job (loss per epoch, one line per seed) beside the real→real reference's.
+import { escapeHTML } from "./dom.js";
+
 const source = document.getElementById("downstream-curves-data");
 const target = document.getElementById("downstream-curves");
 
-// Plotly renders names as pseudo-HTML: the run's name is escaped.
-const escapeText = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 function traces(data) {
   const lines = (curves, name, dash, color) =>
@@ -13,7 +13,7 @@ function traces(data) {
       line: { dash, color, width: 2 },
       hovertemplate: `${name}, seed ${curve.seed}<br>epoch %{x}: %{y:.4f}<extra></extra>`,
     }));
-  return [...lines(data.run, escapeText(data.run_name || "run"), "solid", "#1f5fbf"),
+  return [...lines(data.run, escapeHTML(data.run_name || "run"), "solid", "#1f5fbf"),
     ...lines(data.reference, "real→real", "dot", "#b0452d")];
 }
 

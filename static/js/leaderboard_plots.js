@@ -1,7 +1,7 @@
 // The leaderboard's plots (plotly, served from our static files): rank stability blobs,
 // per-case distributions, metric against metric, quality against latency with the Pareto front.
 // Also the ranking form's toggle of the mean-rank metrics, which works with or without plots.
-import { el, errorMessage, fetchJSON, showError } from "./dom.js";
+import { el, errorMessage, escapeHTML, fetchJSON, showError } from "./dom.js";
 
 const LAYOUT = { margin: { l: 60, r: 20, t: 10, b: 90 }, height: 380, font: { size: 12 }, hovermode: "closest" };
 const CONFIG = { displaylogo: false, responsive: true };
@@ -10,9 +10,7 @@ function num(value) {
   if (value === null || value === undefined || value === "inf" || value === "-inf") return null;
   return Number(value);
 }
-// Plotly renders text as pseudo-HTML: a run's name (chosen by whoever submitted it) is escaped.
-const escapeText = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const runLabel = (row) => escapeText(row.run.name);
+const runLabel = (row) => escapeHTML(row.run.name);
 
 function fill(select, options, selected) {
   select.replaceChildren(
@@ -125,7 +123,7 @@ function distributionTraces(board, cases, key) {
     const run = String(result.run_id);
     if (!byRun.has(run)) byRun.set(run, { y: [], text: [] });
     byRun.get(run).y.push(value);
-    byRun.get(run).text.push(escapeText(result.case_id));
+    byRun.get(run).text.push(escapeHTML(result.case_id));
   }
   return board.rows
     .filter((row) => byRun.has(String(row.run.id)))

@@ -1,12 +1,10 @@
 // The run page's per-case plots: the distribution of one metric over the cases and one metric
 // against another, case by case (click a point to open that case in the viewer).
-import { el } from "./dom.js";
+import { el, escapeHTML } from "./dom.js";
 
 const CONFIG = { displaylogo: false, responsive: true };
 const LAYOUT = { margin: { l: 60, r: 20, t: 10, b: 50 }, height: 340, font: { size: 12 }, hovermode: "closest", showlegend: false };
 
-// Plotly renders text as pseudo-HTML: case ids are escaped.
-const escapeText = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const num = (value) => (value === null || value === "inf" || value === "-inf" ? null : Number(value));
 const title = (metric) => metric.label + (metric.direction === "higher" ? " ↑" : " ↓");
 
@@ -30,7 +28,7 @@ function main(data) {
     const cases = data.cases.filter((c) => num(c.values[key]) !== null);
     const trace = {
       type: "box", name: metric(key).label, y: cases.map((c) => num(c.values[key])),
-      text: cases.map((c) => escapeText(c.case_id)), customdata: cases.map((c) => c.url),
+      text: cases.map((c) => escapeHTML(c.case_id)), customdata: cases.map((c) => c.url),
       boxpoints: "all", jitter: 0.5, pointpos: -1.6, hovertemplate: "%{text}: %{y}<extra></extra>",
     };
     Plotly.react("plot-run-distribution", [trace], { ...LAYOUT, yaxis: { title: title(metric(key)) } }, CONFIG);
@@ -43,7 +41,7 @@ function main(data) {
     const cases = data.cases.filter((c) => num(c.values[sx.value]) !== null && num(c.values[sy.value]) !== null);
     const trace = {
       type: "scatter", mode: "markers", x: cases.map((c) => num(c.values[sx.value])),
-      y: cases.map((c) => num(c.values[sy.value])), text: cases.map((c) => escapeText(c.case_id)),
+      y: cases.map((c) => num(c.values[sy.value])), text: cases.map((c) => escapeHTML(c.case_id)),
       customdata: cases.map((c) => c.url), hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>",
       marker: { size: 7, color: "#1f5fbf" },
     };

@@ -159,12 +159,15 @@ def test_turing_by_keyboard_resumes_after_reload_and_reaches_the_editors_pages(s
         assert_blind(page)
 
         editor = page.context.browser.new_page(viewport=VIEWPORT)
+        editor_errors = []
+        editor.on("pageerror", lambda error: editor_errors.append(str(error)))
         log_in(editor, site, "editor")
         editor.goto(f"{site.url}/studies/{study.pk}/")
         row = editor.locator(f'#progress tr[data-reader="{reader.username}"]')
         assert "8 / 8" in row.inner_text()
         response = editor.goto(f"{site.url}/studies/{study.pk}/analysis/")
         analysis_status = response.status
+        assert editor_errors == []  # study_analysis.js ran (one reader: no AUC analysis, so no plot)
         answer_count = editor.locator("#answer-count").all_inner_texts()
         reader_row = editor.locator(f'#turing-readers tr[data-reader="{reader.username}"] td').all_inner_texts()
         assert not errors, errors
