@@ -30,7 +30,7 @@ install-dev: $(VENV)/.dev
 # The image viewer: Cornerstone3D bundled by esbuild into static/viewer/ (frontend/build.mjs),
 # from the lock file, rebuilt only when the lock file or frontend/ changes (Node 18+ and npm).
 VIEWER_STAMP := static/viewer/.built
-$(VIEWER_STAMP): package.json package-lock.json $(wildcard frontend/*)
+$(VIEWER_STAMP): package.json package-lock.json $(wildcard frontend/*.js frontend/*.mjs) static/js/dom.js
 	npm ci --no-audit --no-fund --loglevel=error
 	node frontend/build.mjs
 	touch $@
@@ -50,6 +50,7 @@ test: install-dev
 	bash scripts/install-chromium.sh
 	$(PY) manage.py collectstatic --noinput -v0
 	$(MAKE) --no-print-directory lint
+	node --test frontend/test/
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
 

@@ -9,7 +9,7 @@ from inference.extensions import Script, Section
 
 from . import selectors
 
-PLOTS = [Script("vendor/plotly/plotly.min.js", module=False), Script("js/run_plots.js", module=False)]
+PLOTS = [Script("vendor/plotly/plotly.min.js", module=False), Script("js/run_plots.js")]
 
 
 def evaluation_section(request, run):
@@ -17,7 +17,7 @@ def evaluation_section(request, run):
     context["case_page"] = Paginator(context["case_results"], 50).get_page(request.GET.get("cpage"))
     context["can_evaluate"] = policy.can(request.user, "evaluation.request_evaluation", run)
     html = render_to_string("evaluation/_run_evaluation.html", context, request=request)
-    return Section(html, scripts=[Script("js/evaluation_progress.js", module=False), *PLOTS])
+    return Section(html, scripts=PLOTS)
 
 
 def downstream_section(request, run):

@@ -1,5 +1,8 @@
-// Bundles frontend/viewer.js (Cornerstone3D core + tools) into static/viewer/viewer.js, one ES module,
-// plus the tools' compute worker in static/viewer/workers/.
+// Bundles frontend/viewer.js (Cornerstone3D core + tools; its modules loader, mount, sync,
+// controls, marks; and a copy of static/js/dom.js, the helpers the page scripts share) into
+// static/viewer/viewer.js, one ES module, plus the tools' compute worker in static/viewer/workers/.
+// Then checks that the page scripts (static/js/*.js, served as they are) parse and that every
+// name they import exists.
 //
 //   node frontend/build.mjs          (run by `make install` after `npm ci`)
 //
@@ -76,6 +79,22 @@ for (const name of readdirSync(outdir, { recursive: true })) {
     throw new Error(`${name} has a sourceMappingURL comment; collectstatic would fail on it`);
   }
 }
+// The page scripts are served unbundled (<script type="module">); bundling them in memory is the
+// check that each one parses and that what it imports exists.
+const pageDir = join(root, "static", "js");
+await esbuild.build({
+  entryPoints: readdirSync(pageDir).filter((name) => name.endsWith(".js")).map((name) => join(pageDir, name)),
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2022"], // top-level await (case_viewer.js)
+  write: false,
+  outdir: join(root, "var", "page-check"),
+  logLevel: "warning",
+  // The viewer bundle is imported at run time from an address the page gives (data-viewer-src).
+  logOverride: { "unsupported-dynamic-import": "silent" },
+});
+
 const outputs = results.flatMap((result) => Object.values(result.metafile.outputs));
 const bytes = outputs.reduce((sum, out) => sum + out.bytes, 0);
 console.log(`static/viewer/: ${outputs.length} file(s), ${(bytes / 1e6).toFixed(2)} MB`);

@@ -2,6 +2,8 @@
 // #viewer. The viewports come from the page's #viewer-config JSON ({viewports, sync, …}) or,
 // on pages rendered without it, from #viewer's [data-header-url] children (label,
 // voi-group, window-leader). ?renderer=cpu forces the CPU fallback.
+import { el, errorMessage, showError } from "./dom.js";
+
 const host = document.getElementById("viewer");
 
 function readConfig() {
@@ -24,17 +26,15 @@ const config = readConfig();
 if (new URLSearchParams(window.location.search).get("renderer") === "cpu") config.renderer = "cpu";
 
 if (!config.viewports.length) {
-  host.innerHTML = '<p class="empty">Nothing to show for this case.</p>';
+  host.replaceChildren(el("p", { class: "empty", text: "Nothing to show for this case." }));
 } else {
   try {
+    // The bundle is imported on demand: its address (hashed when collected) comes from the page.
     const { mountViewers } = await import(host.dataset.viewerSrc);
     await mountViewers(host, config);
   } catch (error) {
     console.error(error);
-    host.dataset.error = String(error && error.message ? error.message : error);
-    const message = document.createElement("p");
-    message.className = "error-box";
-    message.textContent = `The viewer could not start: ${host.dataset.error}`;
-    host.replaceChildren(message);
+    host.dataset.error = errorMessage(error);
+    showError(host, `The viewer could not start: ${host.dataset.error}`, { replace: true });
   }
 }

@@ -1,165 +1,176 @@
 // The leaderboard's plots (plotly, served from our static files): rank stability blobs,
 // per-case distributions, metric against metric, quality against latency with the Pareto front.
-(function () {
-  const root = document.getElementById("plots");
-  if (!root || !window.Plotly) return;
-  const layoutBase = { margin: { l: 60, r: 20, t: 10, b: 90 }, height: 380, font: { size: 12 }, hovermode: "closest" };
-  const config = { displaylogo: false, responsive: true };
+// Also the ranking form's toggle of the mean-rank metrics, which works with or without plots.
+import { el, errorMessage, escapeHTML, fetchJSON, showError } from "./dom.js";
 
-  function num(value) {
-    if (value === null || value === undefined || value === "inf" || value === "-inf") return null;
-    return Number(value);
-  }
-  // Plotly renders text as pseudo-HTML: a run's name (chosen by whoever submitted it) is escaped.
-  function escapeText(text) {
-    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  }
-  function runLabel(row) { return escapeText(row.run.name); }
-  function fill(select, options, selected) {
-    select.innerHTML = "";
-    options.forEach(function (option) {
-      const element = document.createElement("option");
-      element.value = option.key;
-      element.textContent = option.label;
-      if (option.key === selected) element.selected = true;
-      select.appendChild(element);
-    });
-  }
-  function axisTitle(column) {
-    const arrow = column.direction === "higher" ? " ↑" : column.direction === "lower" ? " ↓" : "";
-    return column.label + (column.unit ? " (" + column.unit + ")" : "") + arrow;
-  }
+const LAYOUT = { margin: { l: 60, r: 20, t: 10, b: 90 }, height: 380, font: { size: 12 }, hovermode: "closest" };
+const CONFIG = { displaylogo: false, responsive: true };
 
-  function stabilityPlot(board) {
-    const x = [], y = [], size = [], text = [];
-    const medianX = [], medianY = [], low = [], high = [];
-    board.rows.forEach(function (row) {
-      if (!row.rank_stability) return;
-      Object.entries(row.rank_stability.rank_frequencies).forEach(function (entry) {
-        const rank = Number(entry[0]), share = entry[1];
-        x.push(runLabel(row)); y.push(rank); size.push(4 + 36 * Math.sqrt(share));
-        text.push(runLabel(row) + ": rank " + rank + " in " + (100 * share).toFixed(1) + "% of resamples");
-      });
-      medianX.push(runLabel(row)); medianY.push(row.rank_stability.median_rank);
-      low.push(row.rank_stability.median_rank - row.rank_stability.rank_ci[0]);
-      high.push(row.rank_stability.rank_ci[1] - row.rank_stability.median_rank);
-    });
-    const traces = [
-      { type: "scatter", mode: "markers", x: x, y: y, text: text, hoverinfo: "text", name: "share of resamples",
-        marker: { size: size, color: "rgba(31,95,191,0.55)", line: { color: "#1f5fbf", width: 1 } } },
-      { type: "scatter", mode: "markers", x: medianX, y: medianY, name: "median, 95% interval",
-        error_y: { type: "data", symmetric: false, array: high, arrayminus: low, color: "#222" },
-        marker: { symbol: "line-ew-open", size: 18, color: "#222" } },
-    ];
-    Plotly.newPlot("plot-stability", traces, Object.assign({}, layoutBase, {
-      yaxis: { title: "rank", autorange: "reversed", dtick: 1 }, showlegend: true, legend: { orientation: "h", y: 1.12 },
-    }), config);
-  }
+function num(value) {
+  if (value === null || value === undefined || value === "inf" || value === "-inf") return null;
+  return Number(value);
+}
+const runLabel = (row) => escapeHTML(row.run.name);
 
-  function scatterPlot(board, columns) {
-    const sx = document.getElementById("scatter-x"), sy = document.getElementById("scatter-y");
-    const pixel = columns.filter(function (c) { return c.tier === "pixel"; });
-    const other = columns.filter(function (c) { return c.tier !== "pixel"; });
-    fill(sx, columns, (pixel[0] || columns[0]).key);
-    fill(sy, columns, (other[0] || columns[1] || columns[0]).key);
-    function draw() {
-      const cx = columns.find(function (c) { return c.key === sx.value; });
-      const cy = columns.find(function (c) { return c.key === sy.value; });
-      const x = [], y = [], ex = [], exm = [], ey = [], eym = [], text = [];
-      board.rows.forEach(function (row) {
-        const vx = row.values[cx.key], vy = row.values[cy.key];
-        const a = num(vx && vx.value), b = num(vy && vy.value);
-        if (a === null || b === null) return;
-        x.push(a); y.push(b); text.push(runLabel(row));
-        ex.push(num(vx.ci_high) !== null ? num(vx.ci_high) - a : 0); exm.push(num(vx.ci_low) !== null ? a - num(vx.ci_low) : 0);
-        ey.push(num(vy.ci_high) !== null ? num(vy.ci_high) - b : 0); eym.push(num(vy.ci_low) !== null ? b - num(vy.ci_low) : 0);
-      });
-      Plotly.react("plot-scatter", [{ type: "scatter", mode: "markers+text", x: x, y: y, text: text, textposition: "top center",
-        error_x: { type: "data", symmetric: false, array: ex, arrayminus: exm }, error_y: { type: "data", symmetric: false, array: ey, arrayminus: eym },
-        cliponaxis: false, marker: { size: 10, color: "#1f5fbf" } }],
-        Object.assign({}, layoutBase, { xaxis: { title: axisTitle(cx) }, yaxis: { title: axisTitle(cy) }, margin: { l: 70, r: 60, t: 30, b: 60 } }), config);
+function fill(select, options, selected) {
+  select.replaceChildren(
+    ...options.map((option) => el("option", { value: option.key, text: option.label, selected: option.key === selected })),
+  );
+}
+
+function axisTitle(column) {
+  const arrow = column.direction === "higher" ? " ↑" : column.direction === "lower" ? " ↓" : "";
+  return column.label + (column.unit ? ` (${column.unit})` : "") + arrow;
+}
+
+// Low and high error-bar lengths of a value with an optional CI.
+function errorBars(cell, value) {
+  const low = num(cell.ci_low);
+  const high = num(cell.ci_high);
+  return [low !== null ? value - low : 0, high !== null ? high - value : 0];
+}
+
+function stabilityPlot(board) {
+  const blobs = { x: [], y: [], size: [], text: [] };
+  const medians = { x: [], y: [], low: [], high: [] };
+  for (const row of board.rows) {
+    if (!row.rank_stability) continue;
+    const { rank_frequencies: frequencies, median_rank: median, rank_ci: ci } = row.rank_stability;
+    for (const [rank, share] of Object.entries(frequencies)) {
+      blobs.x.push(runLabel(row));
+      blobs.y.push(Number(rank));
+      blobs.size.push(4 + 36 * Math.sqrt(share));
+      blobs.text.push(`${runLabel(row)}: rank ${rank} in ${(100 * share).toFixed(1)}% of resamples`);
     }
-    sx.addEventListener("change", draw); sy.addEventListener("change", draw);
-    draw();
+    medians.x.push(runLabel(row));
+    medians.y.push(median);
+    medians.low.push(median - ci[0]);
+    medians.high.push(ci[1] - median);
   }
+  const traces = [
+    { type: "scatter", mode: "markers", x: blobs.x, y: blobs.y, text: blobs.text, hoverinfo: "text", name: "share of resamples",
+      marker: { size: blobs.size, color: "rgba(31,95,191,0.55)", line: { color: "#1f5fbf", width: 1 } } },
+    { type: "scatter", mode: "markers", x: medians.x, y: medians.y, name: "median, 95% interval",
+      error_y: { type: "data", symmetric: false, array: medians.high, arrayminus: medians.low, color: "#222" },
+      marker: { symbol: "line-ew-open", size: 18, color: "#222" } },
+  ];
+  Plotly.newPlot("plot-stability", traces, {
+    ...LAYOUT, yaxis: { title: "rank", autorange: "reversed", dtick: 1 }, showlegend: true, legend: { orientation: "h", y: 1.12 },
+  }, CONFIG);
+}
 
-  function paretoPlot(board, columns) {
-    const primaryKey = board.ranking.primary_metric;
-    const column = columns.find(function (c) { return c.key === primaryKey; });
-    if (!column) return;
-    const points = [];
-    board.rows.forEach(function (row) {
-      const latency = num(row.values.latency_p50 && row.values.latency_p50.value);
-      const quality = num(row.values[primaryKey] && row.values[primaryKey].value);
-      if (latency === null || quality === null) return;
-      points.push({ x: latency, y: quality, name: runLabel(row), front: row.pareto_optimal });
-    });
-    const front = points.filter(function (p) { return p.front; }).sort(function (a, b) { return a.x - b.x; });
-    const logAxis = points.every(function (p) { return p.x > 0; });
-    Plotly.newPlot("plot-pareto", [
-      { type: "scatter", mode: "markers+text", name: "runs", x: points.map(function (p) { return p.x; }), y: points.map(function (p) { return p.y; }),
-        text: points.map(function (p) { return p.name; }), textposition: "top center", cliponaxis: false,
-        marker: { size: 10, color: points.map(function (p) { return p.front ? "#1f5fbf" : "#9aa5b5"; }) } },
-      { type: "scatter", mode: "lines", name: "Pareto front", x: front.map(function (p) { return p.x; }), y: front.map(function (p) { return p.y; }),
-        line: { shape: "hv", color: "#1f5fbf", dash: "dot" } },
-    ], Object.assign({}, layoutBase, { xaxis: { title: "latency p50 (ms per case)", type: logAxis ? "log" : "linear" }, yaxis: { title: axisTitle(column) },
-      margin: { l: 70, r: 20, t: 10, b: 60 }, legend: { orientation: "h", y: 1.12 } }), config);
-  }
-
-  function distributionPlot(board, cases) {
-    const select = document.getElementById("distribution-metric");
-    const columns = board.columns.filter(function (c) { return c.tier === "pixel" && cases.metrics.indexOf(c.key) >= 0; });
-    if (!columns.length) return;
-    fill(select, columns, board.ranking.primary_metric && columns.some(function (c) { return c.key === board.ranking.primary_metric; })
-      ? board.ranking.primary_metric : columns[0].key);
-    const order = board.rows.map(function (row) { return row.run.id; });
-    const names = {};
-    board.rows.forEach(function (row) { names[row.run.id] = runLabel(row); });
-    function draw() {
-      const key = select.value;
-      const column = columns.find(function (c) { return c.key === key; });
-      const byRun = {};
-      cases.results.forEach(function (result) {
-        const value = num(result.values[key]);
-        if (result.status !== "ok" || value === null) return;
-        (byRun[result.run_id] = byRun[result.run_id] || { y: [], text: [] }).y.push(value);
-        byRun[result.run_id].text.push(escapeText(result.case_id));
-      });
-      const traces = order.filter(function (id) { return byRun[id]; }).map(function (id) {
-        return { type: "box", name: names[id], y: byRun[id].y, text: byRun[id].text, boxpoints: "all", jitter: 0.4, pointpos: 0,
-          marker: { size: 4 }, hovertemplate: "%{text}: %{y}<extra>" + names[id] + "</extra>" };
-      });
-      Plotly.react("plot-distribution", traces, Object.assign({}, layoutBase, { showlegend: false, yaxis: { title: axisTitle(column) } }), config);
+function scatterPlot(board, columns) {
+  const sx = document.getElementById("scatter-x");
+  const sy = document.getElementById("scatter-y");
+  const pixel = columns.filter((c) => c.tier === "pixel");
+  const other = columns.filter((c) => c.tier !== "pixel");
+  fill(sx, columns, (pixel[0] || columns[0]).key);
+  fill(sy, columns, (other[0] || columns[1] || columns[0]).key);
+  function draw() {
+    const cx = columns.find((c) => c.key === sx.value);
+    const cy = columns.find((c) => c.key === sy.value);
+    const p = { x: [], y: [], ex: [], exm: [], ey: [], eym: [], text: [] };
+    for (const row of board.rows) {
+      const vx = row.values[cx.key];
+      const vy = row.values[cy.key];
+      const a = num(vx && vx.value);
+      const b = num(vy && vy.value);
+      if (a === null || b === null) continue;
+      const [xLow, xHigh] = errorBars(vx, a);
+      const [yLow, yHigh] = errorBars(vy, b);
+      p.x.push(a); p.y.push(b); p.text.push(runLabel(row));
+      p.exm.push(xLow); p.ex.push(xHigh); p.eym.push(yLow); p.ey.push(yHigh);
     }
-    select.addEventListener("change", draw);
-    draw();
+    Plotly.react("plot-scatter", [{ type: "scatter", mode: "markers+text", x: p.x, y: p.y, text: p.text, textposition: "top center",
+      error_x: { type: "data", symmetric: false, array: p.ex, arrayminus: p.exm },
+      error_y: { type: "data", symmetric: false, array: p.ey, arrayminus: p.eym },
+      cliponaxis: false, marker: { size: 10, color: "#1f5fbf" } }],
+    { ...LAYOUT, xaxis: { title: axisTitle(cx) }, yaxis: { title: axisTitle(cy) }, margin: { l: 70, r: 60, t: 30, b: 60 } }, CONFIG);
   }
+  sx.addEventListener("change", draw);
+  sy.addEventListener("change", draw);
+  draw();
+}
 
-  function withJSON(url) {
-    const bare = url.replace(/[?&]$/, "");
-    return bare + (bare.indexOf("?") >= 0 ? "&" : "?") + "format=json";
+function paretoPlot(board, columns) {
+  const primaryKey = board.ranking.primary_metric;
+  const column = columns.find((c) => c.key === primaryKey);
+  if (!column) return;
+  const points = [];
+  for (const row of board.rows) {
+    const latency = num(row.values.latency_p50 && row.values.latency_p50.value);
+    const quality = num(row.values[primaryKey] && row.values[primaryKey].value);
+    if (latency !== null && quality !== null) points.push({ x: latency, y: quality, name: runLabel(row), front: row.pareto_optimal });
   }
-  fetch(withJSON(root.dataset.leaderboard), { headers: { Accept: "application/json" } })
-    .then(function (response) { return response.json(); })
-    .then(function (board) {
-      const metricColumns = board.columns.filter(function (c) { return c.direction && c.tier !== "efficiency" && !c.placeholder; });
-      stabilityPlot(board);
-      scatterPlot(board, metricColumns);
-      paretoPlot(board, metricColumns);
-      root.dataset.ready = (root.dataset.ready || "") + " leaderboard";
-      return fetch(withJSON(root.dataset.cases), { headers: { Accept: "application/json" } })
-        .then(function (response) { return response.json(); })
-        .then(function (cases) { distributionPlot(board, cases); root.dataset.ready += " cases"; });
-    })
-    .catch(function (error) {
-      const box = document.createElement("p");
-      box.className = "error-box";
-      box.textContent = "Plots could not load: " + error;
-      root.prepend(box);
-    });
+  const front = points.filter((p) => p.front).sort((a, b) => a.x - b.x);
+  const logAxis = points.every((p) => p.x > 0);
+  Plotly.newPlot("plot-pareto", [
+    { type: "scatter", mode: "markers+text", name: "runs", x: points.map((p) => p.x), y: points.map((p) => p.y),
+      text: points.map((p) => p.name), textposition: "top center", cliponaxis: false,
+      marker: { size: 10, color: points.map((p) => (p.front ? "#1f5fbf" : "#9aa5b5")) } },
+    { type: "scatter", mode: "lines", name: "Pareto front", x: front.map((p) => p.x), y: front.map((p) => p.y),
+      line: { shape: "hv", color: "#1f5fbf", dash: "dot" } },
+  ], { ...LAYOUT, xaxis: { title: "latency p50 (ms per case)", type: logAxis ? "log" : "linear" }, yaxis: { title: axisTitle(column) },
+    margin: { l: 70, r: 20, t: 10, b: 60 }, legend: { orientation: "h", y: 1.12 } }, CONFIG);
+}
 
-  const method = document.getElementById("ranking-method");
-  if (method) method.addEventListener("change", function () {
-    document.querySelector(".mean-rank-metrics").hidden = method.value !== "mean_rank";
-  });
-})();
+// One box of per-case values per run, in the board's order.
+function distributionTraces(board, cases, key) {
+  const byRun = new Map();
+  for (const result of cases.results) {
+    const value = num(result.values[key]);
+    if (result.status !== "ok" || value === null) continue;
+    const run = String(result.run_id);
+    if (!byRun.has(run)) byRun.set(run, { y: [], text: [] });
+    byRun.get(run).y.push(value);
+    byRun.get(run).text.push(escapeHTML(result.case_id));
+  }
+  return board.rows
+    .filter((row) => byRun.has(String(row.run.id)))
+    .map((row) => ({ type: "box", name: runLabel(row), ...byRun.get(String(row.run.id)), boxpoints: "all", jitter: 0.4, pointpos: 0,
+      marker: { size: 4 }, hovertemplate: `%{text}: %{y}<extra>${runLabel(row)}</extra>` }));
+}
+
+function distributionPlot(board, cases) {
+  const select = document.getElementById("distribution-metric");
+  const columns = board.columns.filter((c) => c.tier === "pixel" && cases.metrics.includes(c.key));
+  if (!columns.length) return;
+  const primary = board.ranking.primary_metric;
+  fill(select, columns, columns.some((c) => c.key === primary) ? primary : columns[0].key);
+  function draw() {
+    const column = columns.find((c) => c.key === select.value);
+    Plotly.react("plot-distribution", distributionTraces(board, cases, select.value),
+      { ...LAYOUT, showlegend: false, yaxis: { title: axisTitle(column) } }, CONFIG);
+  }
+  select.addEventListener("change", draw);
+  draw();
+}
+
+function withJSON(url) {
+  const bare = url.replace(/[?&]$/, "");
+  return `${bare}${bare.includes("?") ? "&" : "?"}format=json`;
+}
+
+async function drawPlots(root) {
+  try {
+    const board = await fetchJSON(withJSON(root.dataset.leaderboard));
+    const metricColumns = board.columns.filter((c) => c.direction && c.tier !== "efficiency" && !c.placeholder);
+    stabilityPlot(board);
+    scatterPlot(board, metricColumns);
+    paretoPlot(board, metricColumns);
+    root.dataset.ready = `${root.dataset.ready || ""} leaderboard`;
+    distributionPlot(board, await fetchJSON(withJSON(root.dataset.cases)));
+    root.dataset.ready += " cases";
+  } catch (error) {
+    console.error(error);
+    showError(root, `Plots could not load: ${errorMessage(error)}`);
+  }
+}
+
+const method = document.getElementById("ranking-method");
+method?.addEventListener("change", () => {
+  document.querySelector(".mean-rank-metrics").hidden = method.value !== "mean_rank";
+});
+
+const plots = document.getElementById("plots");
+if (plots && window.Plotly) drawPlots(plots);

@@ -1,6 +1,9 @@
 // Plots of a reader study's analysis (#analysis-data, from readerstudy/analysis.py as_json):
 // per-run AUC with its Obuchowski–Rockette CI against the chance line (Turing test); for the
 // other designs, each run's published value (MOS per scale, preference, marks) with its CI.
+// Run, group, reader and scale names are escaped for plotly's pseudo-HTML.
+import { escapeHTML } from "./dom.js";
+
 const data = JSON.parse(document.getElementById("analysis-data").textContent);
 const host = document.getElementById("plot-auc");
 
@@ -12,13 +15,17 @@ function aucPlot() {
   const low = [];
   const high = [];
   for (const [model, entry] of Object.entries(models)) {
-    names.push(data.groups[model] || model);
+    names.push(escapeHTML(data.groups[model] || model));
     auc.push(entry.estimate.auc);
     low.push(entry.estimate.auc - entry.estimate.ci[0]);
     high.push(entry.estimate.ci[1] - entry.estimate.auc);
   }
   const readers = Object.entries(models).flatMap(([model, entry]) =>
-    Object.entries(entry.reader_auc).map(([reader, value]) => ({ name: data.groups[model] || model, reader, value })),
+    Object.entries(entry.reader_auc).map(([reader, value]) => ({
+      name: escapeHTML(data.groups[model] || model),
+      reader: escapeHTML(reader),
+      value,
+    })),
   );
   Plotly.newPlot(
     host,
@@ -62,9 +69,9 @@ function resultsPlot() {
   const series = new Map(); // metric + scale → points
   for (const [run, entries] of Object.entries(data.per_run)) {
     for (const entry of entries) {
-      const key = entry.scale_label || LABELS[entry.metric] || entry.metric;
+      const key = escapeHTML(entry.scale_label || LABELS[entry.metric] || entry.metric);
       if (!series.has(key)) series.set(key, { metric: entry.metric, points: [] });
-      series.get(key).points.push({ name: data.groups[run] || run, ...entry });
+      series.get(key).points.push({ name: escapeHTML(data.groups[run] || run), ...entry });
     }
   }
   if (!series.size) return;

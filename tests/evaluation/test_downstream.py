@@ -392,7 +392,7 @@ def test_staff_buttons_start_and_cancel_from_the_run_page(staff_client, no_broke
     job = DownstreamJob.objects.get(run=run)
     assert job.status == JobStatus.QUEUED
     page = staff_client.get(run.get_absolute_url()).content.decode()
-    assert "Cancel downstream job" in page and "downstream_progress.js" in page
+    assert "Cancel downstream job" in page and "job_progress.js" in page
     staff_client.post(f"/runs/{run.pk}/downstream/cancel/")
     assert DownstreamJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
 

@@ -1,4 +1,5 @@
-"""The reader's workspace in headless Chromium: keyboard answering, drafts across reloads, resuming, marks.
+"""The reader's workspace in headless Chromium: keyboard answering, drafts across reloads, resuming, marks,
+and the error state (a study or images that fail to load) with its retry.
 
 Chromium runs with SwiftShader (software WebGL). The page's own state is read from the data-*
 attributes it keeps: <body data-reader-state>, #rw-progress[data-done/data-total],
@@ -158,12 +159,15 @@ def test_turing_by_keyboard_resumes_after_reload_and_reaches_the_editors_pages(s
         assert_blind(page)
 
         editor = page.context.browser.new_page(viewport=VIEWPORT)
+        editor_errors = []
+        editor.on("pageerror", lambda error: editor_errors.append(str(error)))
         log_in(editor, site, "editor")
         editor.goto(f"{site.url}/studies/{study.pk}/")
         row = editor.locator(f'#progress tr[data-reader="{reader.username}"]')
         assert "8 / 8" in row.inner_text()
         response = editor.goto(f"{site.url}/studies/{study.pk}/analysis/")
         analysis_status = response.status
+        assert editor_errors == []  # study_analysis.js ran (one reader: no AUC analysis, so no plot)
         answer_count = editor.locator("#answer-count").all_inner_texts()
         reader_row = editor.locator(f'#turing-readers tr[data-reader="{reader.username}"] td').all_inner_texts()
         assert not errors, errors
@@ -283,3 +287,66 @@ def test_hallucination_point_by_mouse_survives_a_reload_and_none_by_keyboard(sit
     assert len(marks) == 1 and marks[0]["type"] == "point" and marks[0]["slice"] == 0
     [[x, y]] = marks[0]["points"]
     assert abs(x - 17) < 1 and abs(y - 9) < 1, (x, y)  # the centre (12, 12) + (5, -3), in image pixels
+
+
+def test_a_study_or_images_that_fail_to_load_show_the_error_and_come_back_on_retry(site):
+    task, runs = make_study_task(n_cases=4, n_runs=1)
+    reader = make_reader()
+    study = make_study(task, runs, design="turing", readers=[reader], items_per_model=1)
+    failing = {"state": True, "images": True}
+    image_requests = []
+
+    def state(route):
+        if failing["state"]:
+            route.fulfill(status=500, json={"detail": "The database is restarting."})
+        else:
+            route.continue_()
+
+    def images(route):
+        image_requests.append(route.request.url)
+        if failing["images"]:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    def wait_state(value):
+        page.wait_for_function("(value) => document.body.dataset.readerState === value", arg=value, timeout=30_000)
+
+    with chromium_page(webgl=True, viewport=VIEWPORT) as page:
+        uncaught = []
+        page.on("pageerror", lambda error: uncaught.append(str(error)))
+        log_in(page, site, reader.username)
+        page.route("**/api/read/*/state/", state)
+        page.route(lambda url: "/api/read/items/" in url and "/data/" in url, images)
+        page.goto(f"{site.url}/read/{study.uid}/")
+
+        wait_state("error")  # a 500 is not retried by itself: it is said, with a way to try again
+        box = page.locator("#rw-viewer .error-box")
+        assert box.inner_text().startswith("The study could not be loaded: The database is restarting.")
+        assert reader_state(page)["item"] == ""
+        failing["state"] = False
+        page.keyboard.press("Enter")
+
+        wait_state("error")  # the state came; its images did not
+        assert box.inner_text().startswith("The images could not be shown")
+        item = reader_state(page)["item"]
+        assert item and image_requests
+        page.keyboard.press("r")  # the question can be answered meanwhile
+        tries = len(image_requests)
+        box.locator("button", has_text="Try again").click()
+        while len(image_requests) <= tries:  # it tries again (and fails again)
+            page.wait_for_timeout(50)
+        wait_state("error")
+        assert box.inner_text().startswith("The images could not be shown")
+
+        failing["images"] = False
+        page.keyboard.press("Enter")
+        assert wait_ready(page)["item"] == item
+        assert page.locator("[data-action=call][data-value=real]").get_attribute("aria-checked") == "true"
+        page.keyboard.press("4")
+        page.keyboard.press("Enter")
+        assert wait_ready(page, previous=item)["done"] == 1
+        assert uncaught == []
+
+    values, _ = answers_of(study, reader)
+    assert values == {item: {"call": "real", "confidence": 4}}

@@ -1,0 +1,246 @@
+// Creating the viewer: Cornerstone's one-time set-up, the toolbar and viewport elements, the
+// rendering engine (GPU, else CPU), the navigation tools, and each viewport's readout
+// (data-slice, data-slices, data-voi, data-zoom, data-rendered on its element).
+import {
+  Enums,
+  RenderingEngine,
+  getShouldUseCPURendering,
+  init as initCore,
+  setUseCPURendering,
+} from "@cornerstonejs/core";
+import {
+  Enums as ToolEnums,
+  PanTool,
+  ProbeTool,
+  RectangleROITool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+  addTool,
+  init as initTools,
+} from "@cornerstonejs/tools";
+
+import { el } from "../static/js/dom.js";
+import { prefetchAround, setImageWindow } from "./loader.js";
+
+const { MouseBindings, KeyboardBindings } = ToolEnums;
+
+const DEFAULT_HELP =
+  "Left drag: window/level · Right drag: zoom · Middle or Shift+drag: pan · Wheel, ↑/↓, PgUp/PgDn: slices";
+
+// viewportId → the shown values' range (max − min), for the window/level drag speed.
+const dataRanges = new Map();
+
+// Window/level whose drag speed follows the array's value range (a 256-pixel drag spans it),
+// not Cornerstone's CT-oriented default (which barely moves a [0, 1] image, and in CPU
+// rendering jumps by thousands).
+export class RangeWindowLevelTool extends WindowLevelTool {
+  static toolName = "MedgenWindowLevel";
+
+  _getMultiplierFromDynamicRange(viewport, volumeId) {
+    const range = dataRanges.get(viewport.id);
+    return range > 0 ? range / 256 : super._getMultiplierFromDynamicRange(viewport, volumeId);
+  }
+}
+
+export function setDataRange(viewportId, range) {
+  if (range === null) dataRanges.delete(viewportId);
+  else dataRanges.set(viewportId, range);
+}
+
+const TOOLS = [RangeWindowLevelTool, PanTool, ZoomTool, StackScrollTool];
+// The marking tools (annotate: true): kind → Cornerstone tool.
+export const MARK_TOOLS = { point: ProbeTool, box: RectangleROITool };
+
+// Cornerstone is set up once per page; mounts then only number themselves.
+let initialised = false;
+let cpuReason = "";
+let mounts = 0;
+
+// Set Cornerstone up (once) and return this mount's id.
+export function initialise(renderer) {
+  if (!initialised) {
+    // Core init itself falls back to CPU rendering when the browser has no WebGL.
+    initCore(renderer === "cpu" ? { rendering: { useCPURendering: true } } : undefined);
+    if (renderer === "cpu") {
+      setUseCPURendering(true, false);
+      cpuReason = "requested";
+    } else if (getShouldUseCPURendering()) {
+      cpuReason = "WebGL unavailable";
+    }
+    initTools();
+    TOOLS.forEach((Tool) => addTool(Tool));
+    Object.values(MARK_TOOLS).forEach((Tool) => addTool(Tool));
+    initialised = true;
+  }
+  mounts += 1;
+  return `medgen-${mounts}`;
+}
+
+export const isCpu = () => getShouldUseCPURendering();
+
+function rendererLabel() {
+  return isCpu() ? `CPU rendering (${cpuReason || "fallback"})` : "GPU (WebGL)";
+}
+
+function viewportCell(spec, index, id) {
+  const element = el("div", {
+    class: "cs-viewport",
+    tabindex: "0",
+    "data-index": String(index),
+    "data-label": spec.label,
+    "data-voi-group": spec.voiGroup || `own-${index}`,
+    "aria-label": spec.label,
+  });
+  element.addEventListener("contextmenu", (event) => event.preventDefault());
+  element.addEventListener("mousedown", () => element.focus({ preventScroll: true }));
+  const preset = el("select", { class: "cs-preset", "aria-label": `Window preset for ${spec.label}` });
+  const info = el("span", { class: "cs-info" });
+  const figure = el("figure", { class: "cs-cell" }, element,
+    el("figcaption", {}, el("strong", { text: spec.label }), " ", preset, " ", info));
+  return { spec, index, element, preset, info, figure, viewportId: `${id}-vp${index}` };
+}
+
+/**
+ * Replace `container`'s content with the viewer's toolbar and one cell per viewport spec.
+ * Returns {root, rendererNode, resetButton, cells}; each cell is {spec, index, element, preset,
+ * info, viewportId}. The root carries data-ready="0" until the mount is done.
+ */
+export function buildLayout(container, specs, { id, resetKey, help, columns }) {
+  container.replaceChildren();
+  const rendererNode = el("span", { class: "cs-renderer", text: "" });
+  const resetLabel = resetKey ? `Reset (${resetKey.toUpperCase()})` : "Reset";
+  const resetButton = el("button", { type: "button", class: "cs-reset", text: resetLabel });
+  const toolbar = el("div", { class: "cs-toolbar" }, resetButton,
+    el("span", { class: "cs-help", text: help ?? DEFAULT_HELP }), rendererNode);
+  const grid = el("div", { class: "cs-grid" });
+  grid.style.setProperty("--cs-columns", String(Math.min(Math.max(specs.length, 1), columns || 5)));
+  const root = el("div", { class: "cs-viewer", "data-ready": "0" }, toolbar, grid);
+  container.append(root);
+  const cells = specs.map((spec, index) => viewportCell(spec, index, id));
+  cells.forEach((cell) => grid.append(cell.figure));
+  return { root, rendererNode, resetButton, cells };
+}
+
+function newEngine(id, cells) {
+  const engine = new RenderingEngine(id);
+  engine.setViewports(
+    cells.map((cell) => ({
+      viewportId: cell.viewportId,
+      type: Enums.ViewportType.STACK,
+      element: cell.element,
+      defaultOptions: { background: [0, 0, 0] },
+    })),
+  );
+  return engine;
+}
+
+// The rendering engine with a stack viewport per cell; records the renderer on the root and its toolbar.
+export function createEngine(id, cells, { root, rendererNode }) {
+  let engine;
+  try {
+    engine = newEngine(id, cells);
+  } catch (error) {
+    // A WebGL context that cannot be created (or is lost at once): draw on the CPU instead.
+    console.warn("GPU rendering failed, falling back to CPU rendering", error);
+    cpuReason = "WebGL failed";
+    setUseCPURendering(true, false);
+    engine = newEngine(`${id}-cpu`, cells);
+  }
+  root.dataset.renderer = isCpu() ? "cpu" : "gpu";
+  rendererNode.textContent = rendererLabel();
+  return engine;
+}
+
+// The navigation tools on every viewport: left drag window/level, middle or Shift+left pan,
+// right zoom, wheel slices.
+export function createToolGroup(toolGroupId, views, engineId) {
+  const toolGroup = ToolGroupManager.createToolGroup(toolGroupId);
+  TOOLS.forEach((Tool) => toolGroup.addTool(Tool.toolName));
+  toolGroup.setToolActive(RangeWindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+  toolGroup.setToolActive(PanTool.toolName, {
+    bindings: [
+      { mouseButton: MouseBindings.Auxiliary },
+      { mouseButton: MouseBindings.Primary, modifierKey: KeyboardBindings.Shift },
+    ],
+  });
+  toolGroup.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  toolGroup.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  views.forEach((view) => toolGroup.addViewport(view.viewportId, engineId));
+  return toolGroup;
+}
+
+export function destroyToolGroup(toolGroupId) {
+  ToolGroupManager.destroyToolGroup(toolGroupId);
+}
+
+function fmt(value) {
+  return Number(value).toPrecision(6).replace(/\.?0+(e|$)/, "$1");
+}
+
+// Write what a viewport shows onto its element (data-*) and its caption.
+export function describe(view) {
+  const voi = view.viewport.getProperties().voiRange || { lower: 0, upper: 0 };
+  const index = view.viewport.getCurrentImageIdIndex();
+  view.element.dataset.slice = String(index);
+  view.element.dataset.slices = String(view.header.slices);
+  view.element.dataset.voi = `${fmt(voi.lower)},${fmt(voi.upper)}`;
+  view.element.dataset.zoom = Number(view.viewport.getZoom()).toFixed(4);
+  const width = voi.upper - voi.lower;
+  const slice = view.header.slices > 1 ? `slice ${index + 1}/${view.header.slices} · ` : "";
+  view.info.textContent = `${slice}W ${fmt(width)} L ${fmt(voi.lower + width / 2)}`;
+}
+
+// Fill a viewport's preset list: "name: lower … upper" per preset.
+export function fillPresets(view) {
+  view.presets.forEach((p, j) => {
+    const range = `${Number(p.lower.toPrecision(3))} … ${Number(p.upper.toPrecision(3))}`;
+    view.preset.append(el("option", { value: String(j), text: `${p.name}: ${range}` }));
+  });
+}
+
+/**
+ * Show a view's stack at its middle slice with its first preset, and keep its readout current
+ * as it renders, scrolls, zooms or changes window. `onKey(event, view)` gets its keydown,
+ * `onPreset(view, index)` its preset list's choice.
+ */
+export async function showStack(view, { onKey, onPreset }) {
+  const { element, viewport } = view;
+  if (view.lazy) prefetchAround(view.imageIds, view.middle);
+  await viewport.setStack(view.imageIds, view.middle);
+  const p = view.presets[0];
+  viewport.setProperties({ voiRange: { lower: p.lower, upper: p.upper } });
+  element.dataset.rendered = "0";
+  element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
+    element.dataset.rendered = String(Number(element.dataset.rendered) + 1);
+    describe(view);
+  });
+  element.addEventListener(Enums.Events.VOI_MODIFIED, (event) => {
+    view.voi = { ...event.detail.range };
+    describe(view);
+  });
+  element.addEventListener(Enums.Events.STACK_NEW_IMAGE, (event) => {
+    // CPU rendering starts each new slice from the image's own window (read right after
+    // this event): hand it the current one, so scrolling keeps the window as on the GPU.
+    if (view.voi && isCpu() && event.detail.image) setImageWindow(event.detail.image, view.voi);
+    if (view.lazy) prefetchAround(view.imageIds, event.detail.imageIdIndex ?? viewport.getCurrentImageIdIndex());
+    describe(view);
+  });
+  element.addEventListener(Enums.Events.CAMERA_MODIFIED, () => describe(view));
+  view.preset.addEventListener("change", () => onPreset(view, Number(view.preset.value)));
+  element.addEventListener("keydown", (event) => onKey(event, view));
+  describe(view);
+}
+
+// Resolves once every viewport has drawn at least one frame (or after 5 s, so the page still settles).
+export function waitForRender(views) {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + 5000;
+    const check = () => {
+      if (views.every((view) => Number(view.element.dataset.rendered) > 0) || Date.now() > deadline) resolve();
+      else setTimeout(check, 50);
+    };
+    check();
+  });
+}
