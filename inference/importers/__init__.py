@@ -4,7 +4,8 @@ Every image becomes float32 ``(C, H, W)`` or ``(C, D, H, W)`` with spacing, dire
 origin (the canonical form is described in ``base``).
 
 Modules:
-- ``base``: errors, the imported-image dataclasses, format sniffing (``detect_format``).
+- ``base``: errors, the imported-image dataclasses, ``Limits`` (what one image and one import
+  may cost: the services build it from settings), format sniffing (``detect_format``).
 - ``reading``: ``read_image``, one file or one DICOM series folder, any format.
 - ``dicom``, ``nifti``, ``pillow`` (PNG, TIFF), ``npy`` (NPY, NPZ): one reader per format,
   each module's docstring says how its format maps to the canonical form.
@@ -21,6 +22,9 @@ from .base import (
     ImportedCase,
     ImportedCaseImage,
     ImportedImage,
+    ImportStopped,
+    LimitExceeded,
+    Limits,
     detect_format,
     split_name,
 )
@@ -34,7 +38,10 @@ __all__ = [
     "ImageImportError",
     "ImportedCase",
     "ImportedCaseImage",
+    "ImportStopped",
     "ImportedImage",
+    "LimitExceeded",
+    "Limits",
     "detect_format",
     "read_image",
     "role_of",

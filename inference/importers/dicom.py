@@ -7,22 +7,37 @@ are ordered along the slice normal (ImageOrientationPatient) by ImagePositionPat
 else by InstanceNumber. Colour (RGB, YBR, palette) becomes 3 channels, ``(3, H, W)`` or
 ``(3, D, H, W)``. A file without the "DICM" header loads when pydicom parses image
 attributes from it; its transfer syntax is then the encoding it parsed with.
+
+Rows × Columns × frames × channels, and the bytes decoding takes, are checked against
+`Limits` before the pixel data is decoded (a series: its slices together, as one image); a
+deflated data set is inflated chunk by chunk and refused past the limit before pydicom
+inflates it.
 """
 
 from __future__ import annotations
 
 import re
+from math import prod
 
 import numpy as np
 
-from .base import DatasetImportError, ImageImportError, ImportedImage, as_float32, parse_dicom, visible_files
+from .base import (
+    ImageImportError,
+    ImportedImage,
+    LimitExceeded,
+    Problems,
+    as_float32,
+    describe,
+    parse_dicom,
+    visible_files,
+)
 
 # pydicom is imported where it is used: it is heavy and only needed when an upload holds DICOM.
 
 
-def read_dicom_file(path, name):
-    dataset = _load_dicom(path, name)
-    values = _dicom_values(dataset, name)  # (C, F, H, W)
+def read_dicom_file(path, name, limits):
+    dataset = _load_dicom(path, name, limits)
+    values = _dicom_values(dataset, name, limits)  # (C, F, H, W)
     row_cosine, column_cosine, pixel_spacing = _plane_geometry(dataset, name)
     normal = np.cross(row_cosine, column_cosine)
     frames = values.shape[1]
@@ -55,25 +70,42 @@ def read_dicom_file(path, name):
     )
 
 
-def read_dicom_folder(folder, name):
+def read_dicom_folder(folder, name, limits):
     files = sorted(visible_files(folder))
     if not files:
         raise ImageImportError(name, "empty folder: expected the DICOM files of one series")
     if len(files) == 1:
-        return read_dicom_file(files[0], f"{name}/{files[0].relative_to(folder).as_posix()}")
-    errors, slices = [], []
-    for path in files:
+        return read_dicom_file(files[0], f"{name}/{files[0].relative_to(folder).as_posix()}", limits)
+    problems, slices, voxels, note = Problems(limits.max_errors), [], 0, ""
+    for number, path in enumerate(files):
+        if problems.full:
+            note = f"reading the series stopped there: files not read: {len(files) - number:,}"
+            break
+        limits.check_time()
         display = f"{name}/{path.relative_to(folder).as_posix()}"
         try:
-            dataset = _load_dicom(path, display)
-            values = _dicom_values(dataset, display)
+            dataset = _load_dicom(path, display, limits)
+            shape, _ = _pixel_shape(dataset, display)
+        except ImageImportError as error:
+            problems.append(error)
+            continue
+        # The slices together are one image: refuse the series before decoding past its limit.
+        voxels += prod(shape)
+        if voxels > limits.max_image_voxels:
+            raise LimitExceeded(
+                name,
+                f"the first {number + 1} files of the series have {voxels:,} voxels; "
+                f"the limit is {limits.max_image_voxels:,} per image",
+            )
+        try:
+            values = _dicom_values(dataset, display, limits)
             if values.shape[1] != 1:
                 raise ImageImportError(display, "a multi-frame file cannot be part of a series of slices")
             slices.append((display, dataset, values[:, 0]))
         except ImageImportError as error:
-            errors.append(error)
-    if errors:
-        raise errors[0] if len(errors) == 1 else DatasetImportError(errors)
+            problems.append(error)
+    if problems:
+        raise problems.listed[0] if len(problems) == 1 and not note else problems.error(note)
     return _stack_series(slices, name)
 
 
@@ -173,8 +205,11 @@ def _frame_positions(dataset, name, frames):
     return np.asarray(positions, dtype=np.float64)
 
 
-def _load_dicom(path, name):
-    dataset = parse_dicom(path, header_only=False)
+def _load_dicom(path, name, limits):
+    try:
+        dataset = parse_dicom(path, header_only=False, limits=limits)
+    except LimitExceeded as error:
+        raise LimitExceeded(name, error.message) from error
     if dataset is None:
         raise ImageImportError(name, "not a DICOM file: no 'DICM' header and no DICOM image attributes")
     return dataset
@@ -209,7 +244,23 @@ def _syntax_label(syntax):
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-def _decode_pixels(dataset, name):
+def _pixel_shape(dataset, name):
+    """The canonical shape, (C, H, W) or (C, F, H, W), and the bytes pydicom decodes, from the header.
+
+    (0, …) when attributes are missing: decoding then says which.
+    """
+    rows, columns, frames, samples, bits = (
+        _dicom_int(dataset, keyword, name) or 0
+        for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated")
+    )
+    frames = frames or 1
+    palette = str(dataset.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR"
+    channels = 3 if palette else samples
+    shape = (channels, frames, rows, columns) if frames > 1 else (channels, rows, columns)
+    return shape, rows * columns * frames * samples * -(-bits // 8)
+
+
+def _decode_pixels(dataset, name, limits):
     """Pixel values as pydicom gives them: (H, W), (F, H, W), or with a trailing colour axis."""
     from pydicom.pixels import get_decoder
 
@@ -223,8 +274,9 @@ def _decode_pixels(dataset, name):
     missing = [keyword for keyword in required if dataset.get(keyword) in (None, "")]
     if missing:
         raise ImageImportError(name, f"missing attributes needed to decode the pixel data: {', '.join(missing)}")
-    for integer_keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated"):
-        _dicom_int(dataset, integer_keyword, name)
+    shape, decoded = _pixel_shape(dataset, name)
+    limits.check_voxels(name, shape)
+    limits.check_decompressed(name, decoded, what="decoded pixel data takes")
     syntax = _transfer_syntax(dataset, name)
     try:
         decoder = get_decoder(syntax)
@@ -240,17 +292,17 @@ def _decode_pixels(dataset, name):
             found, expected = sizes.groups()
             message = f"pixel data is truncated: expected {expected} bytes, found {found}"
             raise ImageImportError(name, message) from error
-        raise ImageImportError(name, f"pixel data cannot be decoded: {error}") from error
+        raise ImageImportError(name, f"pixel data cannot be decoded: {describe(error)}") from error
     except RuntimeError as error:  # every installed plugin refused (e.g. 12-bit JPEG and Pillow)
-        detail = str(error).strip().splitlines()[-1].strip()
+        detail = describe(error).splitlines()[-1].strip()
         raise ImageImportError(
             name, f"transfer syntax {_syntax_label(syntax)} cannot be decoded here ({detail})"
         ) from error
 
 
-def _dicom_values(dataset, name):
+def _dicom_values(dataset, name, limits):
     """Modality values (HU for CT) as float32 (C, F, H, W)."""
-    pixels = _decode_pixels(dataset, name)
+    pixels = _decode_pixels(dataset, name, limits)
     frames = _dicom_int(dataset, "NumberOfFrames", name) or 1
     photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
     if photometric == "PALETTE COLOR":

@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from .base import (
+    DEFAULT_LIMITS,
     DatasetImportError,
     ImageImportError,
     ImportedCase,
     ImportedCaseImage,
+    ImportStopped,
+    LimitExceeded,
+    Problems,
     parse_dicom,
     split_name,
     visible_children,
@@ -44,12 +48,15 @@ def _is_case_folder(folder):
     return any(child.name.lower() == METADATA_FILE or role_of(child) for child in visible_children(folder))
 
 
-def _dicom_series_uid(path):
-    dataset = parse_dicom(path, header_only=True)
+def _dicom_series_uid(path, limits):
+    try:
+        dataset = parse_dicom(path, header_only=True, limits=limits)
+    except LimitExceeded:  # reading it as an image says so
+        return None
     return None if dataset is None else str(dataset.get("SeriesInstanceUID", ""))
 
 
-def _is_series_folder(folder):
+def _is_series_folder(folder, limits):
     """A folder of several DICOM files, all of one series, and nothing else."""
     children = visible_children(folder)
     if len(children) < 2 or not all(child.is_file() for child in children):
@@ -58,7 +65,8 @@ def _is_series_folder(folder):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for child in children:
-            uid = _dicom_series_uid(child)
+            limits.check_time()
+            uid = _dicom_series_uid(child, limits)
             if uid is None:
                 return False
             uids.add(uid)
@@ -73,7 +81,7 @@ class _PlannedCase:
     metadata_path: Path | None = None
 
 
-def scan_dataset(root, *, root_name=None):
+def scan_dataset(root, *, root_name=None, limits=None):
     """Read every case under `root` (a folder, or a single image file) without touching the database.
 
     Case layout: each top-level folder is a case, holding input (or input_0, input_1, …),
@@ -82,20 +90,26 @@ def scan_dataset(root, *, root_name=None):
     A folder holding one series, or a single file, is one case. A lone wrapping folder
     (how zipping a folder often comes out) is looked through.
 
-    Raises DatasetImportError listing every problem found.
+    Raises DatasetImportError listing every problem found, up to `limits.max_errors`: past
+    that, and past the time budget or the decoded bytes of `limits`, no further image is read.
     """
+    limits = (limits or DEFAULT_LIMITS).started()
     root = Path(root)
     base = root
     root_name = root_name or root.name
-    errors = []
+    errors = Problems(limits.max_errors)
 
     def display(path):
         return root_name if path == base else path.relative_to(base).as_posix()
 
     if not root.exists():
         raise DatasetImportError([ImageImportError(root_name, "not found")])
-    planned = _plan_cases(root, display, errors)
-    cases = _read_cases(planned, display, errors)
+    try:
+        planned = _plan_cases(root, display, errors, limits)
+    except ImportStopped as stopped:
+        errors.append(stopped)
+        raise errors.error("no image was read") from None
+    cases, note = _read_cases(planned, display, errors, limits)
     seen = {}
     for plan in planned:
         if plan.case_id in seen:
@@ -106,22 +120,22 @@ def scan_dataset(root, *, root_name=None):
             )
         seen.setdefault(plan.case_id, plan.display)
     if errors:
-        raise DatasetImportError(errors)
+        raise errors.error(note)
     if not cases:
         raise DatasetImportError([ImageImportError(root_name, "no images found")])
     return cases
 
 
-def _plan_cases(root, display, errors):
+def _plan_cases(root, display, errors, limits):
     if root.is_file():
         return [_PlannedCase(split_name(root.name)[0], display(root), {("input", 0): root})]
     while True:
         entries = visible_children(root)
         lone = entries[0] if len(entries) == 1 else None
-        if lone is None or not lone.is_dir() or _is_case_folder(lone) or _is_series_folder(lone):
+        if lone is None or not lone.is_dir() or _is_case_folder(lone) or _is_series_folder(lone, limits):
             break
         root = lone
-    if _is_series_folder(root) and not _is_case_folder(root):
+    if _is_series_folder(root, limits) and not _is_case_folder(root):
         case_id = display(root).rsplit("/", 1)[-1]
         return [_PlannedCase(case_id, display(root), {("input", 0): root})]
     if any(entry.is_dir() and _is_case_folder(entry) for entry in entries):
@@ -185,40 +199,82 @@ def _image_label(role, index):
     return f"input_{index}" if role == "input" else role
 
 
-def _read_cases(planned, display, errors):
-    cases = []
+def _read_cases(planned, display, errors, limits):
+    """The cases read, and a note when reading stopped early (at a limit) and why."""
+    cases, held = [], 0
+    unread = sum(len(plan.images) for plan in planned)
     for plan in planned:
         if not plan.case_id or len(plan.case_id) > MAX_CASE_ID_LENGTH:
             errors.append(ImageImportError(plan.display, f"case id must be 1 to {MAX_CASE_ID_LENGTH} characters"))
         images = []
         for (role, index), path in sorted(plan.images.items(), key=lambda item: (ROLE_ORDER[item[0][0]], item[0][1])):
+            if errors.full:
+                return cases, f"the scan stopped after {errors.limit} problems: {_not_read(unread)}"
             try:
-                image = read_image(path, display(path))
-            except DatasetImportError as error:
-                errors.extend(error.errors)
-                continue
-            except ImageImportError as error:
+                image = read_image(path, display(path), limits=limits)
+            except ImportStopped as stopped:
+                errors.append(stopped)
+                return cases, f"the scan stopped there: {_not_read(unread)}"
+            except ImageImportError as error:  # a DatasetImportError (a series) adds each of its problems
                 errors.append(error)
                 continue
+            finally:
+                unread -= 1
             images.append(ImportedCaseImage(role, index, image, path))
-        metadata = _read_metadata(plan, display, errors)
+            held += image.array.nbytes
+            if held > limits.max_import_bytes:
+                errors.append(
+                    ImportStopped(
+                        "",
+                        f"the images read so far take {held:,} bytes decoded; "
+                        f"the limit is {limits.max_import_bytes:,} per import",
+                    )
+                )
+                return cases, f"the scan stopped there: {_not_read(unread)}"
+        metadata = _read_metadata(plan, display, errors, limits)
         if len(images) == len(plan.images) and _check_case(plan, images, display, errors):
             cases.append(ImportedCase(plan.case_id, images, metadata))
-    return cases
+    return cases, ""
 
 
-def _read_metadata(plan, display, errors):
+def _not_read(count):
+    return f"{count:,} more image{'s were' if count != 1 else ' was'} not read"
+
+
+def _read_metadata(plan, display, errors, limits):
     if plan.metadata_path is None:
+        return {}
+    name = display(plan.metadata_path)
+    size = plan.metadata_path.stat().st_size
+    if size > limits.max_metadata_bytes:
+        errors.append(LimitExceeded(name, f"is {size:,} bytes; the limit is {limits.max_metadata_bytes:,}"))
         return {}
     try:
         metadata = json.loads(plan.metadata_path.read_text(encoding="utf-8"))
+    except RecursionError:
+        errors.append(LimitExceeded(name, f"nests too deeply: at most {limits.max_metadata_depth} levels"))
+        return {}
     except (ValueError, UnicodeDecodeError) as error:
-        errors.append(ImageImportError(display(plan.metadata_path), f"not valid JSON: {error}"))
+        errors.append(ImageImportError(name, f"not valid JSON: {error}"))
         return {}
     if not isinstance(metadata, dict):
-        errors.append(ImageImportError(display(plan.metadata_path), "must hold a JSON object ({...})"))
+        errors.append(ImageImportError(name, "must hold a JSON object ({...})"))
+        return {}
+    if _depth(metadata) > limits.max_metadata_depth:
+        errors.append(LimitExceeded(name, f"nests too deeply: at most {limits.max_metadata_depth} levels"))
         return {}
     return metadata
+
+
+def _depth(value):
+    """How deeply objects and lists nest in a JSON value (1 for a flat object); no recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def _check_case(plan, images, display, errors):
