@@ -336,6 +336,19 @@ def test_zip_entry_count_is_read_from_the_end_record_before_the_directory(tmp_pa
         safe_extract_zip(archive, tmp_path / "out", max_bytes=1000, max_entries=5)
 
 
+def test_zip64_entry_count_is_read_from_the_zip64_end_record(tmp_path):
+    data = bytearray(bombs.zip_of({"f0": b""}))
+    end = data.rfind(b"PK\x05\x06")
+    directory_bytes, directory_offset = struct.unpack_from("<II", data, end + 12)
+    counts = (99_999, 99_999, directory_bytes, directory_offset)
+    record = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, *counts)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, end, 1)
+    struct.pack_into("<HH", data, end + 8, 0xFFFF, 0xFFFF)
+    (tmp_path / "big.zip").write_bytes(bytes(data[:end]) + record + locator + bytes(data[end:]))
+    with pytest.raises(ArchiveError, match="big.zip: archive has 99999 entries; the limit is 20000"):
+        safe_extract_zip(tmp_path / "big.zip", tmp_path / "out", max_bytes=1000, max_entries=20_000)
+
+
 def test_zip_whose_directory_is_far_larger_than_its_entry_count_is_refused(tmp_path):
     archive = tmp_path / "liar.zip"
     data = bytearray(bombs.zip_of({f"{'n' * 200}{i}": b"" for i in range(20)}))
@@ -546,6 +559,19 @@ def test_junk_zip_import_is_refused_quickly_with_a_short_error_list(media, tmp_p
     assert caught.value.errors[-1].message == "the scan stopped after 50 problems: 2,950 more images were not read"
     assert elapsed < 30  # a few seconds; generous for a loaded test machine
     assert not Dataset.objects.exists()
+
+
+@pytest.mark.django_db
+def test_archive_claiming_60000_entries_is_refused_at_once_by_the_default_entry_limit(media, tmp_path):
+    archive = tmp_path / "junk.zip"
+    data = bytearray(bombs.zip_of({"f0.dat": b"junk"}))
+    struct.pack_into("<HH", data, data.rfind(b"PK\x05\x06") + 8, 60_000, 60_000)
+    archive.write_bytes(data)
+    started = time.perf_counter()
+    with pytest.raises(DatasetImportError) as caught:
+        import_dataset("Junk", archive)
+    assert time.perf_counter() - started < 1
+    assert [str(error) for error in caught.value.errors] == ["junk.zip: archive has 60000 entries; the limit is 20000"]
 
 
 @pytest.mark.django_db
