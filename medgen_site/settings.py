@@ -188,8 +188,27 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MEDGEN_MAX_UPLOAD_BYTES = env_int("MEDGEN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 # Archives (dataset imports, submissions) may not expand past this many bytes or entries.
+# The entry count is read from the archive's end record and refused at once; under it every
+# entry is extracted before the scan (~0.3 ms a file), so 20,000 keeps a junk archive to a few
+# seconds. A 2 GiB upload of real slices (100 KB or more each, zipped) holds fewer entries.
 MEDGEN_MAX_ARCHIVE_BYTES = env_int("MEDGEN_MAX_ARCHIVE_BYTES", 4 * 1024**3)
-MEDGEN_MAX_ARCHIVE_ENTRIES = env_int("MEDGEN_MAX_ARCHIVE_ENTRIES", 100_000)
+MEDGEN_MAX_ARCHIVE_ENTRIES = env_int("MEDGEN_MAX_ARCHIVE_ENTRIES", 20_000)
+# Every image of an upload (dataset import, submission) is checked from its header before
+# anything is decoded, decompressed or allocated. MEDGEN_MAX_IMAGE_VOXELS counts the values
+# of the stored float32 array, C·D·H·W (each channel counts): 512³ ≈ 134M covers a 512×512 CT
+# of 512 slices or a 4-channel 320³ MRI, and keeps one image at 512 MiB stored (about 1.1 GB
+# of memory at its peak while a .nii.gz that size is read).
+# MEDGEN_MAX_DECOMPRESSED_BYTES is the one limit on what any compressed input may expand to
+# (a .nii.gz, an NPZ member, PNG/TIFF or DICOM pixels, a deflated DICOM data set, a zip
+# entry): 2 GiB, room for 512³ voxels stored as float64, and a header.
+MEDGEN_MAX_IMAGE_VOXELS = env_int("MEDGEN_MAX_IMAGE_VOXELS", 512**3)
+MEDGEN_MAX_DECOMPRESSED_BYTES = env_int("MEDGEN_MAX_DECOMPRESSED_BYTES", 2 * 1024**3)
+# An import holds every decoded image in memory until the whole upload is checked: past this many
+# float32 bytes in all it stops (8 GiB: a 4 GiB archive of 16-bit images, decoded).
+MEDGEN_MAX_IMPORT_BYTES = env_int("MEDGEN_MAX_IMPORT_BYTES", 8 * 1024**3)
+# The time one import or submission check may take unpacking and reading (seconds); past it,
+# it stops with the problems found so far.
+MEDGEN_IMPORT_SECONDS = env_int("MEDGEN_IMPORT_SECONDS", 300)
 # The viewer's whole-array requests (…/data/ without ?slice=k) past this many float32 bytes
 # are refused with a 413; slices are always served.
 MEDGEN_VIEWER_MAX_ARRAY_BYTES = env_int("MEDGEN_VIEWER_MAX_ARRAY_BYTES", 256 * 1024**2)

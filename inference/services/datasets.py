@@ -18,11 +18,11 @@ from django.db import IntegrityError, transaction
 from core.errors import InvalidInput
 
 from .. import importers
-from ..importers import ImageImportError, safe_extract_zip, scan_dataset, split_name, zip_folder
+from ..importers import ImageImportError, Limits, safe_extract_zip, scan_dataset, split_name, zip_folder
 from ..models import Case, CaseImage, Dataset
 from ..storage import UploadTooLarge, copy_upload, save_array
 
-__all__ = ["DatasetImportError", "import_dataset"]
+__all__ = ["DatasetImportError", "import_dataset", "import_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,16 @@ class DatasetImportError(InvalidInput):
 
     def __str__(self):
         return "\n".join([self.detail, *(f"- {error}" for error in self.errors)])
+
+
+def import_limits():
+    """The importers' limits from settings, the time budget running from now."""
+    return Limits(
+        max_image_voxels=settings.MEDGEN_MAX_IMAGE_VOXELS,
+        max_decompressed_bytes=settings.MEDGEN_MAX_DECOMPRESSED_BYTES,
+        max_import_bytes=settings.MEDGEN_MAX_IMPORT_BYTES,
+        seconds=settings.MEDGEN_IMPORT_SECONDS,
+    ).started()
 
 
 def import_dataset(
@@ -59,8 +69,9 @@ def _import(name, source, description, source_label, is_public, user):
     with tempfile.TemporaryDirectory(prefix="medgen-dataset-") as workdir:
         workdir = Path(workdir)
         path = _local_path(source, workdir)
-        root, root_name = _unpack(path, workdir)
-        cases = scan_dataset(root, root_name=root_name)
+        limits = import_limits()
+        root, root_name = _unpack(path, workdir, limits)
+        cases = scan_dataset(root, root_name=root_name, limits=limits)
         source_label = source_label or path.name
         dataset = _store(name, cases, workdir, description, source_label, is_public, user)
     log.info("Imported dataset %r (%d cases) from %s", name, len(cases), source_label)
@@ -95,7 +106,7 @@ def _is_archive(path):
     return path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)
 
 
-def _unpack(path, workdir):
+def _unpack(path, workdir, limits):
     """The folder (or single file) to scan, and the name the user knows it by."""
     if path.is_dir() or not _is_archive(path):
         return path, path.name
@@ -107,6 +118,7 @@ def _unpack(path, workdir):
             settings.MEDGEN_MAX_ARCHIVE_BYTES,
             settings.MEDGEN_MAX_ARCHIVE_ENTRIES,
             display_name=path.name,
+            limits=limits,
         )
     except ImageImportError as error:
         raise DatasetImportError([error]) from error

@@ -23,6 +23,7 @@ from .. import importers
 from ..models import ImageRole, Run, RunKind
 from ..storage import UploadTooLarge, spool_upload
 from .artifacts import local_copy
+from .datasets import import_limits
 from .runs import RunError, store_output
 
 SAMPLE_SUFFIX = re.compile(r"^(?P<case>.+)_sample(?P<k>\d+)$")
@@ -101,10 +102,16 @@ def validate(run, context):
 
 def _check(run, workdir):
     problems, outputs = [], []
+    limits = import_limits()
     archive = local_copy(run.submission_file)
     try:
         importers.safe_extract_zip(
-            archive.path, workdir, settings.MEDGEN_MAX_ARCHIVE_BYTES, settings.MEDGEN_MAX_ARCHIVE_ENTRIES
+            archive.path,
+            workdir,
+            settings.MEDGEN_MAX_ARCHIVE_BYTES,
+            settings.MEDGEN_MAX_ARCHIVE_ENTRIES,
+            display_name=Path(run.submission_file.name).name,
+            limits=limits,
         )
     except importers.ImageImportError as exc:
         return [str(exc)], []
@@ -118,7 +125,10 @@ def _check(run, workdir):
     for case_id, sample in sorted(found):
         if case_id not in cases:
             problems.append(f"{found[(case_id, sample)].name}: no case '{case_id}' in the task's dataset")
-    for case_id, case in sorted(cases.items()):
+    for number, (case_id, case) in enumerate(sorted(cases.items())):
+        if len(problems) >= limits.max_errors:  # enough to act on: no more outputs are read
+            note = f"checking stopped after {limits.max_errors} problems: cases not checked: {len(cases) - number}"
+            return _listed(problems, limits, note), []
         keys = sorted(k for k in found if k[0] == case_id)
         if not keys:
             problems.append(f"case '{case_id}': no output in the submission")
@@ -131,7 +141,9 @@ def _check(run, workdir):
         for key in keys:
             path = found[key]
             try:
-                image = importers.read_image(path, display_name=path.name)
+                image = importers.read_image(path, display_name=path.name, limits=limits)
+            except importers.ImportStopped as exc:
+                return _listed(problems, limits, f"{exc}: checking stopped at case '{case_id}'"), []
             except importers.ImageImportError as exc:
                 problems.append(str(exc))
                 continue
@@ -140,4 +152,12 @@ def _check(run, workdir):
                 problems.append(f"{path.name}: shape {tuple(array.shape[1:])} does not match the reference {want}")
                 continue
             outputs.append((case, key[1], array))
-    return problems, outputs
+    return _listed(problems, limits), outputs
+
+
+def _listed(problems, limits, note=""):
+    """The first `limits.max_errors` problems, how many more there are, and why checking stopped early."""
+    listed = problems[: limits.max_errors]
+    if len(problems) > len(listed):
+        listed.append(f"… and {len(problems) - len(listed):,} more (only the first {len(listed)} are listed)")
+    return [*listed, note] if note else listed

@@ -4,6 +4,8 @@ import json
 import random
 import stat
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -605,3 +607,20 @@ def test_empty_upload_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetImportError, match="no images found"):
         scan_dataset(tmp_path / "empty")
+
+
+# --- The package ------------------------------------------------------------------------
+
+
+def test_importers_package_reads_every_format_without_importing_django(tmp_path):
+    save_npy(tmp_path / "a.npy", np.zeros((2, 2)))
+    save_png(tmp_path / "b.png", np.zeros((2, 2), dtype=np.uint8))
+    save_nifti(tmp_path / "c.nii.gz", np.zeros((2, 2, 2), dtype=np.float32))
+    (tmp_path / "d.dcm").write_bytes((PYDICOM_FILES / "MR_small.dcm").read_bytes())
+    code = (
+        "import sys; from pathlib import Path; from inference.importers import scan_dataset; "
+        f"cases = scan_dataset(Path({str(tmp_path)!r})); assert len(cases) == 4, cases; "
+        "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={"PATH": "/usr/bin:/bin"})
