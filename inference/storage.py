@@ -71,3 +71,14 @@ def spool_upload(source, limit, prefix="medgen-upload-"):
     with tempfile.NamedTemporaryFile(prefix=prefix, delete=False) as tmp:
         path = Path(tmp.name)
     return copy_upload(source, path, limit)
+
+
+def delete_files(names):
+    """Delete stored files by name (those a rolled-back transaction wrote); the rest are still deleted
+    when one fails."""
+    for name in dict.fromkeys(names):
+        try:
+            if default_storage.exists(name):
+                default_storage.delete(name)
+        except OSError:
+            continue

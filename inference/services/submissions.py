@@ -21,7 +21,7 @@ from core.models import JobStatus
 
 from .. import importers
 from ..models import ImageRole, Run, RunKind
-from ..storage import UploadTooLarge, spool_upload
+from ..storage import UploadTooLarge, delete_files, spool_upload
 from .artifacts import local_copy
 from .datasets import import_limits
 from .runs import RunError, store_output
@@ -90,12 +90,17 @@ def validate(run, context):
             count = len(problems)
             context.fail(f"The submission does not validate ({count} problem(s)).", problems=problems)
             return
-        context.finish(
-            JobStatus.SUCCEEDED,
-            progress_done=run.progress_total,
-            problems=[],
-            effects=lambda _run: [store_output(run, case, sample, array) for case, sample, array in outputs],
-        )
+        written = []
+
+        def store_all(_run):
+            for case, sample, array in outputs:
+                written.append(store_output(run, case, sample, array).array.name)
+
+        try:
+            context.finish(JobStatus.SUCCEEDED, progress_done=run.progress_total, problems=[], effects=store_all)
+        except BaseException:
+            delete_files(written)  # their rows were rolled back: no file without its row
+            raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -121,10 +126,11 @@ def _check(run, workdir):
 
     cases = {case.case_id: case for case in run.task.dataset.cases.prefetch_related("images")}
     found, problems = collect_entries(workdir, cases)
-    samples = run.model.samples_per_case if run.model and run.model.stochastic else None
     for case_id, sample in sorted(found):
         if case_id not in cases:
             problems.append(f"{found[(case_id, sample)].name}: no case '{case_id}' in the task's dataset")
+    samples, sample_problems = _expected_samples(run, found, cases)
+    problems += sample_problems
     for number, (case_id, case) in enumerate(sorted(cases.items())):
         if len(problems) >= limits.max_errors:  # enough to act on: no more outputs are read
             note = f"checking stopped after {limits.max_errors} problems: cases not checked: {len(cases) - number}"
@@ -133,11 +139,15 @@ def _check(run, workdir):
         if not keys:
             problems.append(f"case '{case_id}': no output in the submission")
             continue
-        if samples is not None and len(keys) != samples:
-            problems.append(f"case '{case_id}': {len(keys)} sample(s), expected {samples}")
+        numbers = [sample for _, sample in keys]
+        if numbers != list(range(samples)):
+            listed = ", ".join(str(n) for n in numbers)
+            problems.append(f"case '{case_id}': samples {listed}; expected samples 0 … {samples - 1} (_sample0 …)")
+            continue
         images = {(im.role, im.index): im for im in case.images.all()}  # prefetched: no query per case
         reference = images.get((ImageRole.REFERENCE, 0)) or images[(ImageRole.INPUT, 0)]
         want = tuple(reference.spatial_shape)
+        channels = reference.shape[0] if (ImageRole.REFERENCE, 0) in images else None
         for key in keys:
             path = found[key]
             try:
@@ -151,8 +161,35 @@ def _check(run, workdir):
             if tuple(array.shape[1:]) != want:
                 problems.append(f"{path.name}: shape {tuple(array.shape[1:])} does not match the reference {want}")
                 continue
+            if channels is not None and array.shape[0] != channels:
+                problems.append(f"{path.name}: {array.shape[0]} channel(s); the reference has {channels}")
+                continue
             outputs.append((case, key[1], array))
     return _listed(problems, limits), outputs
+
+
+#: The most samples per case a submission may carry (as a stochastic model may declare).
+MAX_SAMPLES = 64
+
+
+def _expected_samples(run, found, cases):
+    """(samples per case, problems): the model's count for a submission of a known model; else the count
+    the submission itself uses, which must be one count for every case, at most MAX_SAMPLES."""
+    if run.model is not None:
+        return (run.model.samples_per_case if run.model.stochastic else 1), []
+    counts = {}
+    for case_id, _sample in found:
+        if case_id in cases:
+            counts[case_id] = counts.get(case_id, 0) + 1
+    distinct = sorted(set(counts.values()))
+    if len(distinct) > 1:
+        return max(distinct), [
+            f"cases have different numbers of samples ({', '.join(map(str, distinct))}): give every case the same"
+        ]
+    samples = distinct[0] if distinct else 1
+    if samples > MAX_SAMPLES:
+        return MAX_SAMPLES, [f"{samples} samples per case; at most {MAX_SAMPLES} are taken"]
+    return samples, []
 
 
 def _listed(problems, limits, note=""):

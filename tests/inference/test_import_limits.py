@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from rest_framework.authtoken.models import Token
 
+from core.models import JobStatus
 from inference import importers
 from inference.importers import (
     ArchiveError,
@@ -31,10 +32,12 @@ from inference.importers import (
 )
 from inference.importers import base as importers_base
 from inference.importers import layout as importers_layout
-from inference.models import CaseOutput, Dataset, RunStatus
+from inference.models import CaseOutput, Dataset
+from inference.services.datasets import DatasetImportError as ImportRefused
 from inference.services.datasets import import_dataset, import_limits
-from inference.services.submissions import create_submission, validate_submission
+from inference.services.submissions import create_submission
 from tests.support.factories import make_task
+from tests.support.jobs import run_job
 
 from . import bombs
 from .test_importers import PYDICOM_FILES, write_series
@@ -551,12 +554,12 @@ def test_junk_zip_import_is_refused_quickly_with_a_short_error_list(media, tmp_p
     archive = tmp_path / "junk.zip"
     archive.write_bytes(bombs.zip_of({f"f{number:05d}.dat": bytes([number % 256]) * 60 for number in range(3000)}))
     started = time.perf_counter()
-    with pytest.raises(DatasetImportError) as caught:
+    with pytest.raises(ImportRefused) as caught:
         import_dataset("Junk", archive)
     elapsed = time.perf_counter() - started
     text = str(caught.value)
     assert len(caught.value.errors) == 51 and len(text) < 6000
-    assert caught.value.errors[-1].message == "the scan stopped after 50 problems: 2,950 more images were not read"
+    assert caught.value.errors[-1] == "the scan stopped after 50 problems: 2,950 more images were not read"
     assert elapsed < 30  # a few seconds; generous for a loaded test machine
     assert not Dataset.objects.exists()
 
@@ -568,7 +571,7 @@ def test_archive_claiming_60000_entries_is_refused_at_once_by_the_default_entry_
     struct.pack_into("<HH", data, data.rfind(b"PK\x05\x06") + 8, 60_000, 60_000)
     archive.write_bytes(data)
     started = time.perf_counter()
-    with pytest.raises(DatasetImportError) as caught:
+    with pytest.raises(ImportRefused) as caught:
         import_dataset("Junk", archive)
     assert time.perf_counter() - started < 1
     assert [str(error) for error in caught.value.errors] == ["junk.zip: archive has 60000 entries; the limit is 20000"]
@@ -578,7 +581,7 @@ def test_archive_claiming_60000_entries_is_refused_at_once_by_the_default_entry_
 def test_importing_a_zip_with_a_file_and_a_folder_of_the_same_name_is_a_clear_error(media, tmp_path):
     archive = tmp_path / "clash.zip"
     archive.write_bytes(bombs.zip_of({"c1": b"x", "c1/input.npy": npy_bytes(np.zeros((4, 4)))}))
-    with pytest.raises(DatasetImportError) as caught:
+    with pytest.raises(ImportRefused) as caught:
         import_dataset("Clash", archive)
     assert [str(error) for error in caught.value.errors] == [
         "clash.zip: entry 'c1' is both a file and a folder (holding 'c1/input.npy')"
@@ -615,9 +618,9 @@ def test_submission_problems_are_capped_and_checking_stops(tmp_path):
     path.write_bytes(bombs.zip_of(files))
     with open(path, "rb") as handle:
         run = create_submission(task, handle, name="sub", original_name="sub.zip")
-    validate_submission(run.pk)
+    run_job(run)
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     assert len(run.problems) == 52
     assert run.problems[50] == "… and 10 more (only the first 50 are listed)"
     assert run.problems[51] == "checking stopped after 50 problems: cases not checked: 2"

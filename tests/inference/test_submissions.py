@@ -115,3 +115,63 @@ def test_submission_through_the_api_is_queued(api_client, staff_user, tmp_path):
     assert body["kind"] == "submission" and body["status"] == "queued"
     run_job(Run.objects.get(pk=body["id"]))
     assert api_client.get(f"/api/runs/{body['id']}/").json()["status"] == "succeeded"
+
+
+def output_files(isolated_media, run):
+    folder = isolated_media / "runs" / str(run.uid)
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["{a}_sample99999.npy", "{b}.npy"], "samples 99999; expected samples 0 … 0"),
+        (["{a}_sample1.npy", "{b}_sample1.npy"], "samples 1; expected samples 0 … 0"),
+        (["{a}_sample0.npy", "{a}_sample1.npy", "{b}.npy"], "different numbers of samples (1, 2)"),
+    ],
+)
+def test_sample_numbers_must_run_from_zero_alike_in_every_case(tmp_path, isolated_media, names, problem):
+    task = make_task(n_cases=2, shape=(1, 8, 8))
+    a, b = (case.case_id for case in task.dataset.cases.order_by("case_id"))
+    files = {name.format(a=a, b=b): npy_bytes(np.ones((1, 8, 8))) for name in names}
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == JobStatus.FAILED
+    assert any(problem in line for line in run.problems), run.problems
+    assert not CaseOutput.objects.filter(run=run).exists() and output_files(isolated_media, run) == []
+
+
+def test_two_samples_per_case_make_a_stochastic_submission(tmp_path):
+    task = make_task(n_cases=2, shape=(1, 8, 8))
+    names = [f"{case.case_id}_sample{k}.npy" for case in task.dataset.cases.all() for k in (0, 1)]
+    run = submit(task, make_zip(tmp_path / "sub.zip", {name: npy_bytes(np.ones((1, 8, 8))) for name in names}))
+    assert run.status == JobStatus.SUCCEEDED, run.problems
+    assert sorted(CaseOutput.objects.filter(run=run).values_list("sample", flat=True)) == [0, 0, 1, 1]
+
+
+def test_outputs_with_more_channels_than_the_reference_are_refused(tmp_path):
+    task = make_task(n_cases=2, shape=(1, 8, 8))
+    files = {f"{case.case_id}.npy": npy_bytes(np.ones((3, 8, 8))) for case in task.dataset.cases.all()}
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == JobStatus.FAILED
+    assert all("3 channel(s); the reference has 1" in line for line in run.problems), run.problems
+
+
+def test_a_failure_while_storing_outputs_leaves_no_rows_and_no_files(tmp_path, isolated_media, monkeypatch):
+    from inference.services import submissions
+
+    task = make_task(n_cases=3, shape=(1, 8, 8))
+    files = {f"{case.case_id}.npy": npy_bytes(np.ones((1, 8, 8))) for case in task.dataset.cases.all()}
+    real_store = submissions.store_output
+    stored = []
+
+    def store_then_fail(run, case, sample, array):
+        if len(stored) == 2:
+            raise OSError("disk full")
+        stored.append(real_store(run, case, sample, array))
+        return stored[-1]
+
+    monkeypatch.setattr(submissions, "store_output", store_then_fail)
+    run = submit(task, make_zip(tmp_path / "sub.zip", files))
+    assert run.status == JobStatus.FAILED and "disk full" in run.error
+    assert len(stored) == 2 and not CaseOutput.objects.filter(run=run).exists()
+    assert output_files(isolated_media, run) == []
