@@ -63,6 +63,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp): scripts only from this origin (the viewer's codecs need
+# 'wasm-unsafe-eval' for WebAssembly, never 'unsafe-eval'), no inline scripts or handlers; inline styles
+# are allowed because plotly and Cornerstone3D set them; images and workers may be blob: URLs the viewer
+# makes. JSON and array endpoints under /api/ execute nothing and carry no policy.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 # `Server-Timing` (server time and query counts) goes to staff only; "all" for the load benchmarks.
 MEDGEN_SERVER_TIMING = os.environ.get("MEDGEN_SERVER_TIMING", "staff")
 
@@ -78,6 +98,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "axes",
+    "csp",
     "core",
     "inference",
     "evaluation",
@@ -98,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.responses.DomainErrorMiddleware",
     "axes.middleware.AxesMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "medgen_site.urls"

@@ -6,6 +6,11 @@ import { el, errorMessage, showError } from "./dom.js";
 
 const host = document.getElementById("viewer");
 
+// The sample picker shows the chosen sample at once (an inline handler would need 'unsafe-inline').
+for (const select of document.querySelectorAll("select[data-submit-on-change]")) {
+  select.addEventListener("change", () => select.form.submit());
+}
+
 function readConfig() {
   const script = document.getElementById("viewer-config");
   if (script) return JSON.parse(script.textContent);

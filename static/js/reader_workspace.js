@@ -312,6 +312,8 @@ nodes.form.addEventListener("focusin", (event) => {
 });
 
 nodes.submit.addEventListener("click", () => act({ type: "submit" }));
+// Answers go through the state machine, never as a form post (Enter in a field must not reload the page).
+nodes.form.addEventListener("submit", (event) => event.preventDefault());
 
 // Keys that belong to what has the focus: text entry, and anything outside the workspace
 // (the site's header: Enter on "Log out" must not submit an answer).

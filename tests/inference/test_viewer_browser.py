@@ -85,7 +85,7 @@ VIEWPORTS = "[...document.querySelectorAll('.cs-viewport')]"
 
 def wait_until(page, condition):
     """Wait for a JS condition over `vps`, the list of viewport elements."""
-    page.wait_for_function(f"(() => {{ const vps = {VIEWPORTS}; return {condition}; }})()")
+    page.wait_for_function(f"() => {{ const vps = {VIEWPORTS}; return {condition}; }}")
 
 
 def assert_not_blank(pixels):

@@ -97,7 +97,7 @@ def assert_blind(page):
 
 
 def wait_draft_saved(page):
-    page.wait_for_function("document.getElementById('workspace').dataset.draft === 'saved'")
+    page.wait_for_function("() => document.getElementById('workspace').dataset.draft === 'saved'")
 
 
 def answers_of(study, reader):
@@ -140,7 +140,7 @@ def test_turing_by_keyboard_resumes_after_reload_and_reaches_the_editors_pages(s
             call, confidence = ("synthetic", "s") if i % 2 else ("real", "r"), (i % 5) + 1
             page.keyboard.press(call[1].upper() if i % 3 == 0 else call[1])
             page.keyboard.press(str(confidence))
-            page.wait_for_function("document.getElementById('workspace').dataset.complete === '1'")
+            page.wait_for_function("() => document.getElementById('workspace').dataset.complete === '1'")
             typed[state["item"]] = {"call": call[0], "confidence": confidence}
             if i == 5:
                 page.route("**/api/read/*/answers/", lose_first_response)
@@ -264,7 +264,7 @@ def test_hallucination_point_by_mouse_survives_a_reload_and_none_by_keyboard(sit
         scale = min(box["width"], box["height"]) / 24
         dx, dy = 5 * scale, -3 * scale  # 5 pixels right of the centre, 3 up
         page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
-        page.wait_for_function("document.querySelector('.cs-viewer').dataset.marks === '1'")
+        page.wait_for_function("() => document.querySelector('.cs-viewer').dataset.marks === '1'")
         assert page.locator("#rw-mark-count").inner_text() == "1 mark"
         wait_draft_saved(page)
 
