@@ -525,7 +525,7 @@ def _feature_metrics(run, name, generated, reference, *, paired):
         )
     )
     if n > 3 and len(reference) > 3:
-        precision, recall = feature.precision_recall(reference, generated, k=3)
+        precision, recall = feature.precision_recall(generated, reference, k=3)
         for key, value in (("precision", precision), ("recall", recall)):
             written.add(_store_metric(run, key, name, float(value), None, None, n_cases=n, extra={"k": 3}))
     return written

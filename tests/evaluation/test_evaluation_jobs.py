@@ -228,6 +228,21 @@ def test_feature_tier_stores_frd_against_the_reference_set_and_says_why_fid_is_m
 
 
 @pytest.mark.django_db
+def test_precision_and_recall_are_those_of_the_outputs_against_the_references():
+    # Mode collapse: every output is the first case's reference, so every output is a real image
+    # (precision 1) but the outputs cover that one reference of eight (recall 1/8); swapped arguments
+    # would give the opposite.
+    task = phantom_task(n_cases=8, data_range=1.5)
+    first = references(task)["case000"]
+    run = succeeded_run(task, lambda case_id, reference, sample: first.copy())
+    evaluate(run)
+    precision = MetricResult.objects.get(run=run, metric="precision", extractor="radiomics")
+    recall = MetricResult.objects.get(run=run, metric="recall", extractor="radiomics")
+    assert (precision.value, recall.value) == (1.0, 1 / 8)
+    assert precision.extra == recall.extra == {"k": 3}
+
+
+@pytest.mark.django_db
 def test_results_are_stale_when_a_metric_version_changes(monkeypatch):
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
