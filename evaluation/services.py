@@ -29,15 +29,6 @@ from .models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 
 log = logging.getLogger(__name__)
 
-PIXEL_FUNCTIONS = {
-    "psnr": lambda p, t, r: pixel.psnr(p, t, data_range=r),
-    "ssim": lambda p, t, r: pixel.ssim(p, t, data_range=r),
-    "ms_ssim": lambda p, t, r: pixel.ms_ssim(p, t, data_range=r),
-    "mse": lambda p, t, r: pixel.mse(p, t),
-    "mae": lambda p, t, r: pixel.mae(p, t),
-    "nmse": lambda p, t, r: pixel.nmse(p, t),
-}
-
 
 class EvaluationError(InvalidInput):
     """An evaluation cannot be requested or cannot finish; the message says why."""
@@ -252,7 +243,7 @@ def _pixel_values(group, metric_keys, data_range, unavailable):
     per_case = [{} for _ in group]
     for key in metric_keys:
         try:
-            values = np.asarray(PIXEL_FUNCTIONS[key](preds, targets, data_range), dtype=np.float64)
+            values = np.asarray(catalog.get(key).compute(preds, targets, data_range=data_range), dtype=np.float64)
         except ValueError as exc:
             # e.g. MS-SSIM on images too small for its scales: say so on the page, keep the rest.
             unavailable[key] = str(exc)
@@ -476,6 +467,7 @@ def _feature_metrics(run, name, generated, reference, *, paired):
         columns = frd_columns(generated.shape[1])
         generated, reference, _ = feature.zscore_against_reference(generated[:, columns], reference[:, columns])
     frechet_key = catalog.FRECHET_BY_EXTRACTOR.get(name, "fid")
+    frechet_distance = catalog.get(frechet_key).compute
     n = len(generated)
     rng = np.random.default_rng(settings.MEDGEN_BOOTSTRAP_SEED)
     reference_draws = {}
@@ -488,7 +480,8 @@ def _feature_metrics(run, name, generated, reference, *, paired):
             if key not in reference_draws:
                 reference_draws[key] = rng.integers(0, len(reference), len(reference))
             ref = reference[reference_draws[key]]
-        return feature.frechet_distance_from_features(generated[indices], ref)
+        value, _ = frechet_distance(generated[indices], ref)
+        return value
 
     ci = bootstrap.bootstrap_statistic_ci(
         n,
@@ -510,24 +503,12 @@ def _feature_metrics(run, name, generated, reference, *, paired):
             extra={"reference_n": int(len(reference)), "dim": int(generated.shape[1])},
         )
     }
-    subset_size = min(1000, n, len(reference))
-    kid_mean, kid_std = feature.kid(generated, reference, subsets=100, subset_size=subset_size, seed=0)
-    written.add(
-        _store_metric(
-            run,
-            "kid",
-            name,
-            float(kid_mean),
-            None,
-            None,
-            n_cases=n,
-            extra={"std_over_subsets": float(kid_std), "subsets": 100, "subset_size": subset_size},
-        )
-    )
-    if n > 3 and len(reference) > 3:
-        precision, recall = feature.precision_recall(generated, reference, k=3)
-        for key, value in (("precision", precision), ("recall", recall)):
-            written.add(_store_metric(run, key, name, float(value), None, None, n_cases=n, extra={"k": 3}))
+    keys = ["kid"]
+    if n > catalog.PRC_NEIGHBOURS and len(reference) > catalog.PRC_NEIGHBOURS:
+        keys += ["precision", "recall"]
+    for key in keys:
+        value, extra = catalog.get(key).compute(generated, reference)
+        written.add(_store_metric(run, key, name, value, None, None, n_cases=n, extra=extra))
     return written
 
 

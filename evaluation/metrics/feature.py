@@ -20,6 +20,8 @@ Conventions: covariances are unbiased (divided by ``n - 1``), as ``np.cov(x, row
 in pytorch-fid; KID and precision/recall reproduce torch-fidelity's definitions (including its
 random subsets for KID) so that the same features give the same numbers.
 
+A change here that changes a value for the same features bumps the metric's version in ``catalog``.
+
 Pure numpy/torch: nothing here imports Django.
 """
 
@@ -31,7 +33,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "METRIC_VERSIONS",
     "FeatureStats",
     "frechet_distance",
     "frechet_distance_from_features",
@@ -41,9 +42,6 @@ __all__ = [
     "precision_recall",
     "zscore_against_reference",
 ]
-
-# Bump a metric's version when a change here would change its values for the same features.
-METRIC_VERSIONS = {"frechet_distance": "1", "kid": "1", "precision": "1", "recall": "1", "frd": "1"}
 
 _EPS = np.finfo(np.float64).eps
 # Working-set budget (float64 elements) for the blocked pairwise computations (KID, precision/recall).

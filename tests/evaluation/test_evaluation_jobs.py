@@ -5,6 +5,7 @@ directly; `test_succeeded_run_is_evaluated_by_a_real_worker` goes through a real
 The numbers are checked against scikit-image and numpy computed here, independently.
 """
 
+import dataclasses
 import math
 import time
 
@@ -247,7 +248,7 @@ def test_results_are_stale_when_a_metric_version_changes(monkeypatch):
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
     evaluate(run)
-    monkeypatch.setitem(pixel.METRIC_VERSIONS, "ssim", "999")
+    monkeypatch.setitem(catalog.METRICS, "ssim", dataclasses.replace(catalog.get("ssim"), version="999"))
     ssim = MetricResult.objects.get(run=run, metric="ssim")
     assert ssim.is_stale
     assert not MetricResult.objects.get(run=run, metric="psnr").is_stale
