@@ -8,7 +8,7 @@ from core.signals import job_finished
 from inference import extensions
 from inference.models import Run
 
-from . import downstream, pages, permissions, segmentation, services, viewer
+from . import downstream, evaluation_job, pages, permissions, segmentation, services, viewer
 from .models import DownstreamJob, Evaluation
 
 
@@ -19,7 +19,7 @@ def register():
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
     jobs.register(
         Evaluation,
-        handler=services.evaluate,
+        handler=evaluation_job.evaluate,
         queue="metrics",
         what="evaluation",
         expected_errors=(services.EvaluationError,),

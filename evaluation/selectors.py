@@ -1,14 +1,33 @@
-"""Reads of the evaluation app's pages: the run page's evaluation and downstream blocks, the viewer's
-per-case metrics. Each takes what it needs as arguments (no request), in a fixed number of queries."""
+"""Reads of the evaluation app: the run page's evaluation and downstream blocks, the viewer's per-case
+metrics and SD map, the feature extractors' availability here, a case's images by role. Each takes what
+it needs as arguments (no request), in a fixed number of queries."""
 
 from django.conf import settings
 from django.urls import reverse
 
+from inference.storage import load_array
+
 from . import downstream
 from .formatting import decode_value, encode_value
 from .metrics import catalog
+from .metrics.extractors import availability, configured_weights_path
 from .models import CaseResult, CaseStatus, Evaluation
-from .services import extractor_status
+
+
+def case_images(case, role):
+    """The case's images of `role` in index order, from its prefetched images (no query when prefetched)."""
+    return sorted((im for im in case.images.all() if im.role == role), key=lambda im: im.index)
+
+
+def extractor_weights(name):
+    """The weights file configured for extractor `name` (its setting, else the environment variable); None
+    where it needs none or none is configured."""
+    return configured_weights_path(name, settings)
+
+
+def extractor_status(name):
+    """(available, reason) for the page, without loading anything."""
+    return availability(name, extractor_weights(name))
 
 
 def case_order(requested, metric_keys, primary):
@@ -120,3 +139,8 @@ def case_metrics(run, case):
         if key in catalog.METRICS:
             metrics.append({"info": catalog.get(key), "value": result.value(key)})
     return result, metrics
+
+
+def load_uncertainty(result):
+    """The case result's per-voxel SD map over samples, as stored."""
+    return load_array(result.uncertainty_map)

@@ -17,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from core import jobs
 from core.models import JobStatus
 from demo.phantom import make_brain_slice
-from evaluation import services
+from evaluation import selectors, services
 from evaluation.metrics import catalog, pixel
 from evaluation.models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
@@ -202,7 +202,7 @@ def test_stochastic_run_stores_the_per_voxel_sd_map_and_the_mean_over_samples():
     for result in CaseResult.objects.filter(run=run).select_related("case"):
         samples = np.stack([o.load() for o in run.outputs.filter(case=result.case).order_by("sample")])
         expected_sd = samples.astype(np.float64).std(axis=0, ddof=1)
-        stored = services.load_uncertainty(result)
+        stored = selectors.load_uncertainty(result)
         np.testing.assert_allclose(stored, expected_sd, rtol=1e-5, atol=1e-7)
         assert result.uncertainty_mean == pytest.approx(expected_sd.mean(), rel=1e-5)
         assert result.samples == 4
