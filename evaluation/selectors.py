@@ -1,4 +1,5 @@
-"""Reads of the evaluation app: the run page's evaluation and downstream blocks, the viewer's per-case
+"""Reads of the evaluation app: the run page's evaluation block (its downstream block is the downstream
+tier's, `downstream.selectors`), the viewer's per-case
 metrics and SD map, the feature extractors' availability here, a case's images by role. Each takes what
 it needs as arguments (no request), in a fixed number of queries."""
 
@@ -7,7 +8,6 @@ from django.urls import reverse
 
 from inference.storage import load_array
 
-from . import downstream
 from .formatting import decode_value, encode_value
 from .metrics import catalog
 from .metrics.extractors import availability, configured_weights_path
@@ -111,23 +111,6 @@ def _case_plot_data(run, case_results, metric_keys, primary):
             for r in case_results
         ],
         "primary": primary,
-    }
-
-
-def run_downstream_panel(run):
-    """The run page's downstream block (None when the task declared no downstream evaluation)."""
-    setup = downstream.setup_of(run.task)
-    if setup is None:
-        return None
-    job = downstream.job_of(run)
-    results = {r.metric: r for r in run.metric_results.all() if r.tier == catalog.CLINICAL}
-    return {
-        "run": run,
-        "setup": setup,
-        "job": job,
-        "rows": [(catalog.get(key), results.get(key)) for key in catalog.CLINICAL_METRICS],
-        "reference": downstream.task_reference(run.task),
-        "curves_url": downstream.curves_url(run) if job else None,
     }
 
 

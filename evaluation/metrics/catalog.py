@@ -219,7 +219,7 @@ FEATURE_METRICS = {
     ),
 }
 
-# The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream.py): a
+# The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream/): a
 # segmentation network trained on a run's outputs, tested on the real images of held-out cases.
 CLINICAL_METRICS = {
     "downstream_dice": MetricInfo(
