@@ -12,6 +12,7 @@ from inference.models import Run, Task
 from inference.views import png_response
 
 from . import downstream, leaderboard, selectors, services
+from .metrics import catalog
 from .models import CaseResult
 
 
@@ -41,9 +42,7 @@ def task_leaderboard(request, slug):
     board = leaderboard.build(task, method=method or "primary", chosen=chosen)
     chosen_keys = {column.key for column in board.chosen}
     rankable = [
-        column
-        for column in board.columns
-        if column.direction and column.tier in (leaderboard.catalog.PIXEL, leaderboard.catalog.FEATURE)
+        column for column in board.columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)
     ]
     return render(
         request,
