@@ -90,7 +90,7 @@ def bench_kid_prc(rng, n, d, kid_subsets, kid_subset_size):
             f"mean {ours_mean:.6g} ± {ours_std:.3g}   rel diff {rel(ours_mean, ref_mean):.1e}"
         )
 
-    ours_s, ours = timed(lambda: feature.precision_recall(real, fake, k=3), 1)
+    ours_s, ours = timed(lambda: feature.precision_recall(fake, real, k=3), 1)
     for dtype in (torch.float32, torch.float64):
         f1, f2 = torch.from_numpy(fake).to(dtype), torch.from_numpy(real).to(dtype)
         prc_kwargs = dict(prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False, verbose=False)

@@ -16,7 +16,12 @@ from inference.models import Run, Task
 
 from . import downstream, formatting, leaderboard, services
 from .models import CaseResult, Evaluation
-from .serializers import CaseResultSerializer, EvaluationSerializer
+from .serializers import (
+    CaseResultSerializer,
+    EvaluationSerializer,
+    downstream_job_payload,
+    downstream_setup_payload,
+)
 
 
 def _visible_run(request, pk):
@@ -159,12 +164,12 @@ class RunDownstreamView(APIView):
         job = downstream.job_of(_visible_run(request, pk))
         if job is None:
             raise NotFound("This run has no downstream job.")
-        return Response(downstream.job_payload(job))
+        return Response(downstream_job_payload(job))
 
     @extend_schema(request=None, responses={202: dict})
     def post(self, request, pk):
         job = downstream.request_downstream(_visible_run(request, pk), user=request.user)
-        return Response(downstream.job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return Response(downstream_job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
 class RunDownstreamCancelView(APIView):
@@ -178,7 +183,7 @@ class RunDownstreamCancelView(APIView):
         job = downstream.job_of(_visible_run(request, pk))
         if job is None:
             raise NotFound("This run has no downstream job.")
-        return Response(downstream.job_payload(downstream.cancel_downstream(job.pk)))
+        return Response(downstream_job_payload(downstream.cancel_downstream(job.pk)))
 
 
 class TaskDownstreamView(APIView):
@@ -190,4 +195,4 @@ class TaskDownstreamView(APIView):
         setup = downstream.setup_of(task) if task else None
         if setup is None:
             raise NotFound("This task has no downstream evaluation.")
-        return Response(downstream.setup_payload(setup))
+        return Response(downstream_setup_payload(setup))

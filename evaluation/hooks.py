@@ -8,7 +8,9 @@ from core.signals import job_finished
 from inference import extensions
 from inference.models import Run
 
-from . import downstream, pages, permissions, segmentation, services, viewer
+from . import evaluation_job, pages, permissions, segmentation, services, viewer
+from .downstream import services as downstream_services
+from .downstream import training
 from .models import DownstreamJob, Evaluation
 
 
@@ -19,17 +21,19 @@ def register():
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
     jobs.register(
         Evaluation,
-        handler=services.evaluate,
+        handler=evaluation_job.evaluate,
         queue="metrics",
         what="evaluation",
         expected_errors=(services.EvaluationError,),
     )
     jobs.register(
         DownstreamJob,
-        handler=downstream.train,
+        handler=training.train,
         queue="inference",
         what="downstream job",
-        expected_errors=(downstream.DownstreamError, segmentation.NonFiniteLoss),
+        expected_errors=(downstream_services.DownstreamError, segmentation.NonFiniteLoss),
     )
     job_finished.connect(services.on_run_finished, sender=Run, dispatch_uid="evaluation.on_run_finished")
-    job_finished.connect(downstream.on_run_finished, sender=Run, dispatch_uid="evaluation.downstream.on_run_finished")
+    job_finished.connect(
+        downstream_services.on_run_finished, sender=Run, dispatch_uid="evaluation.downstream.on_run_finished"
+    )

@@ -8,6 +8,7 @@ from core import policy
 from inference.extensions import Script, Section
 
 from . import selectors
+from .downstream import selectors as downstream_selectors
 
 PLOTS = [Script("vendor/plotly/plotly.min.js", module=False), Script("js/run_plots.js")]
 
@@ -21,7 +22,7 @@ def evaluation_section(request, run):
 
 
 def downstream_section(request, run):
-    context = selectors.run_downstream_panel(run)
+    context = downstream_selectors.run_downstream_panel(run)
     if context is None:
         return None
     context["can_train"] = policy.can(request.user, "evaluation.request_downstream", run)

@@ -161,7 +161,7 @@ def binarise(labels):
 
 
 def build_network(config: SegmentationConfig, in_channels: int, spatial_dims: int):
-    from monai.networks.nets import UNet
+    from monai.networks.nets import UNet  # lazy: MONAI is slow to import; only the downstream job needs it
 
     return UNet(
         spatial_dims=spatial_dims,
@@ -270,7 +270,7 @@ def train_segmenter(
     Raises:
         NonFiniteLoss: the loss became NaN/inf (checked every step, before the update is applied).
     """
-    from monai.losses import DiceCELoss
+    from monai.losses import DiceCELoss  # lazy: MONAI is slow to import; only the downstream job needs it
 
     started = time.monotonic()
     x = normalise(images)
@@ -346,7 +346,7 @@ def dice_per_case(pred, label):
     pred, label: (N, 1, *spatial) masks (> 0.5 is foreground). A case with an empty label has no
     Dice (NaN, MONAI's ``ignore_empty=True``); an empty prediction on a non-empty label scores 0.
     """
-    from monai.metrics import DiceMetric
+    from monai.metrics import DiceMetric  # lazy: MONAI is slow to import; only the downstream job needs it
 
     metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
     return metric(_one_hot(pred), _one_hot(label))[:, 0].double().numpy()
@@ -360,7 +360,7 @@ def hd95_per_case(pred, label, spacing):
     on a non-empty label scores the image's diagonal (the largest possible distance), so a
     network that finds nothing is not rewarded by being left out.
     """
-    from monai.metrics import HausdorffDistanceMetric
+    from monai.metrics import HausdorffDistanceMetric  # lazy: MONAI is slow to import; only the downstream job needs it
 
     pred = np.asarray(pred) > 0.5
     label = np.asarray(label) > 0.5

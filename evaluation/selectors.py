@@ -1,14 +1,33 @@
-"""Reads of the evaluation app's pages: the run page's evaluation and downstream blocks, the viewer's
-per-case metrics. Each takes what it needs as arguments (no request), in a fixed number of queries."""
+"""Reads of the evaluation app: the run page's evaluation block (its downstream block is the downstream
+tier's, `downstream.selectors`), the viewer's per-case
+metrics and SD map, the feature extractors' availability here, a case's images by role. Each takes what
+it needs as arguments (no request), in a fixed number of queries."""
 
 from django.conf import settings
 from django.urls import reverse
 
-from . import downstream
+from inference.storage import load_array
+
 from .formatting import decode_value, encode_value
 from .metrics import catalog
+from .metrics.extractors import availability, configured_weights_path
 from .models import CaseResult, CaseStatus, Evaluation
-from .services import extractor_status
+
+
+def case_images(case, role):
+    """The case's images of `role` in index order, from its prefetched images (no query when prefetched)."""
+    return sorted((im for im in case.images.all() if im.role == role), key=lambda im: im.index)
+
+
+def extractor_weights(name):
+    """The weights file configured for extractor `name` (its setting, else the environment variable); None
+    where it needs none or none is configured."""
+    return configured_weights_path(name, settings)
+
+
+def extractor_status(name):
+    """(available, reason) for the page, without loading anything."""
+    return availability(name, extractor_weights(name))
 
 
 def case_order(requested, metric_keys, primary):
@@ -95,23 +114,6 @@ def _case_plot_data(run, case_results, metric_keys, primary):
     }
 
 
-def run_downstream_panel(run):
-    """The run page's downstream block (None when the task declared no downstream evaluation)."""
-    setup = downstream.setup_of(run.task)
-    if setup is None:
-        return None
-    job = downstream.job_of(run)
-    results = {r.metric: r for r in run.metric_results.all() if r.tier == catalog.CLINICAL}
-    return {
-        "run": run,
-        "setup": setup,
-        "job": job,
-        "rows": [(catalog.get(key), results.get(key)) for key in catalog.CLINICAL_METRICS],
-        "reference": downstream.task_reference(run.task),
-        "curves_url": downstream.curves_url(run) if job else None,
-    }
-
-
 def case_metrics(run, case):
     """(the case's result or None, [{"info", "value"}] for each catalogued metric it has)."""
     result = CaseResult.objects.filter(run=run, case=case).first()
@@ -120,3 +122,8 @@ def case_metrics(run, case):
         if key in catalog.METRICS:
             metrics.append({"info": catalog.get(key), "value": result.value(key)})
     return result, metrics
+
+
+def load_uncertainty(result):
+    """The case result's per-voxel SD map over samples, as stored."""
+    return load_array(result.uncertainty_map)

@@ -1,7 +1,11 @@
+"""The evaluation app's API shapes: evaluations with their results, per-case results, downstream jobs and setups."""
+
 from rest_framework import serializers
 
-from core.serializers import JOB_FIELDS, JobSerializer
+from core.models import JobStatus
+from core.serializers import JOB_FIELDS, JobSerializer, job_progress
 
+from .downstream.selectors import curves_url, reference_curves_url, task_reference
 from .formatting import encode_value
 from .metrics import catalog
 from .models import CaseResult, Evaluation, MetricResult
@@ -86,3 +90,46 @@ class CaseResultSerializer(serializers.ModelSerializer):
             "uncertainty_p95",
             "computed_at",
         ]
+
+
+def downstream_job_payload(job):
+    """What the API serves for a job: status, live progress, the run's clinical results, the reference."""
+    results = []
+    if job.run_id:
+        rows = MetricResult.objects.filter(run=job.run, tier=catalog.CLINICAL).order_by("metric")
+        results = MetricResultSerializer(rows, many=True).data
+    setup = job.setup
+    return {
+        **job_progress(job),
+        "reference": job.is_reference,
+        "epoch": job.epoch,
+        "epochs": setup.config.get("epochs"),
+        "loss": job.loss,
+        "device": job.device,
+        "seconds": job.seconds,
+        "config": {"name": setup.name, **setup.config},
+        "seeds": list(setup.seeds),
+        "n_train_cases": len(setup.train_case_ids),
+        "n_test_cases": len(setup.test_case_ids),
+        "summary": job.results.get("summary") if job.status == JobStatus.SUCCEEDED else None,
+        "results": results,
+        "real_reference": task_reference(setup.task),
+        "curves_url": curves_url(job.run) if job.run_id else reference_curves_url(setup.task),
+    }
+
+
+def downstream_setup_payload(setup):
+    """What the API serves for a task's downstream evaluation: recipe, seeds, the frozen split, the reference."""
+    return {
+        "task": setup.task.slug,
+        "config": {"name": setup.name, **setup.config},
+        "seeds": list(setup.seeds),
+        "split_seed": setup.split_seed,
+        "test_fraction": setup.test_fraction,
+        "train_case_ids": list(setup.train_case_ids),
+        "test_case_ids": list(setup.test_case_ids),
+        "unused_case_ids": list(setup.unlabelled_case_ids),
+        "frozen": setup.is_frozen,
+        "auto_run": setup.auto_run,
+        "real_reference": task_reference(setup.task),
+    }

@@ -11,7 +11,8 @@ from core.pages import report
 from inference.models import Run, Task
 from inference.views import png_response
 
-from . import downstream, leaderboard, services
+from . import downstream, leaderboard, selectors, services
+from .metrics import catalog
 from .models import CaseResult
 
 
@@ -32,7 +33,7 @@ def uncertainty_png(request, pk, result_pk):
     result = policy.visible(request.user, CaseResult).exclude(uncertainty_map="").filter(run=pk, pk=result_pk).first()
     if result is None:
         raise Http404("Not found.")
-    return png_response(services.load_uncertainty(result))
+    return png_response(selectors.load_uncertainty(result))
 
 
 def task_leaderboard(request, slug):
@@ -41,9 +42,7 @@ def task_leaderboard(request, slug):
     board = leaderboard.build(task, method=method or "primary", chosen=chosen)
     chosen_keys = {column.key for column in board.chosen}
     rankable = [
-        column
-        for column in board.columns
-        if column.direction and column.tier in (leaderboard.catalog.PIXEL, leaderboard.catalog.FEATURE)
+        column for column in board.columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)
     ]
     return render(
         request,

@@ -9,5 +9,6 @@ Modules:
 - ``extractors``: the registry of feature extractors (radiomics by default, Inception-v3 from
   a local weights file).
 - ``bootstrap``: seeded case-resampling confidence intervals.
-- ``catalog``: every metric's name, tier, direction, unit and version.
+- ``catalog``: every metric declared once: name, tier, direction, unit, definition, version and
+  the function that computes it.
 """

@@ -1,12 +1,29 @@
-"""Every metric the product shows: name, tier, direction, unit, definition and version.
+"""Every metric the product shows, declared once: name, tier, direction, unit, definition, version and,
+for the metrics the evaluation job computes, the function that computes it (as MONAI's metric classes
+bundle a metric's settings with its computation).
 
-The leaderboard, the run page and the API read direction and definitions from here, so
-each is declared once. A metric's version changes whenever its math or settings change;
-stored results with another version are shown as stale until re-evaluated.
+The leaderboard, the run page and the API read direction and definitions from here; the evaluation
+job reads the functions. A metric's version changes whenever its math or settings change (bump it
+here, beside the settings); stored results with another version are shown as stale until
+re-evaluated. Two signatures, generated first, reference second:
+
+* pixel metrics: ``compute(generated, reference, *, data_range)`` on ``(N, C, *spatial)`` arrays
+  returns the ``(N,)`` float64 values (see ``pixel``; MSE, MAE and NMSE ignore ``data_range``);
+* feature metrics: ``compute(generated, reference)`` on ``(n_gen, d)`` and ``(n_ref, d)`` feature
+  arrays returns ``(value, extra)``: the set-level value and what the result keeps beside it (the
+  settings it used, KID's spread over its subsets).
+
+Clinical metrics come from the downstream recipe (``evaluation.segmentation``) and from reader
+studies; they have no ``compute`` here. A pure module: the metric library, no Django.
 """
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from . import feature, pixel
+from .extractors import REGISTRY
 
 PIXEL = "pixel"
 FEATURE = "feature"
@@ -23,10 +40,61 @@ class MetricInfo:
     direction: str
     unit: str
     definition: str
+    version: str
+    compute: Callable | None = None
 
     @property
     def higher_is_better(self):
         return self.direction == HIGHER
+
+
+def _without_range(function):
+    """MSE, MAE and NMSE need no intensity range: the pixel signature, with `data_range` unused."""
+
+    @functools.wraps(function)
+    def compute(generated, reference, *, data_range=None):
+        return function(generated, reference)
+
+    return compute
+
+
+# The feature tier's settings: part of each metric's definition, so a change here bumps its version.
+KID_SUBSETS = 100
+KID_MAX_SUBSET_SIZE = 1000
+KID_SEED = 0
+PRC_NEIGHBOURS = 3  # k of improved precision and recall; each set needs more than k samples
+
+# Radiomics features left out of the FRD: the coefficient of variation and the quartile
+# coefficient of dispersion of LoG responses divide by a mean (or quartile sum) that is
+# close to zero for a band-pass filtered image, so they jump by orders of magnitude between
+# similar images and, once z-scored, swamp every other feature. They are still computed.
+FRD_EXCLUDED_FEATURES = re.compile(r"log_sigma_\d+mm_firstorder_(cov|qcod)$")
+FRD_SELECTION_VERSION = "1"  # bump with FRD_EXCLUDED_FEATURES
+
+# feature.frechet_distance_from_features, which FID and FRD share.
+FRECHET_VERSION = "1"
+
+
+def _frechet(generated, reference):
+    return feature.frechet_distance_from_features(generated, reference), {}
+
+
+def _kid(generated, reference):
+    subset_size = min(KID_MAX_SUBSET_SIZE, len(generated), len(reference))
+    mean, std = feature.kid(generated, reference, subsets=KID_SUBSETS, subset_size=subset_size, seed=KID_SEED)
+    return float(mean), {"std_over_subsets": float(std), "subsets": KID_SUBSETS, "subset_size": subset_size}
+
+
+# Precision and recall each make their own k-NN pass over both sets: a small fraction of the
+# Fréchet distance's bootstrap (200 distances), for one function per metric.
+def _precision(generated, reference):
+    precision, _ = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS)
+    return float(precision), {"k": PRC_NEIGHBOURS}
+
+
+def _recall(generated, reference):
+    _, recall = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS)
+    return float(recall), {"k": PRC_NEIGHBOURS}
 
 
 PIXEL_METRICS = {
@@ -37,6 +105,8 @@ PIXEL_METRICS = {
         HIGHER,
         "dB",
         "Peak signal-to-noise ratio, 10·log10(data_range² / MSE); +∞ for an output identical to the reference.",
+        version="1",
+        compute=pixel.psnr,
     ),
     "ssim": MetricInfo(
         "ssim",
@@ -46,6 +116,8 @@ PIXEL_METRICS = {
         "",
         "Structural similarity (Wang et al. 2004): Gaussian window σ = 1.5, 11 taps, K1 = 0.01, K2 = 0.03, "
         "borders excluded, float64; equal to scikit-image's gaussian_weights=True, use_sample_covariance=False.",
+        version="1",
+        compute=pixel.ssim,
     ),
     "ms_ssim": MetricInfo(
         "ms_ssim",
@@ -55,11 +127,38 @@ PIXEL_METRICS = {
         "",
         "Multi-scale SSIM (Wang et al. 2003) with weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333, "
         "as MONAI computes it.",
+        version="1",
+        compute=pixel.ms_ssim,
     ),
-    "mse": MetricInfo("mse", "MSE", PIXEL, LOWER, "intensity²", "Mean squared error over voxels."),
-    "mae": MetricInfo("mae", "MAE", PIXEL, LOWER, "intensity", "Mean absolute error over voxels."),
+    "mse": MetricInfo(
+        "mse",
+        "MSE",
+        PIXEL,
+        LOWER,
+        "intensity²",
+        "Mean squared error over voxels.",
+        version="1",
+        compute=_without_range(pixel.mse),
+    ),
+    "mae": MetricInfo(
+        "mae",
+        "MAE",
+        PIXEL,
+        LOWER,
+        "intensity",
+        "Mean absolute error over voxels.",
+        version="1",
+        compute=_without_range(pixel.mae),
+    ),
     "nmse": MetricInfo(
-        "nmse", "NMSE", PIXEL, LOWER, "", "Normalised MSE: ‖output − reference‖² / ‖reference‖² per case."
+        "nmse",
+        "NMSE",
+        PIXEL,
+        LOWER,
+        "",
+        "Normalised MSE: ‖output − reference‖² / ‖reference‖² per case.",
+        version="1",
+        compute=_without_range(pixel.nmse),
     ),
 }
 
@@ -73,6 +172,9 @@ FEATURE_METRICS = {
         "Fréchet Radiomics Distance (Konz et al. 2024): Fréchet distance between the outputs' and the references' "
         "IBSI radiomics features, each feature z-scored by the reference set. Shown as the distance itself; "
         "the authors' v1 code reports its natural logarithm.",
+        # The Fréchet distance's version, the z-scoring's (1), the feature selection's.
+        version=f"{FRECHET_VERSION}.1.s{FRD_SELECTION_VERSION}",
+        compute=_frechet,
     ),
     "fid": MetricInfo(
         "fid",
@@ -81,6 +183,8 @@ FEATURE_METRICS = {
         LOWER,
         "",
         "Fréchet Inception Distance (Heusel et al. 2017) on Inception-v3 pool3 features (pt_inception-2015-12-05).",
+        version=FRECHET_VERSION,
+        compute=_frechet,
     ),
     "kid": MetricInfo(
         "kid",
@@ -90,6 +194,8 @@ FEATURE_METRICS = {
         "",
         "Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD² with the cubic polynomial kernel, "
         "mean over random subsets.",
+        version="1",
+        compute=_kid,
     ),
     "precision": MetricInfo(
         "precision",
@@ -98,6 +204,8 @@ FEATURE_METRICS = {
         HIGHER,
         "",
         "Improved precision (Kynkäänniemi et al. 2019, k = 3): share of outputs inside the references' manifold.",
+        version="1",
+        compute=_precision,
     ),
     "recall": MetricInfo(
         "recall",
@@ -106,10 +214,12 @@ FEATURE_METRICS = {
         HIGHER,
         "",
         "Improved recall (Kynkäänniemi et al. 2019, k = 3): share of references inside the outputs' manifold.",
+        version="1",
+        compute=_recall,
     ),
 }
 
-# The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream.py): a
+# The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream/): a
 # segmentation network trained on a run's outputs, tested on the real images of held-out cases.
 CLINICAL_METRICS = {
     "downstream_dice": MetricInfo(
@@ -121,6 +231,7 @@ CLINICAL_METRICS = {
         "Train on synthetic, test on real: a MONAI U-Net trained on the run's outputs of the training cases "
         "(with their real label masks) segments the real reference images of the held-out test cases; "
         "foreground Dice (MONAI DiceMetric), mean over test cases and seeds, CI resampling both.",
+        version="1",
     ),
     "downstream_hd95": MetricInfo(
         "downstream_hd95",
@@ -130,6 +241,7 @@ CLINICAL_METRICS = {
         "mm",
         "95th-percentile Hausdorff distance (MONAI HausdorffDistanceMetric) of the same segmentations, in mm; "
         "an empty segmentation of a labelled case scores the image diagonal. Mean over test cases and seeds.",
+        version="1",
     ),
     "utility_ratio": MetricInfo(
         "utility_ratio",
@@ -139,6 +251,7 @@ CLINICAL_METRICS = {
         "",
         "Downstream Dice of the run divided by the real→real Dice (the same network, split and seeds trained "
         "on the real images); 1 means the synthetic images teach the task as well as real ones.",
+        version="1",
     ),
 }
 # The clinical tier's reader studies (readerstudy/): published per-run results of blinded studies.
@@ -153,6 +266,7 @@ READER_METRICS = {
         "Visual Turing test: readers' AUC for telling the run's images from real ones, from their real/synthetic "
         "calls with confidence (10-point scale); mean over readers, CI by Obuchowski–Rockette with Hillis df. "
         "0.5 = chance: indistinguishable from real.",
+        version="1",
     ),
     "reader_mos": MetricInfo(
         "reader_mos",
@@ -162,6 +276,7 @@ READER_METRICS = {
         "1–5",
         "Likert study: mean opinion score on one anchored 1–5 scale, with a CI from a bootstrap over readers "
         "and cases.",
+        version="1",
     ),
     "reader_preference": MetricInfo(
         "reader_preference",
@@ -171,6 +286,7 @@ READER_METRICS = {
         "",
         "Pairwise study: Bradley–Terry probability that readers prefer the run's output to that of an average "
         "run of the study (0.5 = average), with a bootstrap CI over readers and cases.",
+        version="1",
     ),
     "reader_marks": MetricInfo(
         "reader_marks",
@@ -180,11 +296,9 @@ READER_METRICS = {
         "per image",
         "Hallucination marking: structures readers marked as not belonging, per image, mean over readers and "
         "images, with a bootstrap CI.",
+        version="1",
     ),
 }
-# Bumped when the recipe's code or the metric's definition changes (results then show as stale).
-CLINICAL_METRIC_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
-CLINICAL_METRIC_VERSIONS.update({key: "1" for key in READER_METRICS})
 
 
 METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
@@ -195,13 +309,6 @@ METRICS.update(READER_METRICS)
 FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
 DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
 
-# Radiomics features left out of the FRD: the coefficient of variation and the quartile
-# coefficient of dispersion of LoG responses divide by a mean (or quartile sum) that is
-# close to zero for a band-pass filtered image, so they jump by orders of magnitude between
-# similar images and, once z-scored, swamp every other feature. They are still computed.
-FRD_EXCLUDED_FEATURES = re.compile(r"log_sigma_\d+mm_firstorder_(cov|qcod)$")
-FRD_SELECTION_VERSION = "1"
-
 
 def get(key):
     try:
@@ -211,21 +318,12 @@ def get(key):
 
 
 def metric_version(key, extractor=""):
-    """The version stored with a result: the metric's, plus the extractor's for feature metrics."""
-    from . import feature, pixel
-
-    if key in PIXEL_METRICS:
-        return pixel.METRIC_VERSIONS[key]
-    if key in CLINICAL_METRIC_VERSIONS:
-        return CLINICAL_METRIC_VERSIONS[key]
-    base = feature.METRIC_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
-    if key == "frd":
-        base = f"{base}.{feature.METRIC_VERSIONS['frd']}.s{FRD_SELECTION_VERSION}"
-    if extractor:
-        from .extractors import REGISTRY
-
-        base = f"{base}+{extractor}-{REGISTRY[extractor].version}"
-    return base
+    """The version stored with a result: the metric's, plus the extractor's for feature metrics
+    ("1+radiomics-1.3"); KeyError for an unknown metric or extractor."""
+    info = get(key)
+    if info.tier != FEATURE or not extractor:
+        return info.version
+    return f"{info.version}+{extractor}-{REGISTRY[extractor].version}"
 
 
 def label(key, extractor=""):

@@ -131,7 +131,7 @@ class RadiomicsExtractor(FeatureExtractor):
         self.spec = spec
 
     def extract(self, images, *, data_range=None, spacing=None):
-        from . import radiomics
+        from . import radiomics  # lazy: loaded on first use, its absence reported by get_extractor
 
         array = _as_images(images)
         n, channels = array.shape[:2]
@@ -166,7 +166,7 @@ class InceptionV3Extractor(FeatureExtractor):
 
     def _pool3(self, rgb):
         """(M, 3, H, W) uint8 → (M, 2048) float64, in batches."""
-        import torch
+        import torch  # lazy: the registry is read without torch
 
         out = []
         # No TF32 on GPUs: cuDNN's default reduced-precision convolutions move the features by ~1e-3 of
@@ -344,7 +344,7 @@ def availability(name, weights_path=None, *, verify_sha256=True):
 
 def _load_state_dict(spec, path, verify_sha256):
     """Read the file once, check its sha256, then parse it with the safe loader."""
-    import torch
+    import torch  # lazy: the registry is read without torch
 
     try:
         data = path.read_bytes()
@@ -396,7 +396,7 @@ def _key_problems(expected, state):
 
 
 def _device(device):
-    import torch
+    import torch  # lazy: the registry is read without torch
 
     try:
         device = torch.device(device or "cpu")
@@ -408,7 +408,7 @@ def _device(device):
 
 
 def _make_inception(spec, weights_path, device, verify_sha256):
-    from .inception import FIDInceptionV3
+    from .inception import FIDInceptionV3  # lazy: the registry is read without torch
 
     path, _ = _weights_file(spec, weights_path, verify_sha256)
     device = _device(device)

@@ -1,8 +1,9 @@
 """Distribution metrics on feature vectors: Fréchet distance, KID, precision/recall, FRD.
 
-Every function takes two feature sets as arrays of shape ``(n, d)`` -- ``n`` samples (images,
-cases) by ``d`` features -- as numpy arrays or torch tensors (any float dtype, any device;
-they are copied to the CPU in float64). Units are those of the features: the Fréchet distance
+Every function takes two feature sets, generated first, reference second (as the pixel metrics
+take the output first), as arrays of shape ``(n, d)`` -- ``n`` samples (images, cases) by ``d``
+features -- as numpy arrays or torch tensors (any float dtype, any device; they are copied to
+the CPU in float64). Units are those of the features: the Fréchet distance
 and KID are in squared feature units, precision and recall are fractions in [0, 1].
 
 References:
@@ -19,6 +20,8 @@ Conventions: covariances are unbiased (divided by ``n - 1``), as ``np.cov(x, row
 in pytorch-fid; KID and precision/recall reproduce torch-fidelity's definitions (including its
 random subsets for KID) so that the same features give the same numbers.
 
+A change here that changes a value for the same features bumps the metric's version in ``catalog``.
+
 Pure numpy/torch: nothing here imports Django.
 """
 
@@ -30,7 +33,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "METRIC_VERSIONS",
     "FeatureStats",
     "frechet_distance",
     "frechet_distance_from_features",
@@ -40,9 +42,6 @@ __all__ = [
     "precision_recall",
     "zscore_against_reference",
 ]
-
-# Bump a metric's version when a change here would change its values for the same features.
-METRIC_VERSIONS = {"frechet_distance": "1", "kid": "1", "precision": "1", "recall": "1", "frd": "1"}
 
 _EPS = np.finfo(np.float64).eps
 # Working-set budget (float64 elements) for the blocked pairwise computations (KID, precision/recall).
@@ -111,6 +110,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
     d² = ‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr √(Σ1 Σ2)
 
+    Generated first, reference second: (μ1, Σ1) are the generated set's, (μ2, Σ2) the reference
+    set's (the distance is symmetric; the order is the library's one convention).
+
     Args:
         mu1, mu2: means, shape (d,).
         sigma1, sigma2: covariance matrices, shape (d, d), symmetric positive semi-definite.
@@ -142,12 +144,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return max(float(value), 0.0)
 
 
-def frechet_distance_from_features(feats1, feats2) -> float:
+def frechet_distance_from_features(generated, reference) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (unbiased covariances).
 
+    Generated first, reference second (the distance is symmetric).
+
     Args:
-        feats1: features, shape (n1, d), n1 ≥ 2.
-        feats2: features, shape (n2, d), n2 ≥ 2.
+        generated: generated features, shape (n1, d), n1 ≥ 2.
+        reference: reference features, shape (n2, d), n2 ≥ 2.
 
     Returns:
         The squared distance (float ≥ 0), in squared feature units.
@@ -160,8 +164,8 @@ def frechet_distance_from_features(feats1, feats2) -> float:
     number as the covariance route (up to rounding), real and non-negative by construction.
     Otherwise the means and covariances are formed and passed to :func:`frechet_distance`.
     """
-    x = _features(feats1, "feats1", min_rows=2)
-    y = _features(feats2, "feats2", min_rows=2)
+    x = _features(generated, "generated", min_rows=2)
+    y = _features(reference, "reference", min_rows=2)
     _same_dim(x, y)
     (n1, d), n2 = x.shape, y.shape[0]
     mu1, mu2 = x.mean(axis=0), y.mean(axis=0)
@@ -358,16 +362,19 @@ class FeatureStats:
         return cls._read(io.BytesIO(data))
 
 
-def frechet_distance_stats(a: FeatureStats, b: FeatureStats) -> float:
-    """Fréchet distance between the Gaussians of two :class:`FeatureStats` (see :func:`frechet_distance`)."""
-    return frechet_distance(a.mean(), a.covariance(), b.mean(), b.covariance())
+def frechet_distance_stats(generated: FeatureStats, reference: FeatureStats) -> float:
+    """Fréchet distance between the Gaussians of two :class:`FeatureStats` (see :func:`frechet_distance`);
+    generated first, reference second."""
+    return frechet_distance(generated.mean(), generated.covariance(), reference.mean(), reference.covariance())
 
 
 # ----------------------------------------------------------------------------- KID
 
 
-def kid(feats1, feats2, *, subsets=100, subset_size=1000, degree=3, gamma=None, coef0=1, seed=0):
+def kid(generated, reference, *, subsets=100, subset_size=1000, degree=3, gamma=None, coef0=1, seed=0):
     """Kernel Inception Distance: unbiased MMD² with a polynomial kernel, over random subsets (Bińkowski et al.).
+
+    Generated first, reference second (x below is the generated set, y the reference set).
 
     k(x, y) = (γ xᵀy + coef0)^degree, γ = 1/d by default. For each of ``subsets`` draws, m rows
     of each set are sampled without replacement and
@@ -375,15 +382,15 @@ def kid(feats1, feats2, *, subsets=100, subset_size=1000, degree=3, gamma=None, 
         MMD²_u = Σ_{i≠j} k(xᵢ, xⱼ)/(m(m−1)) + Σ_{i≠j} k(yᵢ, yⱼ)/(m(m−1)) − 2 Σ_{i,j} k(xᵢ, yⱼ)/m².
 
     Args:
-        feats1, feats2: features, shapes (n1, d) and (n2, d).
+        generated, reference: features, shapes (n1, d) and (n2, d).
         subsets: number of random subsets.
         subset_size: rows per subset, m = min(subset_size, n1, n2) -- capped at the smaller set
             rather than refused (torch-fidelity and torchmetrics raise instead); m ≥ 2.
         degree, gamma, coef0: kernel parameters.
         seed: the subsets are the draws of ``np.random.RandomState(seed)``, alternating
             ``choice(n1, m, replace=False)`` and ``choice(n2, m, replace=False)`` per subset,
-            exactly as torch-fidelity's ``kid_features_to_metric(..., rng_seed=seed)``, so the
-            same features and seed give its numbers (to ~1e-12 relative for float64 features).
+            exactly as torch-fidelity's ``kid_features_to_metric(generated, reference, ..., rng_seed=seed)``,
+            so the same features and seed give its numbers (to ~1e-12 relative for float64 features).
 
     Returns:
         (mean, std) of MMD² over the subsets, in (kernel units)²; std is the population
@@ -394,8 +401,8 @@ def kid(feats1, feats2, *, subsets=100, subset_size=1000, degree=3, gamma=None, 
     from full kernel rows with 0/1 subset indicators (Σ_{i,j∈S} Kᵢⱼ = 1_Sᵀ K 1_S), blockwise
     so that memory stays O(block · n).
     """
-    x = _features(feats1, "feats1", min_rows=2)
-    y = _features(feats2, "feats2", min_rows=2)
+    x = _features(generated, "generated", min_rows=2)
+    y = _features(reference, "reference", min_rows=2)
     _same_dim(x, y)
     if subsets < 1:
         raise ValueError("subsets must be at least 1")
@@ -481,24 +488,24 @@ def _kid_full(x, y, idx1, idx2, kernel):
 # ----------------------------------------------------------------------------- precision / recall
 
 
-def precision_recall(real_feats, fake_feats, *, k=3, batch_size=None):
-    """Improved precision and recall with k-NN balls (Kynkäänniemi et al.).
+def precision_recall(generated, reference, *, k=3, batch_size=None):
+    """Improved precision and recall with k-NN balls (Kynkäänniemi et al.); generated first, reference second.
 
     Each sample's radius is the Euclidean distance to its k-th nearest neighbour within its
     own set, excluding itself (the (k+1)-th smallest distance counting the zero self-distance,
     so exact duplicates do count as neighbours). Then
 
-    - precision = fraction of fake samples within the radius of at least one real sample,
-    - recall = fraction of real samples within the radius of at least one fake sample,
+    - precision = fraction of generated samples within the radius of at least one reference sample,
+    - recall = fraction of reference samples within the radius of at least one generated sample,
 
     with "within" meaning distance ≤ radius. This is torch-fidelity's ``prc_features_to_metric``
-    (features_1 = fake, features_2 = real, ``prc_neighborhood=k``); distances come from
+    (features_1 = generated, features_2 = reference, ``prc_neighborhood=k``); distances come from
     ``torch.cdist`` in float64, so float64 features give its counts exactly (it reports the
     fractions rounded to float32; with float32 features its distances differ in the last bits).
 
     Args:
-        real_feats: reference features, shape (n_real, d), n_real > k.
-        fake_feats: generated features, shape (n_fake, d), n_fake > k.
+        generated: generated features, shape (n_gen, d), n_gen > k.
+        reference: reference features, shape (n_ref, d), n_ref > k.
         k: neighbourhood size.
         batch_size: rows per distance block (default: about 16 Mi distances per block), so
             10,000 × 10,000 never holds the full distance matrix.
@@ -506,12 +513,12 @@ def precision_recall(real_feats, fake_feats, *, k=3, batch_size=None):
     Returns:
         (precision, recall), floats in [0, 1].
     """
-    real = _features(real_feats, "real_feats")
-    fake = _features(fake_feats, "fake_feats")
-    _same_dim(real, fake)
+    fake = _features(generated, "generated")
+    real = _features(reference, "reference")
+    _same_dim(fake, real)
     if k < 1:
         raise ValueError("k must be at least 1")
-    for name, feats in (("real_feats", real), ("fake_feats", fake)):
+    for name, feats in (("generated", fake), ("reference", real)):
         if feats.shape[0] <= k:
             raise ValueError(f"{name} needs more than k={k} samples, got {feats.shape[0]}")
     real_t, fake_t = torch.from_numpy(real), torch.from_numpy(fake)
@@ -523,7 +530,7 @@ def precision_recall(real_feats, fake_feats, *, k=3, batch_size=None):
     real_covered = torch.zeros(real.shape[0], dtype=torch.bool)
     for start in range(0, fake.shape[0], rows):
         stop = min(start + rows, fake.shape[0])
-        dist = torch.cdist(fake_t[start:stop], real_t)  # (r, n_real)
+        dist = torch.cdist(fake_t[start:stop], real_t)  # (r, n_ref)
         fake_covered[start:stop] = (dist <= radius_real[None, :]).any(dim=1)
         real_covered |= (dist <= radius_fake[start:stop, None]).any(dim=0)
     return float(fake_covered.double().mean()), float(real_covered.double().mean())
@@ -541,12 +548,14 @@ def _knn_radii(feats, k, rows):
 # ----------------------------------------------------------------------------- FRD
 
 
-def zscore_against_reference(gen, ref, *, ddof=0):
+def zscore_against_reference(generated, reference, *, ddof=0):
     """Standardise both feature sets by the reference set's per-feature mean and standard deviation.
 
+    Generated first, reference second.
+
     Args:
-        gen: generated features, shape (n_gen, d).
-        ref: reference features, shape (n_ref, d), n_ref ≥ 1.
+        generated: generated features, shape (n_gen, d).
+        reference: reference features, shape (n_ref, d), n_ref ≥ 1.
         ddof: delta degrees of freedom of the reference std; 0 (population std, ``np.std``'s
             default) as in the FRD reference implementation.
 
@@ -558,11 +567,11 @@ def zscore_against_reference(gen, ref, *, ddof=0):
         standardised values in either set is NaN/infinite (which the FRD reference code also
         drops); ``ValueError`` if none is left.
     """
-    gen = _as_float64(gen, "gen", 2)
-    ref = _as_float64(ref, "ref", 2)
+    gen = _as_float64(generated, "generated", 2)
+    ref = _as_float64(reference, "reference", 2)
     _same_dim(gen, ref)
     if ref.shape[0] < 1:
-        raise ValueError("ref needs at least one sample")
+        raise ValueError("reference needs at least one sample")
     with np.errstate(all="ignore"):
         mean = ref.mean(axis=0)
         std = ref.std(axis=0, ddof=ddof)
@@ -578,8 +587,8 @@ def zscore_against_reference(gen, ref, *, ddof=0):
     return gen_z, ref_z, kept
 
 
-def frechet_radiomics_distance(gen_feats, ref_feats, *, log=False) -> float:
-    """Fréchet Radiomic Distance (Konz, Osuala et al. 2024, arXiv:2412.01496).
+def frechet_radiomics_distance(generated, reference, *, log=False) -> float:
+    """Fréchet Radiomic Distance (Konz, Osuala et al. 2024, arXiv:2412.01496); generated first, reference second.
 
     The features (radiomics, one row per image) are z-scored with the reference set's mean and
     population std (:func:`zscore_against_reference`; constant or non-finite features dropped),
@@ -588,15 +597,15 @@ def frechet_radiomics_distance(gen_feats, ref_feats, *, log=False) -> float:
     no more samples than features).
 
     Args:
-        gen_feats: generated features, shape (n_gen, d), n_gen ≥ 2.
-        ref_feats: reference features, shape (n_ref, d), n_ref ≥ 2.
+        generated: generated features, shape (n_gen, d), n_gen ≥ 2.
+        reference: reference features, shape (n_ref, d), n_ref ≥ 2.
         log: return log(FD), the scale the FRD v1 paper and code report. Default False: the
             distance itself (dimensionless, since features are standardised).
 
     Returns:
         The FRD (float ≥ 0; with ``log=True`` any real number, −inf for identical sets).
     """
-    gen_z, ref_z, _ = zscore_against_reference(gen_feats, ref_feats)
+    gen_z, ref_z, _ = zscore_against_reference(generated, reference)
     value = frechet_distance_from_features(gen_z, ref_z)
     if log:
         return math.log(value) if value > 0 else -math.inf

@@ -18,6 +18,8 @@ SSIM follows Wang et al. 2004 exactly as scikit-image's
 the valid region only (borders of radius 5 excluded). MS-SSIM follows MONAI's
 ``MultiScaleSSIMMetric`` (Wang, Simoncelli & Bovik 2003). The conventions, and how peers
 differ, are in the docstrings of :func:`ssim` and :func:`ms_ssim`.
+
+A change here that changes a value for the same input bumps the metric's version in ``catalog``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "METRIC_VERSIONS",
     "MS_SSIM_MIN_SIZE",
     "MS_SSIM_WEIGHTS",
     "SSIM_K1",
@@ -49,9 +50,6 @@ __all__ = [
     "ssim",
     "ssim_map",
 ]
-
-#: Bump a metric's version whenever its math or settings change (stored results become stale).
-METRIC_VERSIONS = {"mse": "1", "mae": "1", "nmse": "1", "psnr": "1", "ssim": "1", "ms_ssim": "1"}
 
 #: Gaussian window of Wang et al. 2004: sigma 1.5, truncated at 3.5 sigma -> radius 5, 11 taps
 #: (scikit-image: ``truncate=3.5``, ``r = int(3.5 * 1.5 + 0.5) = 5``).

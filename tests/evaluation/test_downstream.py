@@ -17,6 +17,7 @@ from core.models import JobStatus
 from core.signals import job_finished
 from demo.phantom import make_brain_slice
 from evaluation import downstream, segmentation, services
+from evaluation.downstream import training
 from evaluation.metrics import catalog
 from evaluation.models import DownstreamJob, DownstreamSetup, Evaluation, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
@@ -435,7 +436,7 @@ def test_a_job_whose_setup_changed_while_it_trained_fails_instead_of_storing_res
     trained_under = {"config": setup.name, "seeds": list(setup.seeds), "test_case_ids": list(setup.test_case_ids)}
     DownstreamSetup.objects.filter(pk=setup.pk).update(seeds=[7, 8])  # re-declared before any result froze it
     results = {**trained_under, "dice": [], "hd95": []}
-    assert downstream._finish(context, setup, results, seconds=1.0, total=0) is False
+    assert training._finish(context, setup, results, seconds=1.0, total=0) is False
     job.refresh_from_db()
     assert job.status == "failed" and "seeds" in job.error
     assert not MetricResult.objects.filter(run=run, tier="clinical").exists()

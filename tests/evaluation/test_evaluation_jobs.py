@@ -5,6 +5,7 @@ directly; `test_succeeded_run_is_evaluated_by_a_real_worker` goes through a real
 The numbers are checked against scikit-image and numpy computed here, independently.
 """
 
+import dataclasses
 import math
 import time
 
@@ -16,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from core import jobs
 from core.models import JobStatus
 from demo.phantom import make_brain_slice
-from evaluation import services
+from evaluation import selectors, services
 from evaluation.metrics import catalog, pixel
 from evaluation.models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
@@ -201,7 +202,7 @@ def test_stochastic_run_stores_the_per_voxel_sd_map_and_the_mean_over_samples():
     for result in CaseResult.objects.filter(run=run).select_related("case"):
         samples = np.stack([o.load() for o in run.outputs.filter(case=result.case).order_by("sample")])
         expected_sd = samples.astype(np.float64).std(axis=0, ddof=1)
-        stored = services.load_uncertainty(result)
+        stored = selectors.load_uncertainty(result)
         np.testing.assert_allclose(stored, expected_sd, rtol=1e-5, atol=1e-7)
         assert result.uncertainty_mean == pytest.approx(expected_sd.mean(), rel=1e-5)
         assert result.samples == 4
@@ -228,11 +229,26 @@ def test_feature_tier_stores_frd_against_the_reference_set_and_says_why_fid_is_m
 
 
 @pytest.mark.django_db
+def test_precision_and_recall_are_those_of_the_outputs_against_the_references():
+    # Mode collapse: every output is the first case's reference, so every output is a real image
+    # (precision 1) but the outputs cover that one reference of eight (recall 1/8); swapped arguments
+    # would give the opposite.
+    task = phantom_task(n_cases=8, data_range=1.5)
+    first = references(task)["case000"]
+    run = succeeded_run(task, lambda case_id, reference, sample: first.copy())
+    evaluate(run)
+    precision = MetricResult.objects.get(run=run, metric="precision", extractor="radiomics")
+    recall = MetricResult.objects.get(run=run, metric="recall", extractor="radiomics")
+    assert (precision.value, recall.value) == (1.0, 1 / 8)
+    assert precision.extra == recall.extra == {"k": 3}
+
+
+@pytest.mark.django_db
 def test_results_are_stale_when_a_metric_version_changes(monkeypatch):
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
     evaluate(run)
-    monkeypatch.setitem(pixel.METRIC_VERSIONS, "ssim", "999")
+    monkeypatch.setitem(catalog.METRICS, "ssim", dataclasses.replace(catalog.get("ssim"), version="999"))
     ssim = MetricResult.objects.get(run=run, metric="ssim")
     assert ssim.is_stale
     assert not MetricResult.objects.get(run=run, metric="psnr").is_stale

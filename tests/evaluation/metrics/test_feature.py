@@ -358,9 +358,11 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
 # ----------------------------------------------------------------------------- precision / recall
 
 
-def tf_pr(tf_prc, real, fake, k=3, save_cpu_ram=False, batch_size=10000):
+def tf_pr(tf_prc, generated, reference, k=3, save_cpu_ram=False, batch_size=10000):
+    """torch-fidelity's precision and recall, called generated first as ours is (its features_1 = fake,
+    features_2 = real)."""
     out = tf_prc(
-        torch.from_numpy(fake), torch.from_numpy(real), prc_neighborhood=k, prc_batch_size=batch_size,
+        torch.from_numpy(generated), torch.from_numpy(reference), prc_neighborhood=k, prc_batch_size=batch_size,
         save_cpu_ram=save_cpu_ram, verbose=False,
     )  # fmt: skip
     return out["precision"], out["recall"]
@@ -371,21 +373,21 @@ def test_precision_recall_matches_torch_fidelity(tf_prc):
     loadings = rng.standard_normal((8, 32)) / np.sqrt(8)
     real = inception_like(rng, 500, 32, loadings=loadings)
     fake = inception_like(rng, 400, 32, loadings=loadings * 1.3, shift=0.1)
-    ours = feature.precision_recall(real, fake, k=3)
+    ours = feature.precision_recall(fake, real, k=3)
     assert 0 < ours[0] < 1 and 0 < ours[1] < 1
     # torch-fidelity reports float32 means: equal counts, to float32 rounding.
-    assert ours == pytest.approx(tf_pr(tf_prc, real, fake), abs=1e-7)
-    assert ours == pytest.approx(tf_pr(tf_prc, real, fake, save_cpu_ram=True, batch_size=128), abs=1e-7)
-    assert feature.precision_recall(real, fake, k=3, batch_size=37) == ours  # blocked distances, same answer
-    ours5 = feature.precision_recall(real, fake, k=5)
-    assert ours5 == pytest.approx(tf_pr(tf_prc, real, fake, k=5), abs=1e-7)
+    assert ours == pytest.approx(tf_pr(tf_prc, fake, real), abs=1e-7)
+    assert ours == pytest.approx(tf_pr(tf_prc, fake, real, save_cpu_ram=True, batch_size=128), abs=1e-7)
+    assert feature.precision_recall(fake, real, k=3, batch_size=37) == ours  # blocked distances, same answer
+    ours5 = feature.precision_recall(fake, real, k=5)
+    assert ours5 == pytest.approx(tf_pr(tf_prc, fake, real, k=5), abs=1e-7)
 
 
 def test_precision_recall_matches_torch_fidelity_on_real_image_patches(tf_prc, camera_patches):
     top, bottom = camera_patches
     real, fake = top[::8], bottom[::8]
-    ours = feature.precision_recall(real, fake, k=3)
-    assert ours == pytest.approx(tf_pr(tf_prc, real, fake), abs=1e-7)
+    ours = feature.precision_recall(fake, real, k=3)
+    assert ours == pytest.approx(tf_pr(tf_prc, fake, real), abs=1e-7)
 
 
 def test_precision_recall_extremes():
@@ -393,8 +395,19 @@ def test_precision_recall_extremes():
     x = rng.standard_normal((50, 5))
     assert feature.precision_recall(x, x.copy()) == (1.0, 1.0)
     assert feature.precision_recall(x, x + 1000.0) == (0.0, 0.0)
-    with pytest.raises(ValueError, match="more than k"):
+    with pytest.raises(ValueError, match="generated needs more than k"):
         feature.precision_recall(x[:3], x, k=3)
+
+
+def test_precision_recall_take_the_generated_set_first():
+    # Generated samples collapsed onto one side of the reference: each is a reference sample, so all are
+    # realistic (precision 1), but they cover only that side (recall well below 1).
+    rng = np.random.default_rng(19)
+    reference = rng.standard_normal((200, 2))
+    generated = reference[reference[:, 0] > 0.5]
+    precision, recall = feature.precision_recall(generated, reference, k=3)
+    assert precision == 1.0 and recall < 0.7
+    assert feature.precision_recall(reference, generated, k=3) == (recall, precision)
 
 
 # ----------------------------------------------------------------------------- FRD
@@ -442,8 +455,7 @@ def test_frd_with_fewer_cases_than_features_is_finite(ct_patches):
 # ----------------------------------------------------------------------------- module
 
 
-def test_metric_versions_and_no_django_import():
-    assert set(feature.METRIC_VERSIONS) == {"frechet_distance", "kid", "precision", "recall", "frd"}
+def test_no_django_import():
     code = (
         "import sys; import evaluation.metrics.feature, evaluation.metrics.bootstrap; "
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'"

@@ -21,7 +21,6 @@ from skimage.metrics import mean_squared_error, normalized_root_mse, peak_signal
 
 from evaluation.metrics import pixel
 from evaluation.metrics.pixel import (
-    METRIC_VERSIONS,
     MS_SSIM_MIN_SIZE,
     MS_SSIM_WEIGHTS,
     mae,
@@ -482,7 +481,3 @@ def test_ms_ssim_rejects_bad_weights():
             ms_ssim(a, a, 1.0, weights=bad)
     with pytest.raises(ValueError, match="weights are all zero"):  # 64 px: 3 scales, nothing to rescale
         ms_ssim(a, a, 1.0, weights=(0.0, 0.0, 0.0, 1.0))
-
-
-def test_metric_versions_cover_every_metric():
-    assert METRIC_VERSIONS == {"mse": "1", "mae": "1", "nmse": "1", "psnr": "1", "ssim": "1", "ms_ssim": "1"}

@@ -1,0 +1,117 @@
+"""The evaluation job: a run's pixel tier per case, its feature tier per extractor, summaries with bootstrap CIs.
+
+An evaluation is a kind of `core.models.Job`; `evaluate` is its handler (`core.jobs` claims it,
+beats its heartbeat and finishes it). It writes every result with update-or-create on its unique
+key and reports progress between batches, which stops it once the evaluation was handed to
+another attempt. The tiers are `pixel_tier` and `feature_tier`; the numbers come from
+`evaluation.metrics`, a plain library with no Django in it.
+"""
+
+import time
+
+from django.conf import settings
+
+from core.models import JobStatus
+from inference.models import CaseImage, CaseOutput, ImageRole
+
+from .feature_tier import feature_tier
+from .metrics import catalog
+from .metrics.extractors import ExtractorUnavailable
+from .models import CaseResult, MetricResult
+from .pixel_tier import pixel_summaries, pixel_tier
+from .services import EvaluationError
+
+
+def evaluate(evaluation, context):
+    """Job handler: the pixel tier per case, the feature tier per extractor, summaries with bootstrap CIs."""
+    started = time.monotonic()
+    run = evaluation.run
+    task = run.task
+    metric_keys = pixel_metrics_for(task)
+    window, range_source = resolve_intensity_window(task)
+    data_range = window[1] - window[0]
+    extractors = list(settings.MEDGEN_FEATURE_EXTRACTORS)
+    cases = list(task.dataset.cases.order_by("case_id").prefetch_related("images"))
+    config = {
+        "pixel_metrics": metric_keys,
+        "extractors": extractors,
+        "bootstrap": {
+            "method": "percentile, case resampling",
+            "n_resamples": settings.MEDGEN_BOOTSTRAP_RESAMPLES,
+            "feature_resamples": settings.MEDGEN_FEATURE_BOOTSTRAP_RESAMPLES,
+            "seed": settings.MEDGEN_BOOTSTRAP_SEED,
+            "confidence": 0.95,
+        },
+        "versions": {key: catalog.metric_version(key) for key in metric_keys},
+        "samples_per_case": run.model.samples_per_case if run.model and run.model.stochastic else 1,
+    }
+    context.progress(
+        done=0,
+        total=len(cases) + len(extractors),
+        phase="pixel metrics",
+        data_range=data_range,
+        data_range_source=range_source,
+        config=config,
+        unavailable={},
+    )
+
+    unavailable = {}
+    outputs_by_case = {}
+    for output in CaseOutput.objects.filter(run=run).order_by("case_id", "sample"):
+        outputs_by_case.setdefault(output.case_id, []).append(output)
+
+    evaluated = pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, unavailable)
+    written = pixel_summaries(run, metric_keys, data_range, unavailable)
+
+    for position, name in enumerate(extractors):
+        context.progress(done=len(cases) + position, phase=f"features: {name}")
+        try:
+            written |= feature_tier(run, name, cases, evaluated, window)
+        except ExtractorUnavailable as exc:
+            unavailable[name] = str(exc)
+        except ValueError as exc:  # the data do not allow the metric (e.g. a reference set with no spread)
+            unavailable[name] = f"Not computed on this run: {exc}."
+
+    # Results this evaluation did not produce (a metric dropped from the task, an extractor
+    # no longer configured) would otherwise linger beside fresh ones. Only this job's tiers:
+    # other tiers (the downstream task's clinical results) belong to other jobs.
+    stale = MetricResult.objects.filter(run=run, tier__in=[catalog.PIXEL, catalog.FEATURE])
+    stale = stale.exclude(pk__in=[result.pk for result in written])
+    stale.delete()
+    CaseResult.objects.filter(run=run).exclude(case__in=cases).delete()
+
+    seconds = time.monotonic() - started
+    context.finish(
+        JobStatus.SUCCEEDED,
+        progress_done=len(cases) + len(extractors),
+        phase="",
+        unavailable=unavailable,
+        seconds=seconds,
+        cases_per_second=len(cases) / seconds if seconds else None,
+    )
+
+
+def pixel_metrics_for(task):
+    chosen = [key for key in (task.metrics or []) if key in catalog.PIXEL_METRICS]
+    return chosen or list(catalog.DEFAULT_PIXEL_METRICS)
+
+
+def resolve_intensity_window(task):
+    """((lo, hi), source): hi − lo is the data_range of PSNR/SSIM; the window maps intensities for extractors.
+
+    lo is the lowest reference intensity (0 without references); hi is lo + the task's data_range, else
+    the highest reference intensity.
+    """
+    references = CaseImage.objects.filter(case__dataset=task.dataset, role=ImageRole.REFERENCE)
+    bounds = list(references.values_list("intensity_min", "intensity_max"))
+    lows = [lo for lo, _ in bounds if lo is not None]
+    highs = [hi for _, hi in bounds if hi is not None]
+    lo = float(min(lows)) if lows else 0.0
+    if task.data_range:
+        return (lo, lo + float(task.data_range)), "task setting"
+    if not lows or not highs or max(highs) <= lo:
+        raise EvaluationError(
+            "The task has no data_range and its reference images have no usable intensity range; "
+            "set the task's data_range."
+        )
+    return (lo, float(max(highs))), "reference images' intensity range (max − min)"

@@ -1,0 +1,44 @@
+"""A task's leaderboard: one row per succeeded run, columns grouped by tier, a ranking, each
+run's difference from the leader and the stability of its rank.
+
+Its rooms: `shapes` (what a board is), `queries` (what it reads, in a fixed number of queries
+whatever the number of runs), `standings` (ranking, paired tests, rank stability, Pareto front),
+`cache` (`build`: the board from the cache unless the data changed) and `export` (JSON, CSV, the
+per-case table). What the app's views and other apps use is named here (cached boards unpickle
+through these names too).
+"""
+
+from .cache import build
+from .export import as_dict, case_rows, csv_rows
+from .queries import data_version
+from .shapes import (
+    CLINICAL,
+    EFFICIENCY,
+    RANKING_METHODS,
+    READER_STUDY_COLUMN,
+    TIERS,
+    Cell,
+    Column,
+    Leaderboard,
+    Row,
+)
+from .standings import compute, requested_ranking
+
+__all__ = [
+    "CLINICAL",
+    "EFFICIENCY",
+    "RANKING_METHODS",
+    "READER_STUDY_COLUMN",
+    "TIERS",
+    "Cell",
+    "Column",
+    "Leaderboard",
+    "Row",
+    "as_dict",
+    "build",
+    "case_rows",
+    "compute",
+    "csv_rows",
+    "data_version",
+    "requested_ranking",
+]

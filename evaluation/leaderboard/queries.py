@@ -1,0 +1,249 @@
+"""What a leaderboard reads, in a fixed number of queries whatever the number of runs: the data version
+that keys its cache, the task's succeeded runs and their per-run results as columns and rows, and the
+per-case values the paired tests and the rank bootstrap resample."""
+
+import hashlib
+
+import numpy as np
+from django.db.models import Count, Max
+
+from core.models import JobStatus
+from inference.models import Run
+
+from .. import formatting
+from ..formatting import decode_value
+from ..metrics import catalog
+from ..models import CaseResult, CaseStatus, DownstreamJob, MetricResult
+from .shapes import (
+    CLINICAL,
+    DOWNSTREAM_METRICS,
+    EFFICIENCY,
+    EFFICIENCY_COLUMNS,
+    READER_STUDY_COLUMN,
+    Cell,
+    Column,
+    Row,
+    metric_info,
+)
+
+
+def data_version(task):
+    """Changes whenever anything the board shows changes: a run's status, name, device or model
+    (name, stochastic flag), a per-run result, the downstream reference, or the task's settings.
+
+    Read from the database (three small queries), not from signals, so a result written by a
+    worker process shows at once in every web process, whatever the cache backend. Per-case
+    results are not read: an evaluation rewrites them together with the per-run results, whose
+    count and latest `computed_at` are in the key.
+    """
+    runs = list(
+        Run.objects.filter(task=task)
+        .order_by("pk")
+        .values_list("pk", "status", "name", "device", "model__name", "model__stochastic")
+    )
+    results = MetricResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
+    # The downstream real→real reference belongs to the task, not to a run.
+    downstream = list(
+        DownstreamJob.objects.filter(setup__task=task, run__isnull=True).values_list("pk", "status", "finished_at")
+    )
+    settings_of_task = (task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics)
+    raw = repr((settings_of_task, runs, results, downstream))
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def succeeded_runs(task):
+    return list(Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).select_related("model").order_by("pk"))
+
+
+def run_results(task):
+    """The per-run results of the task's succeeded runs (only the fields the board shows)."""
+    return list(
+        MetricResult.objects.filter(run__task=task, run__status=JobStatus.SUCCEEDED).only(
+            "run_id",
+            "metric",
+            "extractor",
+            "tier",
+            "value",
+            "ci_low",
+            "ci_high",
+            "version",
+            "n_cases",
+            "n_excluded",
+            "extra",
+        )
+    )
+
+
+def rows(runs, columns, results):
+    """One row per run (in run order) with a cell per column."""
+    by_run = {run.pk: {} for run in runs}
+    for result in results:
+        key = column_key(result.metric, result.extractor)
+        if result.run_id in by_run:
+            by_run[result.run_id][key] = result
+    return [_row(run, columns, by_run[run.pk]) for run in runs]
+
+
+def column_key(metric, extractor):
+    return f"{metric}:{extractor}" if extractor else metric
+
+
+def columns(task, results):
+    """The board's columns, tier by tier: the task's pixel metrics, the feature metrics present, the clinical
+    tier (reader studies, downstream), efficiency."""
+    present = {(result.metric, result.extractor, result.tier) for result in results}
+    wanted = task.metrics or catalog.DEFAULT_PIXEL_METRICS
+    pixel_keys = [key for key in catalog.DEFAULT_PIXEL_METRICS if key in wanted]
+    pixel_keys += [key for key in wanted if key in catalog.PIXEL_METRICS and key not in pixel_keys]
+    columns = []
+    for key in pixel_keys:
+        info = catalog.get(key)
+        pixel = Column(key, catalog.PIXEL, info.label, info.direction, info.unit, info.definition, key, per_case=True)
+        columns.append(pixel)
+    order = {key: index for index, key in enumerate(catalog.FEATURE_METRICS)}
+    features = sorted(
+        {(metric, extractor) for metric, extractor, tier in present if tier == catalog.FEATURE},
+        key=lambda pair: (pair[1] != "radiomics", pair[1], order.get(pair[0], 99)),
+    )
+    for metric, extractor in features:
+        info = metric_info(metric)
+        if info is None:
+            continue
+        columns.append(
+            Column(
+                column_key(metric, extractor),
+                catalog.FEATURE,
+                catalog.label(metric, extractor),
+                info.direction,
+                info.unit,
+                info.definition,
+                metric=metric,
+                extractor=extractor,
+            )
+        )
+    reader_columns = _reader_study_columns(results)
+    columns += reader_columns or [
+        Column(
+            READER_STUDY_COLUMN,
+            CLINICAL,
+            "Reader study",
+            None,
+            definition="Blinded radiologist reader studies of this task fill this column once their editor publishes "
+            "the results.",
+            placeholder="no study yet",
+        )
+    ]
+    clinical_present = {(metric, extractor) for metric, extractor, tier in present if tier == CLINICAL}
+    for metric in DOWNSTREAM_METRICS:
+        info = metric_info(metric)
+        if info is None:
+            continue
+        extractors = sorted({extractor for m, extractor in clinical_present if m == metric}) or [""]
+        for extractor in extractors:
+            columns.append(
+                Column(
+                    column_key(metric, extractor),
+                    CLINICAL,
+                    info.label,
+                    info.direction,
+                    info.unit,
+                    info.definition,
+                    metric=metric,
+                    extractor=extractor,
+                    placeholder="" if (metric, extractor) in clinical_present else "no downstream evaluation yet",
+                )
+            )
+    for key, label, _field, direction, unit, definition in EFFICIENCY_COLUMNS:
+        columns.append(Column(key, EFFICIENCY, label, direction, unit, definition))
+    columns.append(Column("device", EFFICIENCY, "Device", None, definition="Where the model ran."))
+    return columns
+
+
+def _reader_study_columns(results):
+    """One column per published reader-study result (per study, and per scale of a Likert study)."""
+    found = {}
+    for result in results:
+        if result.metric in catalog.READER_METRICS and result.tier == CLINICAL:
+            found.setdefault((result.metric, result.extractor), result.extra or {})
+    columns = []
+    for (metric, extractor), extra in sorted(found.items(), key=lambda item: (item[0][1], item[0][0])):
+        info = catalog.get(metric)
+        study = extra.get("study_title", extractor)
+        scale = extra.get("scale_label")
+        columns.append(
+            Column(
+                column_key(metric, extractor),
+                CLINICAL,
+                f"{info.label} ({scale})" if scale else info.label,
+                info.direction,
+                info.unit,
+                f"{info.definition} From the reader study “{study}”.",
+                metric=metric,
+                extractor=extractor,
+                link=extra.get("study_url", ""),
+            )
+        )
+    return columns
+
+
+def _row(run, columns, results):
+    cells = {}
+    for column in columns:
+        if column.tier == EFFICIENCY:
+            if column.key == "device":
+                cells[column.key] = Cell(text=run.device or "—")
+                continue
+            field_name = next(spec[2] for spec in EFFICIENCY_COLUMNS if spec[0] == column.key)
+            value = getattr(run, field_name)
+            cells[column.key] = Cell(value=value, text=formatting.format_value(value, 3))
+            continue
+        if column.key == READER_STUDY_COLUMN:
+            cells[column.key] = Cell(text=column.placeholder)
+            continue
+        result = results.get(column.key)
+        if result is None:
+            cells[column.key] = Cell(text=column.placeholder or "—")
+            continue
+        cells[column.key] = Cell(
+            value=result.value,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            stale=result.is_stale,
+            n_cases=result.n_cases,
+            n_excluded=result.n_excluded,
+            text=formatting.format_value(result.value),
+        )
+    return Row(
+        run_id=run.pk,
+        run_name=str(run),
+        model_name=run.model.name if run.model else "submission",
+        model_id=run.model_id,
+        device=run.device,
+        stochastic=bool(run.model and run.model.stochastic),
+        cells=cells,
+    )
+
+
+def per_case_matrix(task, runs, columns):
+    """(case ids, (n_runs, n_columns, n_cases) values) from the per-case results: NaN where a
+    case was excluded (NaN/Inf output, wrong shape, missing) or the metric is absent."""
+    if not runs or not columns:
+        return [], np.zeros((len(runs), len(columns), 0))
+    rows = list(
+        CaseResult.objects.filter(run__task=task, run__status=JobStatus.SUCCEEDED).values_list(
+            "run_id", "case_id", "status", "values"
+        )
+    )
+    case_ids = sorted({case_id for _run, case_id, _status, _values in rows})
+    case_index = {case_id: i for i, case_id in enumerate(case_ids)}
+    run_index = {run.pk: i for i, run in enumerate(runs)}
+    matrix = np.full((len(runs), len(columns), len(case_ids)), np.nan)
+    for run_id, case_id, status, values in rows:
+        if status != CaseStatus.OK or run_id not in run_index:
+            continue
+        i, k = run_index[run_id], case_index[case_id]
+        for j, column in enumerate(columns):
+            value = decode_value(values.get(column.metric))
+            if value is not None:
+                matrix[i, j, k] = value
+    return case_ids, matrix

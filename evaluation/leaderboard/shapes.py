@@ -1,0 +1,129 @@
+"""What a leaderboard is: its tiers, columns, cells, rows and the board itself (plain dataclasses,
+pickled into the cache by `cache.build`)."""
+
+from dataclasses import dataclass, field
+
+from .. import formatting, ranking
+from ..metrics import catalog
+
+CLINICAL = catalog.CLINICAL
+EFFICIENCY = "efficiency"
+TIERS = (
+    (catalog.PIXEL, "Pixel fidelity"),
+    (catalog.FEATURE, "Feature realism"),
+    (CLINICAL, "Clinical relevance"),
+    (EFFICIENCY, "Efficiency"),
+)
+RANKING_METHODS = {"primary": "Primary metric", "mean_rank": "Mean rank"}
+# Clinical-tier columns that exist before any study or downstream job has filled them.
+READER_STUDY_COLUMN = "reader_study"
+DOWNSTREAM_METRICS = ("downstream_dice", "utility_ratio", "downstream_hd95")
+# Efficiency: (key, label, Run field, direction, unit, definition).
+EFFICIENCY_COLUMNS = (
+    ("latency_p50", "Latency p50", "latency_ms_p50", catalog.LOWER, "ms", "Median model time per case."),
+    ("latency_p95", "Latency p95", "latency_ms_p95", catalog.LOWER, "ms", "95th percentile of model time per case."),
+    ("throughput", "Throughput", "throughput_cases_per_s", catalog.HIGHER, "cases/s", "Cases per second of the run."),
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # "psnr", "frd:radiomics", "latency_p50"
+    tier: str
+    label: str
+    direction: str | None  # catalog.HIGHER / LOWER, None for text and placeholder columns
+    unit: str = ""
+    definition: str = ""
+    metric: str = ""
+    extractor: str = ""
+    per_case: bool = False
+    placeholder: str = ""  # text shown in every cell of a column nothing fills yet
+    link: str = ""  # where the column's values come from (a published reader study)
+
+    @property
+    def higher_is_better(self):
+        return self.direction == catalog.HIGHER
+
+    @property
+    def short_label(self):
+        """The metric's own label ("KID"), for a header that names the extractor on a line of its own."""
+        if self.link:  # a reader study's column: its label names the scale; the link names the study
+            return self.label
+        info = metric_info(self.metric) if self.metric else None
+        return info.label if info and self.extractor else self.label
+
+    @property
+    def arrow(self):
+        return {catalog.HIGHER: "↑", catalog.LOWER: "↓"}.get(self.direction, "")
+
+
+@dataclass
+class Cell:
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    stale: bool = False
+    n_cases: int | None = None
+    n_excluded: int | None = None
+    text: str = ""
+
+    @property
+    def sort_key(self):
+        return formatting.sort_number(self.value)
+
+
+@dataclass
+class Row:
+    run_id: int
+    run_name: str
+    model_name: str
+    model_id: int | None
+    device: str
+    stochastic: bool
+    cells: dict
+    rank: int | None = None
+    score: float | None = None
+    comparison: ranking.PairedComparison | None = None
+    stability: dict | None = None
+    pareto: bool = False
+
+
+@dataclass
+class Leaderboard:
+    task_id: int
+    columns: list
+    rows: list
+    method: str
+    primary: Column | None
+    chosen: list  # columns entering the mean rank
+    ranking_text: str
+    significance_text: str
+    stability_text: str
+    notes: list = field(default_factory=list)
+    version: str = ""
+    kendall_tau: float | None = None
+    cases: int = 0
+    significance_column: Column | None = None  # the per-case metric the paired test uses
+    exported: dict | None = None
+    downstream_reference: dict | None = None  # the task's real→real downstream result (downstream.task_reference)
+    rendered: dict = field(default_factory=dict)  # format → response bytes, built once per board
+
+    def tiers(self):
+        """(tier, label, columns) for the grouped table header, in tier order, empty tiers left out."""
+        grouped = []
+        for tier, label in TIERS:
+            columns = [column for column in self.columns if column.tier == tier]
+            if columns:
+                grouped.append((tier, label, columns))
+        return grouped
+
+    def column(self, key):
+        return next((column for column in self.columns if column.key == key), None)
+
+
+def metric_info(metric):
+    """The catalogue's entry of `metric`, or None for a metric it no longer has."""
+    try:
+        return catalog.get(metric)
+    except KeyError:
+        return None

@@ -1,0 +1,211 @@
+"""A leaderboard computed from stored results: the runs ranked (primary metric or mean rank), each
+compared with the leader on per-case values, the ranks' stability under a bootstrap of cases, and
+the Pareto front of quality against latency. The statistics live in `evaluation.ranking` and
+`evaluation.frontier` (no Django); this module arranges them on the board.
+"""
+
+import numpy as np
+
+from .. import frontier, ranking
+from ..downstream.selectors import task_reference
+from ..metrics import catalog
+from . import queries
+from .shapes import RANKING_METHODS, Leaderboard
+
+STABILITY_RESAMPLES = 1000
+SIGNIFICANCE_RESAMPLES = 2000
+ALPHA = 0.05
+
+
+def requested_ranking(params, task):
+    """(method, chosen column keys) from `?ranking=` and `?metrics=` (comma-separated or repeated);
+    the task's own method when none is asked for, None for an unknown one."""
+    method = params.get("ranking") or task.ranking
+    chosen = [key for value in params.getlist("metrics") for key in value.split(",") if key]
+    return (method if method in RANKING_METHODS else None), chosen or None
+
+
+def compute(task, *, method="primary", chosen=None):
+    """The board of `task` built now (`cache.build` keeps it); `method` and `chosen` as in `cache.build`."""
+    runs = queries.succeeded_runs(task)
+    results = queries.run_results(task)
+    columns = queries.columns(task, results)
+    rows = queries.rows(runs, columns, results)
+    per_case_columns = [column for column in columns if column.per_case]
+    case_ids, per_case = queries.per_case_matrix(task, runs, per_case_columns)
+
+    board = Leaderboard(
+        task_id=task.pk,
+        columns=columns,
+        rows=rows,
+        method=method,
+        primary=_primary(task, columns),
+        chosen=[],
+        ranking_text="",
+        significance_text="",
+        stability_text="",
+        cases=len(case_ids),
+    )
+    rankable = [column for column in columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)]
+    if method == "mean_rank":
+        wanted = set(chosen or [])
+        board.chosen = [column for column in rankable if column.key in wanted] or rankable
+    else:
+        board.chosen = [board.primary] if board.primary else []
+    _rank(board)
+    _significance(board, per_case_columns, per_case)
+    _stability(board, per_case_columns, per_case)
+    _pareto(board)
+    board.rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.run_id))
+    board.downstream_reference = task_reference(task)
+    return board
+
+
+def _primary(task, columns):
+    ranked = [column for column in columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)]
+    wanted = task.primary_metric
+    for column in ranked:
+        if column.key == wanted or column.metric == wanted:
+            return column
+    return ranked[0] if ranked else None
+
+
+def _values(board, column):
+    """(n_runs,) aggregate values of a column in row order; NaN where a run has none."""
+    values = np.full(len(board.rows), np.nan)
+    for index, row in enumerate(board.rows):
+        value = row.cells[column.key].value
+        if value is not None:
+            values[index] = value
+    return values
+
+
+def _rank(board):
+    if not board.rows or not board.chosen:
+        board.ranking_text = "No metric to rank by yet."
+        return
+    if board.method == "mean_rank":
+        matrix = np.column_stack([_values(board, column) for column in board.chosen])
+        scores, ranks = ranking.mean_ranks(matrix, [column.higher_is_better for column in board.chosen])
+        labels = ", ".join(column.label for column in board.chosen)
+        board.ranking_text = (
+            f"Mean rank over {labels}: each metric ranks the runs (ties share the best rank, a run without the "
+            "metric ranks last), the ranks are averaged, and the mean rank is ranked again."
+        )
+    else:
+        column = board.primary
+        scores = _values(board, column)
+        ranks = ranking.competition_ranks(scores, column.higher_is_better)
+        better = "higher" if column.higher_is_better else "lower"
+        board.ranking_text = (
+            f"Ranked by the task's primary metric, {column.label} ({better} is better); ties share a rank."
+        )
+    for row, rank, score in zip(board.rows, ranks, scores, strict=True):
+        row.rank = None if np.isnan(rank) else int(rank)
+        row.score = None if np.isnan(score) else float(score)
+
+
+def _significance(board, per_case_columns, per_case):
+    """Each run against the leader on the per-case values of the primary metric (or, when the
+    primary metric is a set-level one such as FRD, the first per-case metric)."""
+    column = board.primary if board.primary and board.primary.per_case else next(iter(per_case_columns), None)
+    leaders = [i for i, row in enumerate(board.rows) if row.rank == 1]
+    if column is None or not leaders or per_case.shape[-1] == 0:
+        board.significance_text = "No per-case metric to test differences on."
+        return
+    if len(board.rows) < 2:
+        board.significance_text = "Only one run: nothing to compare with the leader yet."
+        return
+    board.significance_column = column
+    leader = leaders[0]
+    j = per_case_columns.index(column)
+    # Only ranked runs are compared; a run without values for the ranking is not behind the leader on it.
+    ranked = np.array([row.rank is not None for row in board.rows])
+    values = np.where(ranked[:, None], per_case[:, j, :], np.nan)
+    comparisons = ranking.compare_to_leader(
+        values,
+        leader,
+        column.higher_is_better,
+        alpha=ALPHA,
+        n_resamples=SIGNIFICANCE_RESAMPLES,
+        seed=0,
+    )
+    for row, comparison in zip(board.rows, comparisons, strict=True):
+        # Fewer than two paired cases (a run not evaluated yet, every case excluded): no test.
+        row.comparison = comparison if comparison is not None and comparison.n_pairs >= 2 else None
+    test = next((c.test for c in comparisons if c is not None and c.n_pairs >= 2), "no run has two paired cases")
+    board.significance_text = (
+        f"Difference from the leader ({board.rows[leader].run_name}) in {column.label}, paired over cases: {test}; "
+        f"significant when the adjusted p < {ALPHA}. The CI is a paired bootstrap of the mean difference "
+        f"(B = {SIGNIFICANCE_RESAMPLES})."
+    )
+    if board.primary and not board.primary.per_case:
+        board.notes.append(
+            f"{board.primary.label} is a set-level metric with no per-case values; differences are tested on "
+            f"{column.label} instead."
+        )
+
+
+def _stability(board, per_case_columns, per_case):
+    columns = [column for column in board.chosen if column.per_case]
+    ranked = [i for i, row in enumerate(board.rows) if row.rank is not None]
+    if not columns:
+        labels = ", ".join(column.label for column in board.chosen) or "the ranking metric"
+        board.stability_text = (
+            f"Not available: {labels} is a set-level metric with no per-case values, so the cases cannot be "
+            "resampled for it. Rank by mean rank over per-case metrics to see it."
+        )
+        return
+    if len(ranked) < 2 or per_case.shape[-1] == 0:
+        board.stability_text = "Rank stability needs at least two ranked runs with per-case results."
+        return
+    indices = [per_case_columns.index(column) for column in columns]
+    result = ranking.rank_stability(
+        per_case[np.ix_(ranked, indices)],
+        [column.higher_is_better for column in columns],
+        n_resamples=STABILITY_RESAMPLES,
+        seed=0,
+    )
+    for position, i in enumerate(ranked):
+        row = board.rows[i]
+        if np.isnan(result.median_rank[position]):
+            continue  # no per-case value at all: nothing to resample
+        row.stability = {
+            "median_rank": float(result.median_rank[position]),
+            "rank_ci": [float(result.rank_ci_low[position]), float(result.rank_ci_high[position])],
+            # Sparse: a run visits few ranks, and 300 runs × 300 ranks would be 90,000 numbers.
+            "rank_frequencies": {
+                str(rank + 1): round(float(share), 4)
+                for rank, share in enumerate(result.rank_counts[position])
+                if share > 0
+            },
+            "p_rank_1": float(result.rank_counts[position][0]),
+        }
+    board.kendall_tau = float(result.kendall_tau_mean)
+    labels = ", ".join(column.label for column in columns)
+    how = "the rank" if len(columns) == 1 else "the mean rank"
+    board.stability_text = (
+        f"Cases resampled with replacement {result.n_resamples} times (seed {result.seed}); each time the runs are "
+        f"ranked again by {how} of {labels}. Mean Kendall's τ between the resampled and the full ranking: "
+        f"{result.kendall_tau_mean:.3f}."
+    )
+    skipped = [column.label for column in board.chosen if not column.per_case]
+    if skipped:
+        board.notes.append(
+            f"{', '.join(skipped)}: set-level metrics without per-case values, so they are not part of the rank "
+            "stability resampling."
+        )
+
+
+def _pareto(board):
+    column = board.primary
+    if column is None:
+        return
+    quality = _values(board, column)
+    latency = np.array(
+        [np.nan if row.cells["latency_p50"].value is None else row.cells["latency_p50"].value for row in board.rows],
+        dtype=float,
+    )
+    front = frontier.pareto_front(latency, quality, higher_is_better=column.higher_is_better)
+    for row, on_front in zip(board.rows, front, strict=True):
+        row.pareto = bool(on_front)

@@ -1,0 +1,134 @@
+"""The metric catalogue: each metric's version and compute function declared once, with the stored
+version strings unchanged from the tables they replaced (so no existing result turns stale)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.metrics import catalog, feature, pixel
+from evaluation.metrics.extractors import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# The version tables the catalogue replaced (pixel.METRIC_VERSIONS, feature.METRIC_VERSIONS,
+# catalog.CLINICAL_METRIC_VERSIONS and FRD_SELECTION_VERSION), and how metric_version combined them.
+OLD_PIXEL_VERSIONS = {"mse": "1", "mae": "1", "nmse": "1", "psnr": "1", "ssim": "1", "ms_ssim": "1"}
+OLD_FEATURE_VERSIONS = {"frechet_distance": "1", "kid": "1", "precision": "1", "recall": "1", "frd": "1"}
+OLD_CLINICAL_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
+OLD_CLINICAL_VERSIONS.update({key: "1" for key in ("reader_auc", "reader_mos", "reader_preference", "reader_marks")})
+OLD_FRD_SELECTION_VERSION = "1"
+
+
+def old_metric_version(key, extractor=""):
+    if key in OLD_PIXEL_VERSIONS:
+        return OLD_PIXEL_VERSIONS[key]
+    if key in OLD_CLINICAL_VERSIONS:
+        return OLD_CLINICAL_VERSIONS[key]
+    base = OLD_FEATURE_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
+    if key == "frd":
+        base = f"{base}.{OLD_FEATURE_VERSIONS['frd']}.s{OLD_FRD_SELECTION_VERSION}"
+    if extractor:
+        base = f"{base}+{extractor}-{REGISTRY[extractor].version}"
+    return base
+
+
+def test_every_metric_is_catalogued_in_one_table_of_tiers():
+    assert set(catalog.METRICS) == set(OLD_PIXEL_VERSIONS) | {"frd", "fid", "kid", "precision", "recall"} | set(
+        OLD_CLINICAL_VERSIONS
+    )
+    for key, info in catalog.METRICS.items():
+        assert info.key == key and info.version and info.direction in (catalog.HIGHER, catalog.LOWER)
+
+
+@pytest.mark.parametrize("extractor", ["", "radiomics", "inception_v3", "study-7", "study-7:realism"])
+def test_stored_version_strings_are_the_old_ones_for_every_metric(extractor):
+    for key, info in catalog.METRICS.items():
+        if info.tier == catalog.FEATURE and extractor.startswith("study"):
+            continue  # a study is no feature extractor (both versions raise KeyError: see below)
+        assert catalog.metric_version(key, extractor) == old_metric_version(key, extractor), (key, extractor)
+
+
+def test_version_strings_spelled_out():
+    assert {key: catalog.metric_version(key) for key in catalog.METRICS} == {
+        **OLD_PIXEL_VERSIONS,
+        "frd": "1.1.s1",
+        "fid": "1",
+        "kid": "1",
+        "precision": "1",
+        "recall": "1",
+        **OLD_CLINICAL_VERSIONS,
+    }
+    radiomics = REGISTRY["radiomics"].version
+    assert catalog.metric_version("frd", "radiomics") == f"1.1.s1+radiomics-{radiomics}"
+    assert catalog.metric_version("kid", "inception_v3") == f"1+inception_v3-{REGISTRY['inception_v3'].version}"
+    # A reader study's result names its study in the extractor field; its version is the metric's.
+    assert catalog.metric_version("reader_mos", "study-7:realism") == "1"
+
+
+def test_an_unknown_metric_or_extractor_has_no_version():
+    with pytest.raises(KeyError, match="Unknown metric 'lpips'"):
+        catalog.metric_version("lpips")
+    with pytest.raises(KeyError):
+        catalog.metric_version("kid", "clip")
+    with pytest.raises(KeyError):
+        catalog.metric_version("frd", "old-study")
+
+
+def test_the_job_computes_every_pixel_and_feature_metric_from_its_entry():
+    for info in [*catalog.PIXEL_METRICS.values(), *catalog.FEATURE_METRICS.values()]:
+        assert callable(info.compute), info.key
+    for info in [*catalog.CLINICAL_METRICS.values(), *catalog.READER_METRICS.values()]:
+        assert info.compute is None, info.key
+
+
+def test_pixel_metrics_share_one_signature_generated_first():
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 2, (3, 1, 48, 48))
+    generated = reference + rng.normal(0, 0.1, reference.shape)
+    direct = {
+        "psnr": pixel.psnr(generated, reference, 2.0),
+        "ssim": pixel.ssim(generated, reference, 2.0),
+        "ms_ssim": pixel.ms_ssim(generated, reference, 2.0),
+        "mse": pixel.mse(generated, reference),
+        "mae": pixel.mae(generated, reference),
+        "nmse": pixel.nmse(generated, reference),
+    }
+    for key, expected in direct.items():
+        values = catalog.get(key).compute(generated, reference, data_range=2.0)
+        assert values.shape == (3,) and values.dtype == torch.float64
+        torch.testing.assert_close(values, expected, rtol=0, atol=0)
+    # NMSE is normalised by the reference: the order is not interchangeable.
+    swapped = catalog.get("nmse").compute(reference, generated, data_range=2.0)
+    assert not torch.allclose(swapped, direct["nmse"])
+    # MSE, MAE and NMSE take the range and ignore it.
+    torch.testing.assert_close(catalog.get("mae").compute(generated, reference, data_range=99.0), direct["mae"])
+
+
+def test_feature_metrics_give_the_value_and_what_the_result_keeps():
+    rng = np.random.default_rng(1)
+    reference = rng.standard_normal((60, 6))
+    generated = rng.standard_normal((40, 6)) * 1.5 + 0.3
+    value, extra = catalog.get("fid").compute(generated, reference)
+    assert value == feature.frechet_distance_from_features(generated, reference) and extra == {}
+    assert catalog.get("frd").compute is catalog.get("fid").compute  # FRD: the same distance, on z-scored features
+    mean, std = feature.kid(generated, reference, subsets=100, subset_size=40, seed=0)
+    assert catalog.get("kid").compute(generated, reference) == (
+        mean,
+        {"std_over_subsets": std, "subsets": 100, "subset_size": 40},
+    )
+    precision, recall = feature.precision_recall(generated, reference, k=3)
+    assert catalog.get("precision").compute(generated, reference) == (precision, {"k": 3})
+    assert catalog.get("recall").compute(generated, reference) == (recall, {"k": 3})
+    assert precision != recall
+
+
+def test_the_catalogue_is_a_pure_module():
+    code = (
+        "import sys; import evaluation.metrics.catalog; "
+        "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={"PATH": "/usr/bin:/bin"})
