@@ -39,11 +39,20 @@ def feature_tier(run, name, cases, usable, range_pair):
         generated = generated[keep]
         reference = reference[[index[ordered[i].pk] for i in keep]]
     kept_pks = [ordered[i].pk for i in keep] if paired else [case.pk for case in ordered]
+    # An output whose features are not finite (an extreme image the extractor overflowed on) would make
+    # every distance NaN: it is left out and counted, as the pixel tier counts the cases it excludes.
+    finite = np.isfinite(generated).all(axis=1) & (np.isfinite(reference).all(axis=1) if paired else True)
+    if not finite.all():
+        generated = generated[finite]
+        reference = reference[finite] if paired else reference
+        kept_pks = [pk for pk, ok in zip(kept_pks, finite, strict=True) if ok]
+    if len(kept_pks) < 2:
+        raise ExtractorUnavailable("Fewer than two cases have finite features; feature metrics need a set.")
     save_run_features(run, extractor, range_pair, kept_pks, generated)
-    return feature_metrics(run, name, generated, reference, paired=paired)
+    return feature_metrics(run, name, generated, reference, paired=paired, excluded=int((~finite).sum()))
 
 
-def feature_metrics(run, name, generated, reference, *, paired):
+def feature_metrics(run, name, generated, reference, *, paired, excluded=0):
     """Fréchet distance (FRD or FID) with a bootstrap CI, KID, precision and recall of (n, d) features."""
     if name == "radiomics":
         columns = frd_columns(generated.shape[1])
@@ -82,6 +91,7 @@ def feature_metrics(run, name, generated, reference, *, paired):
             n_resamples=ci.n_resamples,
             confidence=ci.confidence,
             n_cases=n,
+            n_excluded=excluded,
             extra={"reference_n": int(len(reference)), "dim": int(generated.shape[1])},
         )
     }
@@ -90,7 +100,7 @@ def feature_metrics(run, name, generated, reference, *, paired):
         keys += ["precision", "recall"]
     for key in keys:
         value, extra = catalog.get(key).compute(generated, reference)
-        written.add(store_metric(run, key, extractor=name, value=value, n_cases=n, extra=extra))
+        written.add(store_metric(run, key, extractor=name, value=value, n_cases=n, n_excluded=excluded, extra=extra))
     return written
 
 

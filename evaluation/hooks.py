@@ -19,6 +19,7 @@ def register():
     extensions.add_run_section(pages.evaluation_section)
     extensions.add_run_section(pages.downstream_section)
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
+    extensions.add_task_check(services.check_task_settings)
     jobs.register(
         Evaluation,
         handler=evaluation_job.evaluate,

@@ -44,6 +44,7 @@ class CaseStatus(models.TextChoices):
     NONFINITE = "nonfinite", "NaN/Inf in the output"
     WRONG_SHAPE = "wrong_shape", "Wrong output shape"
     MISSING = "missing", "No output or no reference"
+    EXTREME = "extreme", "Output values out of any image's range"
 
 
 def uncertainty_path(instance, filename):

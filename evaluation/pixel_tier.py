@@ -71,6 +71,12 @@ def _reference_array(case):
     return array, references[0].spacing
 
 
+#: An output whose largest |value| exceeds this many times the reference's scale is not an image of the
+#: same thing; squared, such values overflow the metrics' float32 steps (1e30² is inf) and poison the
+#: feature tier. The case is excluded with the reason, and the evaluation goes on.
+EXTREME_FACTOR = 1e6
+
+
 def _check_output(samples, reference, outputs):
     if samples.shape[1:] != reference.shape:
         return (
@@ -82,6 +88,14 @@ def _check_output(samples, reference, outputs):
     if bad:
         where = ", ".join(f"sample {sample}: {count} voxel(s)" for sample, count in bad)
         return CaseStatus.NONFINITE, f"NaN/Inf in the output ({where})."
+    scale = max(float(np.abs(reference).max()), 1.0)
+    largest = float(np.abs(samples).max())
+    if largest > EXTREME_FACTOR * scale:
+        return (
+            CaseStatus.EXTREME,
+            f"Output values up to {largest:.3g}, over {EXTREME_FACTOR:.0e} × the reference's largest value "
+            f"({scale:.3g}): not scored.",
+        )
     return None
 
 

@@ -4,6 +4,8 @@ succeeds) and storing a per-run metric result, which every tier (pixel, feature,
 The evaluation job itself is `evaluation_job.evaluate`; its tiers are `pixel_tier` and `feature_tier`.
 """
 
+import math
+
 from django.conf import settings
 from django.db import transaction
 
@@ -12,6 +14,7 @@ from core.errors import InvalidInput
 from core.models import JobStatus
 from inference.models import Run
 
+from .formatting import encode_value
 from .metrics import catalog
 from .models import Evaluation, MetricResult
 
@@ -48,6 +51,23 @@ def on_run_finished(sender, job_id, status, **kwargs):
             jobs.queue(evaluation)
 
 
+def _number(value):
+    """NaN is no value (a float column would store it, and no page or ranking could use it)."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def json_safe(value):
+    """`value` with every float made JSON-safe (NaN → None, ±inf → "inf"/"-inf", as `formatting` encodes them):
+    PostgreSQL refuses NaN in a JSON column, which would fail the whole evaluation."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float):
+        return encode_value(value)
+    return value
+
+
 def store_metric(
     run: Run,
     metric: str,
@@ -63,18 +83,37 @@ def store_metric(
     `fields` are the result's other columns (n_cases, n_excluded, confidence, n_resamples, data_range,
     extra); the bootstrap seed is the platform's.
     """
+    if "extra" in fields:
+        fields["extra"] = json_safe(fields["extra"])
     result, _ = MetricResult.objects.update_or_create(
         run=run,
         metric=metric,
         extractor=extractor,
         defaults={
             "tier": catalog.get(metric).tier,
-            "value": value,
-            "ci_low": ci_low,
-            "ci_high": ci_high,
+            "value": _number(value),
+            "ci_low": _number(ci_low),
+            "ci_high": _number(ci_high),
             "bootstrap_seed": settings.MEDGEN_BOOTSTRAP_SEED,
             "version": catalog.metric_version(metric, extractor),
             **fields,
         },
     )
     return result
+
+
+def check_task_settings(settings_of_task):
+    """{field: message} for a task's metric settings that name no catalogued metric (refused, with the
+    known names), or a primary metric the task does not evaluate. Registered as an inference task check."""
+    errors = {}
+    evaluated = {**catalog.PIXEL_METRICS, **catalog.FEATURE_METRICS}
+    metrics = settings_of_task.get("metrics") or []
+    unknown = [key for key in metrics if key not in evaluated]
+    if unknown:
+        errors["metrics"] = f"Unknown metric(s) {', '.join(unknown)}. Known: {', '.join(evaluated)}."
+    primary = settings_of_task.get("primary_metric") or ""
+    if primary and primary not in catalog.METRICS:
+        errors["primary_metric"] = f"Unknown metric '{primary}'. Known: {', '.join(catalog.METRICS)}."
+    elif primary in catalog.PIXEL_METRICS and metrics and primary not in metrics:
+        errors["primary_metric"] = f"'{primary}' is not among the task's metrics ({', '.join(metrics)})."
+    return errors

@@ -17,6 +17,7 @@ from django.urls import path, reverse
 
 from core.admin import JOB_FIELDS, JobAdmin
 
+from .forms import TaskForm
 from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, Run, Task
 from .services.datasets import DatasetImportError, import_dataset
 from .services.runs import RunError, cancel_run, create_run
@@ -157,6 +158,7 @@ class CaseAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
     list_display = ("name", "slug", "kind", "dataset", "primary_metric", "is_public")
     list_filter = ("kind", "is_public")
     search_fields = ("name", "slug")

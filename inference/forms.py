@@ -6,6 +6,7 @@ from django import forms
 
 from core import policy
 
+from . import extensions
 from .models import Normalisation, Task
 
 #: The largest size of one declared spatial axis: the dry run allocates an array of the declared shape.
@@ -69,3 +70,24 @@ class ModelUploadForm(forms.Form):
 class SubmissionForm(forms.Form):
     name = forms.CharField(max_length=200)
     file = forms.FileField(help_text="A zip of outputs named by case id: <case_id>.nii.gz, .npy, .png, .dcm …")
+
+
+class TaskForm(forms.ModelForm):
+    """A task's settings as every task form checks them: the metrics come from the catalogue (the checks
+    the apps above register), so a typo is refused with the known names rather than silently ignored."""
+
+    class Meta:
+        model = Task
+        fields = [
+            "slug", "name", "kind", "description", "dataset", "reference_dataset", "data_range",
+            "metrics", "primary_metric", "ranking", "is_public",
+        ]  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if not isinstance(data.get("metrics"), list) or not all(isinstance(key, str) for key in data["metrics"]):
+            self.add_error("metrics", 'Give a list of metric names, e.g. ["psnr", "ssim"].')
+            return data
+        for field, message in extensions.check_task_settings(data).items():
+            self.add_error(field, message)
+        return data

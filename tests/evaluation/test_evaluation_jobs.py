@@ -477,3 +477,22 @@ def test_reaper_requeues_a_silent_evaluation_then_fails_it_after_its_attempts():
     assert jobs.reap(jobs.kind_of(Evaluation), stale_seconds=60, max_attempts=2) == ([], [evaluation.pk])
     evaluation.refresh_from_db()
     assert evaluation.status == JobStatus.FAILED and "2 attempt(s) were used" in evaluation.error
+
+
+@pytest.mark.django_db
+def test_one_output_of_huge_finite_values_is_named_and_excluded_not_the_whole_evaluation():
+    task = phantom_task(n_cases=4, data_range=1.5)
+
+    def one_extreme(case_id, reference, sample):
+        return np.full_like(reference, 1e30) if case_id == "case001" else reference * 0.9
+
+    run = succeeded_run(task, one_extreme)
+    evaluation = evaluate(run)
+    assert evaluation.status == JobStatus.SUCCEEDED
+    extreme = CaseResult.objects.get(run=run, case__case_id="case001")
+    assert extreme.status == CaseStatus.EXTREME and "1e+30" in extreme.problem and extreme.values == {}
+    assert CaseResult.objects.filter(run=run, status=CaseStatus.OK).count() == 3
+    ssim = MetricResult.objects.get(run=run, metric="ssim")
+    assert ssim.n_cases == 3 and ssim.n_excluded == 1 and math.isfinite(ssim.value)
+    for result in MetricResult.objects.filter(run=run, tier="feature"):
+        assert result.n_cases == 3

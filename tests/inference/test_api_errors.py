@@ -83,3 +83,20 @@ def test_a_reference_dataset_id_beyond_the_database_range_is_a_400(staff_api):
     task = make_task(n_cases=1)
     response = staff_api.patch(f"/api/tasks/{task.slug}/", {"reference_dataset": 2**70}, format="json")
     assert response.status_code == 400 and "reference_dataset" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"metrics": ["lpips_typo"]}, "metrics", "Unknown metric(s) lpips_typo. Known: psnr"),
+        ({"primary_metric": "SSIM"}, "primary_metric", "Unknown metric 'SSIM'"),
+        ({"metrics": ["psnr"], "primary_metric": "ssim"}, "primary_metric", "'ssim' is not among the task's metrics"),
+    ],
+)
+def test_task_metric_names_come_from_the_catalogue(staff_api, change, field, message):
+    task = make_task(n_cases=1, metrics=["psnr", "ssim"], primary_metric="psnr")
+    response = staff_api.patch(f"/api/tasks/{task.slug}/", change, format="json")
+    assert response.status_code == 400
+    assert message in " ".join(response.json()["errors"][field])
+    task.refresh_from_db()
+    assert (task.metrics, task.primary_metric) == (["psnr", "ssim"], "psnr")

@@ -43,3 +43,18 @@ def test_admin_cannot_start_a_run_of_an_invalid_model(admin_client, tmp_path):
         "/admin/inference/generativemodel/", {"action": "start_runs", "_selected_action": [model.pk]}, follow=True
     )
     assert b"failed validation" in response.content and not Run.objects.exists()
+
+
+def test_the_admin_task_form_refuses_metrics_outside_the_catalogue(admin_client):
+    from inference.models import Task
+    from tests.support.factories import make_task
+
+    task = make_task(n_cases=1, metrics=["psnr"], primary_metric="psnr")
+    form = {
+        "slug": task.slug, "name": task.name, "kind": task.kind, "dataset": task.dataset_id,
+        "metrics": '["lpips"]', "primary_metric": "SSIM", "ranking": "primary", "description": "",
+    }  # fmt: skip
+    page = admin_client.post(f"/admin/inference/task/{task.pk}/change/", form).content.decode()
+    assert "Unknown metric(s) lpips" in page and "Unknown metric &#x27;SSIM&#x27;" in page
+    task = Task.objects.get(pk=task.pk)
+    assert (task.metrics, task.primary_metric) == (["psnr"], "psnr")
