@@ -125,6 +125,16 @@ class PolicyPermission(BasePermission):
         self.message = getattr(view, "policy_messages", {}).get(action, self.message)
         return False
 
+    def has_object_permission(self, request, view, obj):
+        """Called by DRF's `get_object`: the view's action, asked again with the object."""
+        action = self._action(request, view)
+        if action is None:
+            return request.method in SAFE_METHODS
+        if can(request.user, action, obj):
+            return True
+        self.message = getattr(view, "policy_messages", {}).get(action, errors.PermissionDenied.default_detail)
+        return False
+
     @staticmethod
     def _action(request, view):
         table = getattr(view, "policy_actions", {})

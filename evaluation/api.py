@@ -107,7 +107,9 @@ class TaskLeaderboardView(APIView):
         if method is None:
             known = ", ".join(leaderboard.RANKING_METHODS)
             raise InvalidInput(f"Unknown ranking '{request.query_params.get('ranking')}'. Choose one of: {known}.")
-        board = leaderboard.build(task, method=method, chosen=chosen)
+        board = leaderboard.build(
+            task, method=method, chosen=chosen, private=policy.can(request.user, "inference.manage_task", task)
+        )
         renderer = request.accepted_renderer
 
         def data():

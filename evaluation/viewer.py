@@ -44,7 +44,7 @@ def run_case(request, run_pk, case_pk):
         sample = 0
     output = next((o for o in outputs if o.sample == sample), outputs[0] if outputs else None)
 
-    viewports, reference = image_viewports(case)
+    viewports, reference = image_viewports(case, request.user)
     if output is not None:
         label = "Output" + (f" (sample {output.sample})" if len(outputs) > 1 else "")
         viewports.append(viewport(label, "output", output.pk, "image"))

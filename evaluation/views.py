@@ -1,5 +1,7 @@
 """Pages of the evaluation app: the task leaderboard, re-running an evaluation, the uncertainty map image."""
 
+import hashlib
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -39,8 +41,13 @@ def uncertainty_png(request, pk, result_pk):
 def task_leaderboard(request, slug):
     task = policy.get_visible(request.user, Task, slug=slug)
     method, chosen = leaderboard.requested_ranking(request.GET, task)
-    board = leaderboard.build(task, method=method or "primary", chosen=chosen)
+    private = policy.can(request.user, "inference.manage_task", task)
+    board = leaderboard.build(task, method=method or "primary", chosen=chosen, private=private)
     chosen_keys = {column.key for column in board.chosen}
+    # Runs of a hidden test set open for their owner and the organisers only; others' for everyone.
+    openable = {row.run_id for row in board.rows}
+    if task.hidden_references:
+        openable &= set(policy.visible(request.user, Run).filter(pk__in=openable).values_list("pk", flat=True))
     rankable = [
         column for column in board.columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)
     ]
@@ -50,10 +57,13 @@ def task_leaderboard(request, slug):
         {
             "task": task,
             "board": board,
+            "openable": openable,
             "methods": leaderboard.RANKING_METHODS,
             "rankable": [(column, column.key in chosen_keys) for column in rankable],
             "query": request.GET.urlencode(),
-            "cache_key": f"{board.version}:{method}:{','.join(sorted(chosen_keys))}",
+            # The cached table differs by what the viewer may open (their own runs, an organiser's all).
+            "cache_key": f"{board.version}:{method}:{','.join(sorted(chosen_keys))}:{private}:"
+            + hashlib.sha256(repr(sorted(openable)).encode()).hexdigest()[:12],
         },
     )
 

@@ -18,13 +18,17 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.parsers import SafeJSONParser
 from core.serializers import MAX_PK
 
-from .models import Case, Dataset, GenerativeModel, Run, Task
+from . import selectors
+from .models import Case, Dataset, GenerativeModel, MemberRole, Run, Task
 from .serializers import (
     CaseOutputSerializer,
     CaseSerializer,
     DatasetSerializer,
     DatasetUploadSerializer,
+    DecisionSerializer,
     GenerativeModelSerializer,
+    HideSerializer,
+    MembershipSerializer,
     ModelUploadSerializer,
     RunCreateSerializer,
     RunDetailSerializer,
@@ -32,19 +36,65 @@ from .serializers import (
     SubmissionSerializer,
     TaskSerializer,
 )
+from .services import participation
 from .services.artifacts import register_upload
 from .services.datasets import import_dataset
+from .services.inputs import inputs_archive
 from .services.runs import cancel_run, create_run
-from .services.submissions import create_submission
 
 
 class TaskViewSet(viewsets.ModelViewSet):
     serializer_class = TaskSerializer
     lookup_field = "slug"
-    policy_actions = {name: "inference.manage_task" for name in ("create", "update", "partial_update", "destroy")}
+    policy_actions = {
+        "create": "inference.create_task",
+        **{name: "inference.manage_task" for name in ("update", "partial_update", "destroy")},
+        "join": "inference.join",
+        "inputs": "inference.download_inputs",
+        "members": "inference.manage_members",
+        "decide_member": "inference.manage_members",
+    }
 
     def get_queryset(self):
         return policy.visible(self.request.user, Task)
+
+    @extend_schema(request=None, responses={201: MembershipSerializer, 200: MembershipSerializer})
+    @action(detail=True, methods=["post"])
+    def join(self, request, slug=None):
+        """Take part: accepted at once, or pending until an organiser approves (the task's join policy)."""
+        task = self.get_object()
+        membership = participation.join_task(task, user=request.user)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def inputs(self, request, slug=None):
+        """The test inputs as a zip of `<case_id>.npy` files (the inputs' channels in order), the names a
+        submission of outputs uses."""
+        task = self.get_object()
+        archive = inputs_archive(task)
+        return FileResponse(archive, as_attachment=True, filename=f"{task.slug}-inputs.zip")
+
+    @extend_schema(responses={200: MembershipSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def members(self, request, slug=None):
+        """Organisers: the task's organisers and participants, with their status."""
+        task = self.get_object()
+        memberships = task.memberships.select_related("user").order_by("role", "user__username")
+        return Response(MembershipSerializer(memberships, many=True).data)
+
+    @extend_schema(request=DecisionSerializer, responses={200: MembershipSerializer})
+    @action(detail=True, methods=["post"], url_path=r"members/(?P<member_id>\d+)/decide", url_name="decide-member")
+    def decide_member(self, request, slug=None, member_id=None):
+        """Organisers: {"accept": true|false} for a participant."""
+        task = self.get_object()
+        form = DecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        membership = task.memberships.filter(pk=member_id, role=MemberRole.PARTICIPANT).first()
+        if membership is None:
+            raise NotFound("No such participant of this task.")
+        membership = participation.decide_membership(membership, accept=form.validated_data["accept"], by=request.user)
+        return Response(MembershipSerializer(membership).data)
 
     def perform_destroy(self, task):
         try:
@@ -97,7 +147,7 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CaseSerializer
 
     def get_queryset(self):
-        cases = policy.visible(self.request.user, Case).prefetch_related("images")
+        cases = selectors.cases_with_images(self.request.user, policy.visible(self.request.user, Case))
         if (dataset := _id_param(self.request, "dataset")) is not None:
             cases = cases.filter(dataset_id=dataset)
         return cases
@@ -120,13 +170,19 @@ class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
     def create(self, request, *args, **kwargs):
         form = ModelUploadSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
+        policy.require(request.user, "inference.upload_model", form.validated_data["task"])
         model = register_upload(form.validated_data, user=request.user)
         return Response(GenerativeModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
 class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
-    policy_actions = {"create": "inference.start_run", "cancel": "inference.cancel_run"}
+    policy_actions = {
+        "create": "inference.start_run",
+        "cancel": "inference.cancel_run",
+        "hide": "inference.moderate_run",
+        "unhide": "inference.moderate_run",
+    }
 
     def get_queryset(self):
         runs = policy.visible(self.request.user, Run).select_related("task", "model")
@@ -147,6 +203,7 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         form = RunCreateSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
+        policy.require(request.user, "inference.start_run", data["model"])
         run = create_run(data["model"], user=request.user, name=data["name"], seed=data["seed"])
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -154,6 +211,22 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return Response(RunSerializer(cancel_run(self.get_object().pk)).data)
+
+    @extend_schema(request=HideSerializer, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def hide(self, request, pk=None):
+        """Organisers: take the run off the leaderboard with a reason (it is kept)."""
+        run = self.get_object()
+        form = HideSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return Response(
+            RunSerializer(participation.hide_run(run, reason=form.validated_data["reason"], by=request.user)).data
+        )
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def unhide(self, request, pk=None):
+        return Response(RunSerializer(participation.unhide_run(self.get_object(), by=request.user)).data)
 
     @extend_schema(responses={200: CaseOutputSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -189,7 +262,8 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
         form = SubmissionSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        run = create_submission(
+        policy.require(request.user, "inference.submit", data["task"])
+        run = participation.submit(
             data["task"], data["file"], name=data["name"], user=request.user, original_name=data["file"].name
         )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -92,6 +92,10 @@ class CaseImage(models.Model):
     origin = models.JSONField(default=list)
     intensity_min = models.FloatField(null=True)
     intensity_max = models.FloatField(null=True)
+    content_sha256 = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="sha256 of the canonical array's bytes: the same pixels anywhere are found by it.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["case", "role", "index"]
@@ -106,6 +110,16 @@ class CaseImage(models.Model):
 
     def load(self):
         return load_array(self.array)
+
+
+class JoinPolicy(models.TextChoices):
+    AUTO = "auto", "Anyone who joins is accepted"
+    APPROVAL = "approval", "An organiser approves each participant"
+
+
+class LeaderboardEntry(models.TextChoices):
+    BEST = "best", "Each participant's best run"
+    LATEST = "latest", "Each participant's latest run"
 
 
 class Task(models.Model):
@@ -133,6 +147,21 @@ class Task(models.Model):
         max_length=20, choices=[("primary", "Primary metric"), ("mean_rank", "Mean rank")], default="primary"
     )
     is_public = models.BooleanField(default=False, help_text="Readable without login (demo tasks).")
+    hidden_references = models.BooleanField(
+        default=False,
+        help_text="A hidden test set: its reference images and label masks (and any image with the same pixels) "
+        "reach the task's organisers only; participants see the inputs, their own runs and the leaderboard.",
+    )
+    join_policy = models.CharField(max_length=20, choices=JoinPolicy.choices, default=JoinPolicy.AUTO)
+    participant_models = models.BooleanField(
+        default=False, help_text="Participants may upload a model to run on the platform (not only outputs)."
+    )
+    leaderboard_entry = models.CharField(
+        max_length=20,
+        choices=LeaderboardEntry.choices,
+        default=LeaderboardEntry.BEST,
+        help_text="Which of a participant's runs the leaderboard shows.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +172,68 @@ class Task(models.Model):
 
     def get_absolute_url(self):
         return reverse("task-detail", args=[self.slug])
+
+
+class MemberRole(models.TextChoices):
+    ORGANISER = "organiser", "Organiser"
+    PARTICIPANT = "participant", "Participant"
+
+
+class MemberStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for an organiser"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Membership(models.Model):
+    """A user's role in one task: an organiser manages it and sees its hidden data; a participant submits."""
+
+    task = models.ForeignKey(Task, related_name="memberships", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="task_memberships", on_delete=models.CASCADE)
+    role = models.CharField(max_length=20, choices=MemberRole.choices)
+    status = models.CharField(max_length=20, choices=MemberStatus.choices, default=MemberStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["task", "role", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["task", "user"], name="one_membership_per_task_and_user")]
+
+    def __str__(self):
+        return f"{self.user} · {self.role} of {self.task} ({self.status})"
+
+
+class Phase(models.Model):
+    """A period in which participants submit (e.g. "validation", then "test"), with its submission limits."""
+
+    task = models.ForeignKey(Task, related_name="phases", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: open until further notice.")
+    limit_per_period = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submissions per participant per period; empty for no limit."
+    )
+    period_hours = models.PositiveIntegerField(default=24)
+    limit_total = models.PositiveIntegerField(null=True, blank=True, help_text="Per participant, in the phase.")
+    private_leaderboard = models.BooleanField(
+        default=False, help_text="Participants see this phase's leaderboard only once the phase has ended."
+    )
+
+    class Meta:
+        ordering = ["task", "starts_at"]
+        constraints = [models.UniqueConstraint(fields=["task", "name"], name="unique_phase_name_per_task")]
+
+    def __str__(self):
+        return f"{self.task}: {self.name}"
+
+    def is_open(self, now):
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+    def has_ended(self, now):
+        return self.ends_at is not None and self.ends_at <= now
 
 
 class ModelFormat(models.TextChoices):
@@ -262,6 +353,15 @@ class Run(Job):
     throughput_cases_per_s = models.FloatField(null=True, blank=True)
     latency_ms_p50 = models.FloatField(null=True, blank=True)
     latency_ms_p95 = models.FloatField(null=True, blank=True)
+    task_phase = models.ForeignKey(
+        "Phase", related_name="runs", null=True, blank=True, on_delete=models.PROTECT,
+        help_text="The task's phase a participant's run was submitted in.",
+    )  # fmt: skip
+    hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden from the leaderboard (kept).")
+    hidden_reason = models.TextField(blank=True)
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -287,6 +387,7 @@ class CaseOutput(models.Model):
     shape = models.JSONField()
     latency_ms = models.FloatField(null=True, blank=True, help_text="Model time for this case (per sample).")
     nonfinite_count = models.BigIntegerField(default=0, help_text="NaN/Inf voxels in the output.")
+    content_sha256 = models.CharField(max_length=64, blank=True, db_index=True, help_text="See CaseImage.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,12 +1,15 @@
 """Reads of the inference pages, each in a fixed number of queries whatever the number of rows."""
 
-from django.db.models import Count, OuterRef, Subquery
+from datetime import timedelta
+
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core import policy
 from core.models import JobStatus
 
-from .models import Case, GenerativeModel, Run, Task
+from .models import Case, CaseImage, GenerativeModel, MemberStatus, Run, Task
 
 
 def _count(queryset, field):
@@ -30,9 +33,51 @@ def task_rows(user):
 
 
 def task_page(user, slug):
-    """(task, its models, its runs, its case count) if the user may see the task."""
+    """(task, its models, the runs the user may see, its case count) if the user may see the task."""
     task = policy.get_visible(user, Task, slug=slug)
-    return task, task.models.all(), task.runs.select_related("model"), task.dataset.cases.count()
+    runs = policy.visible(user, Run).filter(task=task).select_related("model")
+    return task, task.models.all(), runs, task.dataset.cases.count()
+
+
+def participation(user, task, *, now=None):
+    """The user's standing in `task` for its page: membership, whether they may join or submit, the open
+    phase with what they have used of its limits, and (organisers) the participants waiting for a decision."""
+    now = now or timezone.now()
+    membership = task.memberships.filter(user=user).first() if policy.is_authenticated(user) else None
+    phase = next((p for p in task.phases.order_by("-starts_at") if p.is_open(now)), None)
+    used = None
+    if phase is not None and membership is not None:
+        counted = counted_runs(task, user, phase)
+        window = now - timedelta(hours=phase.period_hours)
+        used = {"total": counted.count(), "period": counted.filter(created_at__gt=window).count()}
+    organiser = policy.can(user, "inference.manage_members", task)
+    pending = task.memberships.filter(status=MemberStatus.PENDING).select_related("user") if organiser else []
+    return {
+        "membership": membership,
+        "can_join": policy.is_authenticated(user) and membership is None and not policy.is_staff(user),
+        "can_submit": policy.can(user, "inference.submit", task) if policy.is_authenticated(user) else False,
+        "phase": phase,
+        "phases": list(task.phases.all()),
+        "used": used,
+        "organiser": organiser,
+        "pending": list(pending),
+        "members": task.memberships.filter(status=MemberStatus.ACCEPTED).count(),
+    }
+
+
+#: Runs that count against a participant's limits: a submission that failed validation (or a run that
+#: failed or was cancelled) does not use up a submission.
+NOT_COUNTED = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def counted_runs(task, user, phase):
+    """The user's runs in `phase` that count against its limits."""
+    return Run.objects.filter(task=task, requested_by=user, task_phase=phase).exclude(status__in=NOT_COUNTED)
+
+
+def my_runs(user):
+    """The user's own runs and submissions, newest first, with their task and phase."""
+    return Run.objects.filter(requested_by=user).select_related("task", "model", "task_phase").order_by("-created_at")
 
 
 def runs_with_output(user, case):
@@ -49,3 +94,18 @@ def runs_with_output(user, case):
 def succeeded_runs(user, *, task=None):
     runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
     return runs.filter(task=task) if task is not None else runs
+
+
+def visible_images(user):
+    """The case images the user may see (a hidden test set's references and labels left out), in order."""
+    return policy.visible(user, CaseImage).order_by("role", "index")
+
+
+def cases_with_images(user, cases):
+    """`cases` with `images` prefetched as the user may see them (one query for all)."""
+    return cases.prefetch_related(Prefetch("images", queryset=visible_images(user)))
+
+
+def case_image(user, case, role, index=0):
+    """The case's image of `role` (and `index`) if the user may see it, else None."""
+    return visible_images(user).filter(case=case, role=role, index=index).first()

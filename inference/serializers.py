@@ -1,11 +1,30 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from core import policy
 from core.serializers import JOB_FIELDS, JobSerializer, PrimaryKeyField
 
 from . import extensions
 from .forms import parse_spatial_shape
-from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, ModelFormat, Normalisation, Run, Task
+from .models import (
+    Case,
+    CaseImage,
+    CaseOutput,
+    Dataset,
+    GenerativeModel,
+    Membership,
+    ModelFormat,
+    Normalisation,
+    Run,
+    Task,
+)
+
+
+class VisibleTaskField(serializers.SlugRelatedField):
+    """A task by slug among those the requesting user may see (another one does not exist for them)."""
+
+    def get_queryset(self):
+        return policy.visible(self.context["request"].user, Task)
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -137,7 +156,7 @@ class SpatialShapeField(serializers.Field):
 
 class ModelUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    task = serializers.SlugRelatedField(slug_field="slug", queryset=Task.objects.all())
+    task = VisibleTaskField(slug_field="slug")
     file = serializers.FileField(help_text="TorchScript (.pt) or ONNX (.onnx). Pickles are refused.")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     in_channels = serializers.IntegerField(min_value=1, max_value=64, default=1)
@@ -181,14 +200,19 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
+class VisibleModelField(PrimaryKeyField):
+    def get_queryset(self):
+        return policy.visible(self.context["request"].user, GenerativeModel)
+
+
 class RunCreateSerializer(serializers.Serializer):
-    model = PrimaryKeyField(queryset=GenerativeModel.objects.all())
+    model = VisibleModelField()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1)
 
 
 class SubmissionSerializer(serializers.Serializer):
-    task = serializers.SlugRelatedField(slug_field="slug", queryset=Task.objects.all())
+    task = VisibleTaskField(slug_field="slug")
     name = serializers.CharField(max_length=200)
     file = serializers.FileField(help_text="A zip of outputs named by case id (<case_id>.nii.gz, .npy, .png, …).")
 
@@ -203,3 +227,21 @@ class CaseOutputSerializer(serializers.ModelSerializer):
 
     def get_download(self, obj) -> str:
         return reverse("api-run-output-array", args=[obj.run_id, obj.pk])
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    task = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "task", "username", "role", "status", "created_at", "decided_at"]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    accept = serializers.BooleanField()
+
+
+class HideSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

@@ -1,5 +1,6 @@
 """Canonical array files in Django's default storage (local disk or S3-compatible)."""
 
+import hashlib
 import io
 import tempfile
 from pathlib import Path
@@ -14,6 +15,15 @@ def array_bytes(array):
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
     return buffer.getvalue()
+
+
+def content_hash(array):
+    """sha256 of an array's canonical content (float32, C order) and shape: equal for the same pixels
+    wherever they are stored, so a hidden image is found again in any dataset, run or study."""
+    canonical = np.ascontiguousarray(array, dtype=np.float32)
+    digest = hashlib.sha256(repr(canonical.shape).encode())
+    digest.update(canonical.tobytes())
+    return digest.hexdigest()
 
 
 def save_array(field, filename, array):

@@ -81,9 +81,9 @@ def output_source(request, pk):
 
 def difference_source(request, pk):
     output = policy.get_visible(request.user, CaseOutput, pk=pk)
-    reference = output.case.image(ImageRole.REFERENCE)
-    if reference is None:
-        raise Http404("This case has no reference image.")
+    reference = selectors.case_image(request.user, output.case, ImageRole.REFERENCE)
+    if reference is None:  # none, or a hidden test set's: the difference would give it away
+        raise Http404("This case has no reference image you may see.")
     array, ref = open_field(output.array), open_field(reference.array)
     if array.shape != ref.shape:
         raise Http404(f"The output's shape {tuple(array.shape)} differs from the reference's {tuple(ref.shape)}.")
@@ -136,9 +136,9 @@ def viewport(label, source, pk, group, leader=False):
     return spec
 
 
-def image_viewports(case):
-    """Input(s) of a case, each with its own window, and its reference image (or None)."""
-    images = list(case.images.all())
+def image_viewports(case, user):
+    """Input(s) of a case, each with its own window, and its reference image (or None) as `user` may see them."""
+    images = list(selectors.visible_images(user).filter(case=case))
     inputs = [im for im in images if im.role == ImageRole.INPUT]
     reference = next((im for im in images if im.role == ImageRole.REFERENCE), None)
     viewports = []
@@ -164,7 +164,7 @@ def case_compare(request, case_pk):
     run_a = pick("a", runs[0] if runs else None)
     run_b = pick("b", next((r for r in runs if r is not run_a), None))
     viewports = []
-    reference = case.image(ImageRole.REFERENCE)
+    reference = selectors.case_image(request.user, case, ImageRole.REFERENCE)
     if reference is not None:
         viewports.append(viewport("Reference", "case-image", reference.pk, "image", leader=True))
     for letter, run in (("A", run_a), ("B", run_b)):

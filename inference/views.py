@@ -4,6 +4,7 @@ writes from the same services the API calls, forms from `forms`."""
 import io
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,11 +16,22 @@ from core.pages import report
 
 from . import extensions, selectors
 from .forms import ModelUploadForm, SubmissionForm
-from .models import Case, CaseOutput, Dataset, GenerativeModel, ImageRole, ModelStatus, Run, Task
+from .models import (
+    Case,
+    CaseOutput,
+    Dataset,
+    GenerativeModel,
+    ImageRole,
+    MemberRole,
+    MemberStatus,
+    ModelStatus,
+    Run,
+    Task,
+)
 from .preview import render_png
+from .services import participation
 from .services.artifacts import register_upload
 from .services.runs import cancel_run, create_run
-from .services.submissions import create_submission
 
 
 def home(request):
@@ -36,14 +48,63 @@ def task_detail(request, slug):
             "models": models,
             "runs": runs,
             "case_count": case_count,
-            "submission_form": SubmissionForm() if policy.can(request.user, "inference.submit") else None,
+            "standing": selectors.participation(request.user, task),
+            "submission_form": SubmissionForm(),
         },
     )
 
 
+@require_POST
+def task_join(request, slug):
+    task = policy.get_visible(request.user, Task, slug=slug)
+    policy.require(request.user, "inference.join", task)
+    membership = participation.join_task(task, user=request.user)
+    if membership.status == MemberStatus.ACCEPTED:
+        messages.success(request, f"You take part in '{task.name}': download the inputs and submit your outputs.")
+    else:
+        messages.success(request, "Your request to take part waits for an organiser's approval.")
+    return redirect(task)
+
+
+@require_POST
+def member_decide(request, slug, member_id):
+    task = policy.get_visible(request.user, Task, slug=slug)
+    policy.require(request.user, "inference.manage_members", task)
+    membership = task.memberships.filter(pk=member_id, role=MemberRole.PARTICIPANT).first()
+    if membership is None:
+        raise Http404("No such participant.")
+    accept = request.POST.get("decision") == "accept"
+    participation.decide_membership(membership, accept=accept, by=request.user)
+    messages.success(request, f"{membership.user}: {'accepted' if accept else 'rejected'}.")
+    return redirect(task)
+
+
+@login_required
+def my_submissions(request):
+    return render(request, "inference/my_submissions.html", {"runs": selectors.my_runs(request.user)})
+
+
+@require_POST
+def run_hide(request, pk):
+    run = policy.get_visible(request.user, Run, pk=pk)
+    policy.require(request.user, "inference.moderate_run", run)
+    try:
+        if request.POST.get("action") == "unhide":
+            participation.unhide_run(run, by=request.user)
+            messages.success(request, "The run is on the leaderboard again.")
+        else:
+            participation.hide_run(run, reason=request.POST.get("reason", ""), by=request.user)
+            messages.success(request, "The run is hidden from the leaderboard; it is kept.")
+    except DomainError as exc:
+        report(request, exc)
+    return redirect(run)
+
+
 def dataset_detail(request, pk):
     dataset = policy.get_visible(request.user, Dataset, pk=pk)
-    page = Paginator(dataset.cases.prefetch_related("images"), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.cases_with_images(request.user, dataset.cases.all()), 50).get_page(
+        request.GET.get("page")
+    )
     return render(request, "inference/dataset_detail.html", {"dataset": dataset, "page": page})
 
 
@@ -53,7 +114,11 @@ def case_detail(request, pk):
     return render(
         request,
         "inference/case_detail.html",
-        {"case": case, "images": case.images.all(), "outputs": outputs.order_by("run_id", "sample")},
+        {
+            "case": case,
+            "images": selectors.visible_images(request.user).filter(case=case),
+            "outputs": outputs.order_by("run_id", "sample"),
+        },
     )
 
 
@@ -61,7 +126,7 @@ def case_image_png(request, pk, role, index):
     case = policy.get_visible(request.user, Case, pk=pk)
     if role not in ImageRole.values:
         raise Http404
-    image = case.images.filter(role=role, index=index).first()
+    image = selectors.case_image(request.user, case, role, index)
     if image is None:
         raise Http404
     return png_response(image.load(), label=role == ImageRole.LABEL)
@@ -139,6 +204,7 @@ def run_detail(request, pk):
             "sections": sections,
             "section_scripts": list(dict.fromkeys(script for section in sections for script in section.scripts)),
             "can_cancel": not run.is_final and policy.can(request.user, "inference.cancel_run", run),
+            "can_moderate": policy.can(request.user, "inference.moderate_run", run),
         },
     )
 
@@ -166,7 +232,7 @@ def task_submit(request, slug):
         return redirect(task)
     upload = form.cleaned_data["file"]
     try:
-        run = create_submission(
+        run = participation.submit(
             task, upload, name=form.cleaned_data["name"], user=request.user, original_name=upload.name
         )
     except DomainError as exc:

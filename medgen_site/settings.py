@@ -237,7 +237,10 @@ MEDGEN_VIEWER_MAX_ARRAY_BYTES = env_int("MEDGEN_VIEWER_MAX_ARRAY_BYTES", 256 * 1
 
 # --- Auth and API ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Login throttling (django-axes): after MEDGEN_LOGIN_FAILURE_LIMIT wrong passwords for one username from
 # one address, that pair is refused (429) for MEDGEN_LOGIN_COOLOFF_MINUTES, the right password included.
@@ -249,6 +252,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# Anyone may create an account (POST /api/auth/register/, /accounts/signup/) unless this is off.
+MEDGEN_SELF_REGISTRATION = env_bool("MEDGEN_SELF_REGISTRATION", True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"

@@ -23,16 +23,18 @@ _memo = OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def build(task, *, method=None, chosen=None, version=None):
+def build(task, *, method=None, chosen=None, version=None, private=False):
     """The leaderboard of `task`, from the cache when nothing changed since it was built.
 
     `method` is "primary" or "mean_rank" (default: the task's); `chosen` lists the column keys
-    whose ranks are averaged for the mean rank (default: every ranked pixel and feature column).
+    whose ranks are averaged for the mean rank (default: every ranked pixel and feature column);
+    `private` (organisers) includes the runs of phases whose leaderboard is still private.
     """
     method = method if method in RANKING_METHODS else (task.ranking if task.ranking in RANKING_METHODS else "primary")
     version = version or data_version(task)
     chosen_key = ",".join(sorted(chosen)) if chosen else ""
-    key = f"leaderboard:{task.pk}:{version}:{method}:{hashlib.sha256(chosen_key.encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(chosen_key.encode()).hexdigest()[:12]
+    key = f"leaderboard:{task.pk}:{version}:{method}:{digest}:{'private' if private else 'public'}"
     with _memo_lock:
         board = _memo.get(key)
         if board is not None:
@@ -40,7 +42,7 @@ def build(task, *, method=None, chosen=None, version=None):
             return board
     board = cache.get(key)  # another process may have built it (with a shared cache backend)
     if board is None:
-        board = compute(task, method=method, chosen=chosen)
+        board = compute(task, method=method, chosen=chosen, private=private)
         board.version = version
         cache.set(key, board, CACHE_SECONDS)
     with _memo_lock:

@@ -5,10 +5,11 @@ per-case values the paired tests and the rank bootstrap resample."""
 import hashlib
 
 import numpy as np
-from django.db.models import Count, Max
+from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.utils import timezone
 
 from core.models import JobStatus
-from inference.models import Run
+from inference.models import MemberRole, Membership, MemberStatus, Phase, Run
 
 from .. import formatting
 from ..formatting import decode_value
@@ -36,23 +37,56 @@ def data_version(task):
     results are not read: an evaluation rewrites them together with the per-run results, whose
     count and latest `computed_at` are in the key.
     """
+    participant = Membership.objects.filter(
+        task=task, user=OuterRef("requested_by"), role=MemberRole.PARTICIPANT, status=MemberStatus.ACCEPTED
+    )
     runs = list(
         Run.objects.filter(task=task)
+        .annotate(by_participant=Exists(participant))
         .order_by("pk")
-        .values_list("pk", "status", "name", "device", "model__name", "model__stochastic")
-    )
+        .values_list(
+            "pk", "status", "name", "device", "model__name", "model__stochastic", "hidden_at", "requested_by_id",
+            "by_participant", "task_phase__private_leaderboard", "task_phase__ends_at",
+        )
+    )  # fmt: skip
+    # A private phase's runs appear once it ends: whether each one has ended yet is part of the version.
+    now = timezone.now()
+    closed = [run[0] for run in runs if run[9] and (run[10] is None or run[10] > now)]
     results = MetricResult.objects.filter(run__task=task).aggregate(n=Count("id"), last=Max("computed_at"))
     # The downstream real→real reference belongs to the task, not to a run.
     downstream = list(
         DownstreamJob.objects.filter(setup__task=task, run__isnull=True).values_list("pk", "status", "finished_at")
     )
-    settings_of_task = (task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics)
-    raw = repr((settings_of_task, runs, results, downstream))
+    settings_of_task = (
+        task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics, task.leaderboard_entry
+    )  # fmt: skip
+    raw = repr((settings_of_task, runs, results, downstream, closed))
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def succeeded_runs(task):
-    return list(Run.objects.filter(task=task, status=JobStatus.SUCCEEDED).select_related("model").order_by("pk"))
+def private_open_phases(task, now=None):
+    """The task's phases whose leaderboard stays private until they end, and have not ended."""
+    now = now or timezone.now()
+    return Phase.objects.filter(task=task, private_leaderboard=True).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=now)
+    )
+
+
+def participant_ids(task):
+    return set(
+        Membership.objects.filter(task=task, role=MemberRole.PARTICIPANT, status=MemberStatus.ACCEPTED).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
+def succeeded_runs(task, *, private=False):
+    """The runs the board ranks: succeeded, not hidden by an organiser, and (unless `private`, for the
+    organisers) not of a phase whose leaderboard is still private."""
+    runs = Run.objects.filter(task=task, status=JobStatus.SUCCEEDED, hidden_at__isnull=True)
+    if not private:
+        runs = runs.exclude(task_phase__in=private_open_phases(task))
+    return list(runs.select_related("model", "requested_by").order_by("pk"))
 
 
 def run_results(task):
@@ -74,14 +108,15 @@ def run_results(task):
     )
 
 
-def rows(runs, columns, results):
-    """One row per run (in run order) with a cell per column."""
+def rows(runs, columns, results, participants=frozenset()):
+    """One row per run (in run order) with a cell per column; `participants` are the user ids whose runs
+    are a participant's entries (one per participant on the board)."""
     by_run = {run.pk: {} for run in runs}
     for result in results:
         key = column_key(result.metric, result.extractor)
         if result.run_id in by_run:
             by_run[result.run_id][key] = result
-    return [_row(run, columns, by_run[run.pk]) for run in runs]
+    return [_row(run, columns, by_run[run.pk], participants) for run in runs]
 
 
 def column_key(metric, extractor):
@@ -186,7 +221,7 @@ def _reader_study_columns(results):
     return columns
 
 
-def _row(run, columns, results):
+def _row(run, columns, results, participants):
     cells = {}
     for column in columns:
         if column.tier == EFFICIENCY:
@@ -221,6 +256,8 @@ def _row(run, columns, results):
         device=run.device,
         stochastic=bool(run.model and run.model.stochastic),
         cells=cells,
+        participant=run.requested_by.username if run.requested_by_id in participants else "",
+        created_at=run.created_at,
     )
 
 

@@ -81,6 +81,8 @@ class Row:
     device: str
     stochastic: bool
     cells: dict
+    participant: str = ""  # the participant who submitted it; empty for organisers' runs (baselines)
+    created_at: object = None
     rank: int | None = None
     score: float | None = None
     comparison: ranking.PairedComparison | None = None

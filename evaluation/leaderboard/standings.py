@@ -25,12 +25,16 @@ def requested_ranking(params, task):
     return (method if method in RANKING_METHODS else None), chosen or None
 
 
-def compute(task, *, method="primary", chosen=None):
-    """The board of `task` built now (`cache.build` keeps it); `method` and `chosen` as in `cache.build`."""
-    runs = queries.succeeded_runs(task)
+def compute(task, *, method="primary", chosen=None, private=False):
+    """The board of `task` built now (`cache.build` keeps it); `method`, `chosen`, `private` as in `cache.build`."""
+    runs = queries.succeeded_runs(task, private=private)
     results = queries.run_results(task)
     columns = queries.columns(task, results)
-    rows = queries.rows(runs, columns, results)
+    rows = queries.rows(runs, columns, results, queries.participant_ids(task))
+    primary = _primary(task, columns)
+    rows = _one_entry_per_participant(rows, primary, task.leaderboard_entry)
+    kept = {row.run_id for row in rows}
+    runs = [run for run in runs if run.pk in kept]
     per_case_columns = [column for column in columns if column.per_case]
     case_ids, per_case = queries.per_case_matrix(task, runs, per_case_columns)
 
@@ -39,7 +43,7 @@ def compute(task, *, method="primary", chosen=None):
         columns=columns,
         rows=rows,
         method=method,
-        primary=_primary(task, columns),
+        primary=primary,
         chosen=[],
         ranking_text="",
         significance_text="",
@@ -59,6 +63,29 @@ def compute(task, *, method="primary", chosen=None):
     board.rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.run_id))
     board.downstream_reference = task_reference(task)
     return board
+
+
+def _one_entry_per_participant(rows, primary, entry):
+    """A participant's best run by the primary metric (`entry` "best"), or their latest ("latest"); runs of
+    organisers (baselines) all stay. A participant whose runs have no primary value keeps the latest."""
+    chosen, others = {}, []
+    for row in rows:
+        if not row.participant:
+            others.append(row)
+            continue
+        chosen.setdefault(row.participant, []).append(row)
+
+    def best(candidates):
+        if entry == "latest" or primary is None:
+            return max(candidates, key=lambda row: (row.created_at, row.run_id))
+        scored = [row for row in candidates if row.cells.get(primary.key) and row.cells[primary.key].value is not None]
+        if not scored:
+            return max(candidates, key=lambda row: (row.created_at, row.run_id))
+        sign = 1 if primary.higher_is_better else -1
+        return max(scored, key=lambda row: (sign * row.cells[primary.key].value, row.created_at))
+
+    kept = others + [best(candidates) for candidates in chosen.values()]
+    return sorted(kept, key=lambda row: row.run_id)
 
 
 def _primary(task, columns):

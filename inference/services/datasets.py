@@ -20,7 +20,7 @@ from core.errors import InvalidInput
 from .. import importers
 from ..importers import ImageImportError, Limits, safe_extract_zip, scan_dataset, split_name, zip_folder
 from ..models import Case, CaseImage, Dataset
-from ..storage import UploadTooLarge, copy_upload, save_array
+from ..storage import UploadTooLarge, content_hash, copy_upload, save_array
 
 __all__ = ["DatasetImportError", "import_dataset", "import_limits"]
 
@@ -162,6 +162,7 @@ def _store_image(case, item, workdir, written):
         origin=list(image.origin),
         intensity_min=float(array.min()),
         intensity_max=float(array.max()),
+        content_sha256=content_hash(array),
     )
     stem = f"{item.role}_{item.index}"
     # Record the intended name first: a write that fails half way still leaves a file behind.

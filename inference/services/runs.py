@@ -19,7 +19,7 @@ from core.models import JobStatus
 
 from .. import runner
 from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind
-from ..storage import save_array
+from ..storage import content_hash, save_array
 from .artifacts import local_copy
 
 log = logging.getLogger(__name__)
@@ -154,5 +154,6 @@ def store_output(run, case, sample, array, *, latency_ms=None):
     output.shape = list(array.shape)
     output.latency_ms = latency_ms
     output.nonfinite_count = int(array.size - np.count_nonzero(np.isfinite(array)))
+    output.content_sha256 = content_hash(array)
     output.save()
     return output

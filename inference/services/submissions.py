@@ -30,8 +30,9 @@ SAMPLE_SUFFIX = re.compile(r"^(?P<case>.+)_sample(?P<k>\d+)$")
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".npy", ".npz", ".png", ".tif", ".tiff", ".dcm")
 
 
-def create_submission(task, source, *, name: str, user=None, original_name: str = "") -> Run:
-    """Store the uploaded zip as a submission run and queue its validation."""
+def create_submission(task, source, *, name: str, user=None, original_name: str = "", phase=None) -> Run:
+    """Store the uploaded zip as a submission run (in the task's `phase`, for a participant) and queue its
+    validation."""
     try:
         path = spool_upload(source, settings.MEDGEN_MAX_UPLOAD_BYTES, prefix="medgen-submission-")
     except UploadTooLarge as exc:
@@ -42,7 +43,9 @@ def create_submission(task, source, *, name: str, user=None, original_name: str 
                 raise RunError("A submission must be a zip archive of outputs named by case id.")
         total = task.dataset.cases.count()
         with transaction.atomic():
-            run = Run(name=name, task=task, kind=RunKind.SUBMISSION, progress_total=total, requested_by=user)
+            run = Run(
+                name=name, task=task, kind=RunKind.SUBMISSION, progress_total=total, requested_by=user, task_phase=phase
+            )
             run.save()
             with open(path, "rb") as handle:
                 run.submission_file.save(original_name or "submission.zip", File(handle), save=True)

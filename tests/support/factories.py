@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from inference.models import Case, CaseImage, Dataset, ImageRole, Task, TaskKind
-from inference.storage import save_array
+from inference.storage import content_hash, save_array
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):
@@ -40,6 +40,7 @@ def add_image(case, role, array, index=0):
         origin=[0, 0, 0],
         intensity_min=float(array.min()),
         intensity_max=float(array.max()),
+        content_sha256=content_hash(array),
     )
     save_array(image.array, f"{role}_{index}.npy", array)
     image.save()
