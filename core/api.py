@@ -50,7 +50,8 @@ class TokenView(APIView):
     def post(self, request):
         form = CredentialsSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = authenticate(request, **form.validated_data)
+        # The underlying HttpRequest: axes marks a lockout on it for its middleware to answer (429).
+        user = authenticate(request._request, **form.validated_data)
         if user is None:
             raise NotAuthenticated("Unknown username or wrong password.")
         return Response({"token": accounts.token_for(user).key})
