@@ -34,9 +34,11 @@ from inference import arrays
 from inference.models import Run, Task
 from inference.viewer import open_field, plane_response
 
-from . import analysis, blinding, publishing, services
+from . import analysis, blinding, selectors
 from .answers import InvalidAnswer
+from .errors import AnswerConflict, NotReadable, StudyError
 from .models import DEFAULT_SCALES, Design, ReaderStudy, StudyStatus
+from .services import build, publishing, reading, studies
 
 #: Nothing a reader fetches may be kept by a shared cache or reused after the study.
 NO_STORE = "private, no-store"
@@ -54,11 +56,11 @@ def _reader_json(view):
             return JsonResponse({"detail": "Log in to read."}, status=401)
         try:
             response = view(request, *args, **kwargs)
-        except services.NotFound:
+        except NotReadable:
             response = JsonResponse({"detail": "Not found."}, status=404)
-        except services.Conflict as exc:
+        except AnswerConflict as exc:
             response = JsonResponse({"detail": str(exc)}, status=409)
-        except (InvalidAnswer, services.StudyError) as exc:
+        except (InvalidAnswer, StudyError) as exc:
             response = JsonResponse({"detail": str(exc)}, status=400)
         except arrays.TooLarge as exc:
             response = JsonResponse({"detail": str(exc)}, status=413)
@@ -86,8 +88,8 @@ def _json_body(request, *fields):
 @require_GET
 @_reader_json
 def read_state(request, uid):
-    session = services.reader_session(uid, request.user)
-    return JsonResponse(services.state(session))
+    session = reading.reader_session(uid, request.user)
+    return JsonResponse(reading.state(session))
 
 
 @require_POST
@@ -95,10 +97,12 @@ def read_state(request, uid):
 def read_answer(request, uid):
     body = _json_body(request, "item", "key")
     try:
-        data = services.submit_as(uid, request.user, body["item"], body.get("answer"), body["key"])
-    except services.Conflict as exc:
-        session = services.reader_session(uid, request.user)
-        return JsonResponse({"detail": str(exc), "state": services.state(session)}, status=409)
+        data = reading.submit_as(
+            uid, reader=request.user, token=body["item"], value=body.get("answer"), key=body["key"]
+        )
+    except AnswerConflict as exc:
+        session = reading.reader_session(uid, request.user)
+        return JsonResponse({"detail": str(exc), "state": reading.state(session)}, status=409)
     return JsonResponse(data)
 
 
@@ -106,29 +110,29 @@ def read_answer(request, uid):
 @_reader_json
 def read_draft(request, uid):
     body = _json_body(request, "item")
-    session = services.reader_session(uid, request.user)
-    services.save_draft(session, body["item"], body.get("answer"))
+    session = reading.reader_session(uid, request.user)
+    reading.save_draft(session, token=body["item"], value=body.get("answer"))
     return HttpResponse(status=204)
 
 
 @require_GET
 @_reader_json
 def read_image(request, token, slot):
-    return JsonResponse(services.image_header(token, slot, services.reader_image(request.user, token, slot)))
+    return JsonResponse(reading.image_header(token, slot, reading.reader_image(request.user, token, slot)))
 
 
 @require_GET
 @_reader_json
 def read_image_data(request, token, slot):
-    image = services.reader_image(request.user, token, slot)
+    image = reading.reader_image(request.user, token, slot)
     return plane_response(open_field(image.array), request.GET.get("slice"))
 
 
 @login_required
 def workspace(request, uid):
     try:
-        session = services.reader_session(uid, request.user)
-    except services.NotFound:
+        session = reading.reader_session(uid, request.user)
+    except NotReadable:
         raise Http404("Not found.") from None
     study = session.study
     config = {
@@ -307,19 +311,11 @@ def study_detail(request, pk):
         {
             "study": study,
             "runs": study.runs.select_related("model").order_by("pk"),
-            "progress": services.progress(study),
+            "progress": selectors.progress(study),
             "invite_form": invite_form,
-            "item_counts": _item_counts(study),
+            "item_counts": selectors.item_counts(study),
         },
     )
-
-
-def _item_counts(study):
-    counts = {kind: 0 for kind in ("regular", "repeat", "attention")}
-    for kind in study.items.values_list("kind", flat=True):
-        counts[kind] += 1
-    counts["total"] = sum(counts.values())
-    return counts
 
 
 @login_required
@@ -328,13 +324,13 @@ def study_action(request, pk, action):
     study = _editable(request, pk)
     try:
         if action == "start":
-            services.freeze(study)
+            build.freeze(study)
             messages.success(request, "Started: the items are frozen and the readers can begin.")
         elif action == "close":
-            services.close(study)
+            studies.close(study)
             messages.success(request, "Closed: readers can no longer answer.")
         elif action == "reopen":
-            services.reopen(study)
+            studies.reopen(study)
             messages.success(request, "Reopened.")
         elif action == "publish":
             publishing.publish(study)
@@ -345,12 +341,12 @@ def study_action(request, pk, action):
         elif action == "invite":
             form = InviteForm(request.POST, study=study)
             if not form.is_valid():
-                raise services.StudyError("Pick reader accounts to invite.")
-            services.invite(study, list(form.cleaned_data["readers"]))
+                raise StudyError("Pick reader accounts to invite.")
+            studies.invite(study, readers=list(form.cleaned_data["readers"]))
             messages.success(request, f"Invited {len(form.cleaned_data['readers'])} reader(s).")
         else:
             raise Http404("Not found.")
-    except (services.StudyError, IllegalTransition, publishing.PublishError) as exc:
+    except (StudyError, IllegalTransition) as exc:
         messages.error(request, str(exc))
     except blinding.NotShowable as exc:
         messages.error(request, f"An image could not be prepared: {exc}")
@@ -425,7 +421,7 @@ def study_export(request, pk):
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-answers.csv"'
     writer = csv.writer(response)
     writer.writerow(EXPORT_COLUMNS)
-    for record in services.answer_records(study):
+    for record in selectors.answer_records(study):
         row = []
         for column in EXPORT_COLUMNS:
             value = record[column]
