@@ -1,13 +1,21 @@
 """The reader studies' reads: what the study pages, the export and the analysis show.
 
-Everything here is for editors: answers with their hidden truth (`answer_records`) never reach a reader.
+Everything here is for editors except `reader_accounts` (who may be invited): answers with their hidden
+truth (`answer_records`) never reach a reader.
 """
 
 from typing import Any
 
 import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 
 from .models import Answer, ItemKind, ReaderStudy
+
+
+def reader_accounts() -> QuerySet:
+    """Accounts that may read a study: active, without staff rights (a reader must not see the truth)."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("username")
 
 
 def item_counts(study: ReaderStudy) -> dict[str, int]:

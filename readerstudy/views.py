@@ -17,27 +17,25 @@ import csv
 import functools
 import json
 
-from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core import policy
-from core.models import IllegalTransition, JobStatus
+from core.models import IllegalTransition
+from core.pages import report
 from evaluation import formatting
 from inference import arrays
-from inference.models import Run, Task
 from inference.viewer import open_field, plane_response
 
 from . import analysis, blinding, selectors
 from .answers import InvalidAnswer
 from .errors import AnswerConflict, NotReadable, StudyError
-from .models import DEFAULT_SCALES, Design, ReaderStudy, StudyStatus
+from .forms import InviteForm, StudyForm
+from .models import Design, ReaderStudy, StudyStatus
 from .services import build, publishing, reading, studies
 
 #: Nothing a reader fetches may be kept by a shared cache or reused after the study.
@@ -172,81 +170,6 @@ def study_list(request):
     )
 
 
-class ScalesField(forms.CharField):
-    """Likert scales as JSON text: [{"key", "label", "anchors": [five texts]}]."""
-
-    widget = forms.Textarea(attrs={"rows": 12, "class": "mono"})
-
-    def prepare_value(self, value):
-        return value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)
-
-    def to_python(self, value):
-        if not value:
-            return []
-        try:
-            return json.loads(value)
-        except RecursionError:
-            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
-
-
-class StudyForm(forms.ModelForm):
-    scales = ScalesField(required=False, help_text="Likert only: each scale's key, label and anchors for 1 to 5.")
-
-    class Meta:
-        model = ReaderStudy
-        fields = [
-            "title",
-            "instructions",
-            "task",
-            "design",
-            "runs",
-            "items_per_model",
-            "real_pool",
-            "real_ratio",
-            "scales",
-            "allow_no_preference",
-            "repeated_items",
-            "attention_checks",
-            "readers",
-            "editors",
-            "seed",
-        ]
-        widgets = {"runs": forms.SelectMultiple(attrs={"size": 8}), "instructions": forms.Textarea(attrs={"rows": 3})}
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["task"].queryset = policy.visible(user, Task)
-        runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
-        self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
-        self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
-        users = get_user_model().objects.filter(is_active=True).order_by("username")
-        self.fields["readers"].queryset = users.filter(is_staff=False, is_superuser=False)
-        self.fields["readers"].help_text = "Reader accounts (no staff rights)."
-        self.fields["editors"].queryset = users
-        self.fields["editors"].required = False
-        self.fields["readers"].required = False
-        if not self.initial.get("scales") and not (self.instance and self.instance.scales):
-            self.initial["scales"] = DEFAULT_SCALES
-
-    def clean(self):
-        data = super().clean()
-        task, runs = data.get("task"), data.get("runs")
-        if task and runs:
-            foreign = [str(run) for run in runs if run.task_id != task.pk]
-            if foreign:
-                self.add_error("runs", f"Runs of another task: {', '.join(foreign)}.")
-        creator = self.instance.created_by if self.instance.pk else self.user
-        both = set(data.get("readers") or []) & (set(data.get("editors") or []) | {creator})
-        if both:
-            self.add_error("readers", f"A reader cannot also edit the study: {', '.join(sorted(map(str, both)))}.")
-        if data.get("design") != Design.LIKERT:
-            data["scales"] = []
-        return data
-
-
 def _form_page(request, form, study=None):
     return render(request, "readerstudy/study_form.html", {"form": form, "study": study})
 
@@ -255,15 +178,10 @@ def _form_page(request, form, study=None):
 def study_create(request):
     if not policy.can(request.user, "readerstudy.create_study"):
         raise Http404("Not found.")
-    initial = {}
-    if request.GET.get("task"):
-        initial["task"] = request.GET["task"]
+    initial = {"task": request.GET["task"]} if request.GET.get("task") else {}
     form = StudyForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        study = form.save(commit=False)
-        study.created_by = request.user
-        study.save()
-        form.save_m2m()
+        study = studies.create_study(form.instance, created_by=request.user, **form.members())
         messages.success(request, "Study created as a draft. Start it when its settings are right.")
         return redirect(study)
     return _form_page(request, form)
@@ -272,33 +190,19 @@ def study_create(request):
 @login_required
 def study_edit(request, pk):
     study = _editable(request, pk)
-    with transaction.atomic():
-        if request.method == "POST":  # lock: another editor may be starting the study right now
-            study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
-        if study.is_frozen:
-            messages.error(request, "The study has started: its settings and items are frozen.")
-            return redirect(study)
-        form = StudyForm(request.POST or None, instance=study, user=request.user)
-        if request.method == "POST" and form.is_valid():
-            if not ReaderStudy.objects.filter(pk=study.pk, status=StudyStatus.DRAFT).exists():
-                messages.error(request, "The study has started: its settings and items are frozen.")
-                return redirect(study)
-            edited = form.save(commit=False)
-            many = {field.name for field in ReaderStudy._meta.many_to_many}
-            edited.save(update_fields=[name for name in form.Meta.fields if name not in many])  # never the status
-            form.save_m2m()
+    if study.is_frozen:
+        messages.error(request, studies.FROZEN)
+        return redirect(study)
+    form = StudyForm(request.POST or None, instance=study, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            studies.update_draft(form.instance, **form.members())
+        except StudyError as exc:  # another editor started it meanwhile
+            report(request, exc)
+        else:
             messages.success(request, "Saved.")
-            return redirect(study)
+        return redirect(study)
     return _form_page(request, form, study)
-
-
-class InviteForm(forms.Form):
-    readers = forms.ModelMultipleChoiceField(queryset=get_user_model().objects.none())
-
-    def __init__(self, *args, study=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
-        self.fields["readers"].queryset = users.exclude(pk__in=study.readers.all()).order_by("username")
 
 
 @login_required
