@@ -1,21 +1,66 @@
 """The reader studies' reads: what the study pages, the export and the analysis show.
 
-Everything here is for editors except `reader_accounts` (who may be invited): answers with their hidden
-truth (`answer_records`) never reach a reader.
+Everything here is for editors except `reading_list` (a user's own studies to read) and `reader_accounts`
+(who may be invited); answers with their hidden truth (`answer_records`, `export_rows`) never reach a reader.
 """
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
-from .models import Answer, ItemKind, ReaderStudy
+from core import policy
+from evaluation import formatting
+
+from .models import Answer, ItemKind, ReaderSession, ReaderStudy, StudyStatus
+
+#: The export's columns: one row per answer, with the item's hidden truth.
+EXPORT_COLUMNS = [
+    "reader",
+    "position",
+    "item",
+    "item_kind",
+    "repeat_of",
+    "case",
+    "source",
+    "run",
+    "run_name",
+    "image",
+    "source_b",
+    "run_b",
+    "run_b_name",
+    "image_b",
+    "swapped",
+    "answer",
+    "duration_ms",
+    "answered_at",
+    "expected",
+]
+
+
+def edited_studies(user: AbstractBaseUser) -> QuerySet:
+    """The studies `user` edits (all of them for staff), with their tasks."""
+    return policy.visible(user, ReaderStudy).select_related("task")
+
+
+def reading_list(user: AbstractBaseUser) -> list[dict[str, Any]]:
+    """The running studies `user` reads, by title: {"study", "session" (None until they open it)}."""
+    sessions = {s.study_id: s for s in ReaderSession.objects.filter(reader=user, study__status=StudyStatus.RUNNING)}
+    studies = ReaderStudy.objects.filter(readers=user, status=StudyStatus.RUNNING).order_by("title")
+    return [{"study": study, "session": sessions.get(study.pk)} for study in studies]
 
 
 def reader_accounts() -> QuerySet:
     """Accounts that may read a study: active, without staff rights (a reader must not see the truth)."""
     return get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False).order_by("username")
+
+
+def study_runs(study: ReaderStudy) -> QuerySet:
+    return study.runs.select_related("model").order_by("pk")
 
 
 def item_counts(study: ReaderStudy) -> dict[str, int]:
@@ -100,3 +145,21 @@ def answer_records(study: ReaderStudy) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def export_rows(study: ReaderStudy) -> Iterator[list[Any]]:
+    """The export as spreadsheet cells: the header (EXPORT_COLUMNS), then one row per answer (JSON for
+    answers and expectations, ISO times, empty for none; cells a spreadsheet would run as formulas escaped)."""
+    yield EXPORT_COLUMNS
+    for record in answer_records(study):
+        row = []
+        for column in EXPORT_COLUMNS:
+            value = record[column]
+            if isinstance(value, dict | list):
+                value = json.dumps(value, sort_keys=True)
+            elif value is None:
+                value = ""
+            elif hasattr(value, "isoformat"):
+                value = value.isoformat()
+            row.append(formatting.spreadsheet_safe(value))
+        yield row

@@ -9,8 +9,8 @@ Reader endpoints answer JSON and know an item only by its token:
     GET  /api/read/items/<token>/images/<slot>/           viewer header of the item's image (0 left, 1 right)
     GET  /api/read/items/<token>/images/<slot>/data/      its float32 bytes (?slice=k)
 
-Anything a reader may not reach is a 404 that says only "Not found." (a 403 would confirm
-that the thing exists).
+Anything a reader may not reach is a 404 that says only "Not found." (`errors.NotReadable`: a 403 would
+confirm that the thing exists).
 """
 
 import csv
@@ -25,17 +25,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core import policy
-from core.models import IllegalTransition
+from core.errors import DomainError, InvalidInput, NotAuthenticated
 from core.pages import report
-from evaluation import formatting
-from inference import arrays
+from core.responses import json_errors
 from inference.viewer import open_field, plane_response
 
-from . import analysis, blinding, selectors
-from .answers import InvalidAnswer
-from .errors import AnswerConflict, NotReadable, StudyError
+from . import analysis, selectors
+from .errors import AnswerConflict, StudyError
 from .forms import InviteForm, StudyForm
-from .models import Design, ReaderStudy, StudyStatus
+from .models import Design, ReaderStudy
 from .services import build, publishing, reading, studies
 
 #: Nothing a reader fetches may be kept by a shared cache or reused after the study.
@@ -45,25 +43,19 @@ NO_STORE = "private, no-store"
 # --- Reader endpoints --------------------------------------------------------------------
 
 
-def _reader_json(view):
-    """Login required (401 JSON), and the services' errors as JSON 4xx."""
+def reader_api(view):
+    """A reader's JSON endpoint: 401 JSON for anonymous users (no login redirect), the platform's errors as
+    JSON (`json_errors`), and every answer marked for no cache to keep."""
+
+    @json_errors
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated("Log in to read.")
+        return view(request, *args, **kwargs)
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return JsonResponse({"detail": "Log in to read."}, status=401)
-        try:
-            response = view(request, *args, **kwargs)
-        except NotReadable:
-            response = JsonResponse({"detail": "Not found."}, status=404)
-        except AnswerConflict as exc:
-            response = JsonResponse({"detail": str(exc)}, status=409)
-        except (InvalidAnswer, StudyError) as exc:
-            response = JsonResponse({"detail": str(exc)}, status=400)
-        except arrays.TooLarge as exc:
-            response = JsonResponse({"detail": str(exc)}, status=413)
-        except arrays.BadRequest as exc:
-            response = JsonResponse({"detail": str(exc)}, status=400)
+        response = guarded(request, *args, **kwargs)
         response["Cache-Control"] = NO_STORE
         return response
 
@@ -74,38 +66,37 @@ def _json_body(request, *fields):
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidAnswer("The request body must be JSON.") from None
+        raise InvalidInput("The request body must be JSON.") from None
     if not isinstance(body, dict):
-        raise InvalidAnswer("The request body must be a JSON object.")
+        raise InvalidInput("The request body must be a JSON object.")
     for field in fields:
         if not isinstance(body.get(field), str) or not body[field]:
-            raise InvalidAnswer(f"'{field}' must be a non-empty string.")
+            raise InvalidInput(f"'{field}' must be a non-empty string.")
     return body
 
 
 @require_GET
-@_reader_json
+@reader_api
 def read_state(request, uid):
-    session = reading.reader_session(uid, request.user)
-    return JsonResponse(reading.state(session))
+    return JsonResponse(reading.state(reading.reader_session(uid, request.user)))
 
 
 @require_POST
-@_reader_json
+@reader_api
 def read_answer(request, uid):
     body = _json_body(request, "item", "key")
     try:
         data = reading.submit_as(
             uid, reader=request.user, token=body["item"], value=body.get("answer"), key=body["key"]
         )
-    except AnswerConflict as exc:
+    except AnswerConflict as exc:  # the client gets the state it is out of step with
         session = reading.reader_session(uid, request.user)
-        return JsonResponse({"detail": str(exc), "state": reading.state(session)}, status=409)
+        return JsonResponse({"detail": exc.detail, "state": reading.state(session)}, status=exc.status_code)
     return JsonResponse(data)
 
 
 @require_POST
-@_reader_json
+@reader_api
 def read_draft(request, uid):
     body = _json_body(request, "item")
     session = reading.reader_session(uid, request.user)
@@ -114,13 +105,14 @@ def read_draft(request, uid):
 
 
 @require_GET
-@_reader_json
+@reader_api
 def read_image(request, token, slot):
-    return JsonResponse(reading.image_header(token, slot, reading.reader_image(request.user, token, slot)))
+    image = reading.reader_image(request.user, token, slot)
+    return JsonResponse(reading.image_header(token, slot, image))
 
 
 @require_GET
-@_reader_json
+@reader_api
 def read_image_data(request, token, slot):
     image = reading.reader_image(request.user, token, slot)
     return plane_response(open_field(image.array), request.GET.get("slice"))
@@ -128,11 +120,7 @@ def read_image_data(request, token, slot):
 
 @login_required
 def workspace(request, uid):
-    try:
-        session = reading.reader_session(uid, request.user)
-    except NotReadable:
-        raise Http404("Not found.") from None
-    study = session.study
+    study = reading.reader_session(uid, request.user).study  # NotReadable: the error page's bare 404
     config = {
         "stateUrl": reverse("read-state", args=[uid]),
         "answerUrl": reverse("read-answer", args=[uid]),
@@ -151,22 +139,22 @@ def workspace(request, uid):
 
 
 def _editable(request, pk):
+    """The study if the user edits it, else 404 (the scope of studies is their editors')."""
     study = policy.get_visible(request.user, ReaderStudy, pk=pk)
+    policy.require(request.user, "readerstudy.edit_study", study, hide=True)
     return study
 
 
 @login_required
 def study_list(request):
-    studies = policy.visible(request.user, ReaderStudy).select_related("task")
-    sessions = {s.study_id: s for s in request.user.reader_sessions.select_related("study").all()}
-    reading = []
-    for study in request.user.reader_studies.filter(status=StudyStatus.RUNNING).order_by("title"):
-        session = sessions.get(study.pk)
-        reading.append({"study": study, "session": session})
     return render(
         request,
         "readerstudy/study_list.html",
-        {"studies": studies, "reading": reading, "can_create": policy.can(request.user, "readerstudy.create_study")},
+        {
+            "studies": selectors.edited_studies(request.user),
+            "reading": selectors.reading_list(request.user),
+            "can_create": policy.can(request.user, "readerstudy.create_study"),
+        },
     )
 
 
@@ -176,8 +164,7 @@ def _form_page(request, form, study=None):
 
 @login_required
 def study_create(request):
-    if not policy.can(request.user, "readerstudy.create_study"):
-        raise Http404("Not found.")
+    policy.require(request.user, "readerstudy.create_study", hide=True)
     initial = {"task": request.GET["task"]} if request.GET.get("task") else {}
     form = StudyForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -208,62 +195,70 @@ def study_edit(request, pk):
 @login_required
 def study_detail(request, pk):
     study = _editable(request, pk)
-    invite_form = InviteForm(study=study)
     return render(
         request,
         "readerstudy/study_detail.html",
         {
             "study": study,
-            "runs": study.runs.select_related("model").order_by("pk"),
+            "runs": selectors.study_runs(study),
             "progress": selectors.progress(study),
-            "invite_form": invite_form,
+            "invite_form": InviteForm(study=study),
             "item_counts": selectors.item_counts(study),
         },
     )
+
+
+def _invite(request, study):
+    form = InviteForm(request.POST, study=study)
+    if not form.is_valid():
+        raise StudyError("Pick reader accounts to invite.")
+    readers = list(form.cleaned_data["readers"])
+    studies.invite(study, readers=readers)
+    return f"Invited {len(readers)} reader(s)."
+
+
+def _done(service, message):
+    """An action that calls `service(study)`, then tells the editor `message`."""
+
+    def action(request, study):
+        service(study)
+        return message
+
+    return action
+
+
+#: The study page's buttons: `action(request, study)` → what the editor is told once it is done.
+STUDY_ACTIONS = {
+    "start": _done(build.freeze, "Started: the items are frozen and the readers can begin."),
+    "close": _done(studies.close, "Closed: readers can no longer answer."),
+    "reopen": _done(studies.reopen, "Reopened."),
+    "publish": _done(publishing.publish, "Published: the results fill the clinical tier of the task's leaderboard."),
+    "unpublish": _done(publishing.unpublish, "Withdrawn from the leaderboard."),
+    "invite": _invite,
+}
 
 
 @login_required
 @require_POST
 def study_action(request, pk, action):
     study = _editable(request, pk)
+    if action not in STUDY_ACTIONS:
+        raise Http404("Not found.")
     try:
-        if action == "start":
-            build.freeze(study)
-            messages.success(request, "Started: the items are frozen and the readers can begin.")
-        elif action == "close":
-            studies.close(study)
-            messages.success(request, "Closed: readers can no longer answer.")
-        elif action == "reopen":
-            studies.reopen(study)
-            messages.success(request, "Reopened.")
-        elif action == "publish":
-            publishing.publish(study)
-            messages.success(request, "Published: the results fill the clinical tier of the task's leaderboard.")
-        elif action == "unpublish":
-            publishing.unpublish(study)
-            messages.success(request, "Withdrawn from the leaderboard.")
-        elif action == "invite":
-            form = InviteForm(request.POST, study=study)
-            if not form.is_valid():
-                raise StudyError("Pick reader accounts to invite.")
-            studies.invite(study, readers=list(form.cleaned_data["readers"]))
-            messages.success(request, f"Invited {len(form.cleaned_data['readers'])} reader(s).")
-        else:
-            raise Http404("Not found.")
-    except (StudyError, IllegalTransition) as exc:
-        messages.error(request, str(exc))
-    except blinding.NotShowable as exc:
-        messages.error(request, f"An image could not be prepared: {exc}")
+        done = STUDY_ACTIONS[action](request, study)
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, done)
     return redirect(study)
 
 
 def _analysable(request, pk):
-    """The study if the user may read its analysis: its editors always; once published, anyone who can
-    see the task, except its own readers while it runs. Else 404."""
+    """(study, whether the user edits it) if they may read its analysis: its editors always; once published,
+    anyone who can see the task, except its own readers while it runs. Else 404."""
     study = get_object_or_404(ReaderStudy.objects.select_related("task"), pk=pk)
-    if not policy.can(request.user, "readerstudy.read_analysis", study):
-        raise Http404("Not found.")
-    return study, study.is_editor(request.user)
+    policy.require(request.user, "readerstudy.read_analysis", study, hide=True)
+    return study, policy.can(request.user, "readerstudy.edit_study", study)
 
 
 def _analysis_for(request, pk):
@@ -289,32 +284,10 @@ def study_analysis(request, pk):
     )
 
 
+@json_errors
 def study_analysis_json(request, pk):
     _study, result, _editor = _analysis_for(request, pk)
     return JsonResponse(analysis.as_json(result), json_dumps_params={"allow_nan": False})
-
-
-EXPORT_COLUMNS = [
-    "reader",
-    "position",
-    "item",
-    "item_kind",
-    "repeat_of",
-    "case",
-    "source",
-    "run",
-    "run_name",
-    "image",
-    "source_b",
-    "run_b",
-    "run_b_name",
-    "image_b",
-    "swapped",
-    "answer",
-    "duration_ms",
-    "answered_at",
-    "expected",
-]
 
 
 @login_required
@@ -323,18 +296,5 @@ def study_export(request, pk):
     study = _editable(request, pk)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-answers.csv"'
-    writer = csv.writer(response)
-    writer.writerow(EXPORT_COLUMNS)
-    for record in selectors.answer_records(study):
-        row = []
-        for column in EXPORT_COLUMNS:
-            value = record[column]
-            if isinstance(value, dict | list):
-                value = json.dumps(value, sort_keys=True)
-            elif value is None:
-                value = ""
-            elif hasattr(value, "isoformat"):
-                value = value.isoformat()
-            row.append(formatting.spreadsheet_safe(value))
-        writer.writerow(row)
+    csv.writer(response).writerows(selectors.export_rows(study))
     return response
