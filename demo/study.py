@@ -1,6 +1,6 @@
 """The demo's reader study: a visual Turing test of the translation runs, read by simulated readers.
 
-Simulated readers answer through the same `services.submit` as real ones. A reader's
+Simulated readers answer through the same `reading.submit` as real ones. A reader's
 evidence that an image is synthetic grows with how far the output is from its reference
 (1 − SSIM of that case, from the evaluation), scaled by the reader's skill, plus the reader's
 own lasting impression of that image and some noise of the moment; the evidence is cut into
@@ -15,8 +15,8 @@ from django.db import transaction
 from core.models import JobStatus
 from evaluation.models import CaseResult, Evaluation
 from inference.models import Run, Task
-from readerstudy import publishing, services
 from readerstudy.models import ReaderStudy
+from readerstudy.services import build, publishing, reading
 
 DEMO_TITLE = "Demo: visual Turing test of T1→T2 translation"
 #: Simulated readers with seeded answers, and their skill (how strongly error shows to them).
@@ -66,9 +66,9 @@ def simulated_answer(evidence):
 def answer_as_simulated_reader(study, reader, skill, seed):
     rng = np.random.default_rng(seed)
     ssim = ssim_by_image(study)
-    session = services.open_session(study, reader)
+    session = reading.open_session(study, reader=reader)
     while True:
-        state = services.state(session)
+        state = reading.state(session)
         if state["finished"]:
             return session
         assignment = session.assignments.select_related("item__image").get(token=state["item"]["token"])
@@ -81,7 +81,7 @@ def answer_as_simulated_reader(study, reader, skill, seed):
             # similar answer), partly noise of the moment.
             impression = np.random.default_rng([seed, image.pk]).normal(0, 0.8)
             answer = simulated_answer(skill * 3.0 * error + impression + rng.normal(0, 0.6))
-        services.submit(session, state["item"]["token"], answer, f"demo-{assignment.position}")
+        reading.submit(session, token=state["item"]["token"], value=answer, key=f"demo-{assignment.position}")
         session.refresh_from_db()
 
 
@@ -125,7 +125,7 @@ def seed_study(items_per_model=5):
         )
         study.runs.set(runs)
         study.readers.set(readers.values())
-    study = services.freeze(study)
+    study = build.freeze(study)
     for index, (username, skill) in enumerate(SIMULATED_READERS.items()):
         answer_as_simulated_reader(study, readers[username], skill, seed=index)
     publishing.publish(study)

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import stats
+from . import selectors, stats
 from .answers import passes_attention
 from .models import Design, ItemKind
 
@@ -73,9 +73,7 @@ def _safe(fn, *args, **kwargs):
 
 
 def analyse(study):
-    from . import services
-
-    records = services.answer_records(study)
+    records = selectors.answer_records(study)
     regular = [r for r in records if r["item_kind"] == ItemKind.REGULAR]
     n_regular = study.items.filter(kind=ItemKind.REGULAR).count()
     complete = _complete_readers(regular, n_regular)

@@ -15,11 +15,13 @@ Answers arrive as JSON from the reader's browser:
 
 import math
 
+from core.errors import InvalidInput
+
 MAX_MARKS = 50
 
 
-class InvalidAnswer(ValueError):
-    pass
+class InvalidAnswer(InvalidInput):
+    """An answer the study's design does not accept; the message is for the reader (400)."""
 
 
 def _rating(value, name):

@@ -115,6 +115,24 @@ class ReaderStudy(models.Model):
         StudyStatus.RUNNING: {StudyStatus.CLOSED},
         StudyStatus.CLOSED: {StudyStatus.RUNNING},
     }
+    #: What editors set on a draft (the study form's fields); the many-to-many ones are `runs`, `readers`, `editors`.
+    SETTINGS = (
+        "title",
+        "instructions",
+        "task",
+        "design",
+        "runs",
+        "items_per_model",
+        "real_pool",
+        "real_ratio",
+        "scales",
+        "allow_no_preference",
+        "repeated_items",
+        "attention_checks",
+        "readers",
+        "editors",
+        "seed",
+    )
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     title = models.CharField(max_length=200)

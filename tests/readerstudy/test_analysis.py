@@ -12,8 +12,9 @@ from django.test import Client
 from scipy import stats as scipy_stats
 
 from evaluation import leaderboard
-from readerstudy import analysis, publishing, services
+from readerstudy import analysis, selectors
 from readerstudy.models import Assignment
+from readerstudy.services import publishing, reading, studies
 from tests.support.study_data import answer_for, make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
@@ -21,13 +22,13 @@ pytestmark = pytest.mark.django_db
 
 def answer_all(study, reader, decide):
     """Answer every item of `reader` with `decide(assignment) → answer`, through the real submit path."""
-    session = services.open_session(study, reader)
+    session = reading.open_session(study, reader=reader)
     while True:
-        state = services.state(session)
+        state = reading.state(session)
         if state["finished"]:
             return session
         assignment = Assignment.objects.select_related("item__image", "item__image_b").get(token=state["item"]["token"])
-        services.submit(session, assignment.token, decide(assignment), f"k{assignment.position}")
+        reading.submit(session, token=assignment.token, value=decide(assignment), key=f"k{assignment.position}")
         session.refresh_from_db()
 
 
@@ -234,7 +235,7 @@ def test_analysis_is_for_editors_until_published_and_never_for_the_studys_reader
     assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 404  # still running
     for client in (visitor, reader, anonymous):
         assert client.get(f"/studies/{study.pk}/answers.csv").status_code in (302, 404)
-    services.close(study)
+    studies.close(study)
     assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 200
 
 
@@ -245,7 +246,7 @@ def test_editor_pages_show_progress_and_median_time(turing_study, staff_client):
         assert f'data-reader="{reader.username}"' in page
     total = study.sessions.first().total
     assert f"{total} / {total}" in page
-    rows = services.progress(study)
+    rows = selectors.progress(study)
     assert all(row["done"] == row["total"] == total and row["median_seconds"] is not None for row in rows)
     analysis_page = staff_client.get(f"/studies/{study.pk}/analysis/").content.decode()
     assert "Fleiss" in analysis_page and 'id="turing-models"' in analysis_page

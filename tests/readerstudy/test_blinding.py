@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from inference.models import CaseOutput
-from readerstudy import blinding, services
+from readerstudy import blinding
 from readerstudy.models import Assignment, ImageSource, StudyImage
+from readerstudy.services import reading, studies
 from tests.support.study_data import make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_items_reach_the_browser_only_as_random_tokens(turing):
     assert image["header"]["data_url"] == f"/api/read/items/{item['token']}/images/0/data/"
     # A token is per reader and position: the same item has another token for another reader.
     other = make_reader("reader2")
-    services.invite(study, [other])
+    studies.invite(study, readers=[other])
     tokens = {a.item_id: a.token for a in _assignments(study, reader)}
     other_tokens = {a.item_id: a.token for a in _assignments(study, other)}
     assert not set(tokens.values()) & set(other_tokens.values())
@@ -151,7 +152,7 @@ def test_image_files_are_stored_under_random_names():
 def test_order_is_a_seeded_shuffle_stored_per_reader(turing):
     study, reader, runs, client = turing
     other = make_reader("reader2")
-    services.invite(study, [other])
+    studies.invite(study, readers=[other])
     order = [a.item_id for a in _assignments(study, reader)]
     other_order = [a.item_id for a in _assignments(study, other)]
     assert sorted(order) == sorted(other_order) == sorted(study.items.values_list("pk", flat=True))
@@ -160,7 +161,7 @@ def test_order_is_a_seeded_shuffle_stored_per_reader(turing):
     build_order = list(study.items.order_by("index").values_list("pk", flat=True))
     assert order != build_order and other_order != build_order
     # Stored: opening the session again changes nothing.
-    session = services.open_session(study, reader)
+    session = reading.open_session(study, reader=reader)
     assert [a.item_id for a in session.assignments.order_by("position")] == order
     # Repeats come after their originals.
     position = {item: p for p, item in enumerate(order)}

@@ -9,8 +9,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from inference.models import Case, ImageRole
-from readerstudy import publishing, services, views
+from readerstudy import views
 from readerstudy.models import Assignment, ImageSource, ReaderSession, ReaderStudy, StudyImage, StudyStatus
+from readerstudy.services import build, publishing, studies
+from readerstudy.services.reading import reader_session, state, submit
 from tests.support.study_data import answer_for, form_data, make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +185,7 @@ def test_saving_the_edit_form_while_another_editor_starts_the_study_does_not_unf
     original_clean = views.StudyForm.clean
 
     def clean_while_started(form):
-        services.freeze(ReaderStudy.objects.get(pk=study.pk))  # the other editor presses "Start" now
+        build.freeze(ReaderStudy.objects.get(pk=study.pk))  # the other editor presses "Start" now
         return original_clean(form)
 
     with mock.patch.object(views.StudyForm, "clean", clean_while_started):
@@ -198,14 +200,14 @@ def test_a_failure_while_opening_a_session_leaves_no_empty_session(client):
     lazy path: readers added while the study is closed, then reopened) leaves a session with no items for good."""
     task, runs = make_study_task(n_cases=10, n_runs=1)
     study = make_study(task, runs, items_per_model=3)
-    study = services.close(study)
+    study = studies.close(study)
     reader = make_reader()
-    services.invite(study, [reader])
-    services.reopen(study)
+    studies.invite(study, readers=[reader])
+    studies.reopen(study)
     with mock.patch.object(Assignment.objects, "bulk_create", side_effect=RuntimeError("worker killed")):
         with pytest.raises(RuntimeError):
-            services.reader_session(study.uid, reader)
-    session = services.reader_session(study.uid, reader)
+            reader_session(study.uid, reader)
+    session = reader_session(study.uid, reader)
     assert session.total == study.items.count() > 0
     assert ReaderSession.objects.get(pk=session.pk).assignments.count() == session.total
 
@@ -218,12 +220,12 @@ def test_reopening_a_published_study_does_not_leave_stale_results_on_the_leaderb
     study = make_study(task, runs, readers=readers, items_per_model=3, real_ratio=1.0)
     rng = np.random.default_rng(1)
     for reader in readers:
-        session = services.reader_session(study.uid, reader)
+        session = reader_session(study.uid, reader)
         while not session.is_finished:
-            token = services.state(session)["item"]["token"]
-            services.submit(session, token, answer_for("turing", rng), f"k{session.answered}")
+            token = state(session)["item"]["token"]
+            submit(session, token=token, value=answer_for("turing", rng), key=f"k{session.answered}")
             session.refresh_from_db()
-    services.close(study)
+    studies.close(study)
     publishing.publish(study)
     staff_client.post(f"/studies/{study.pk}/reopen/")
     study.refresh_from_db()

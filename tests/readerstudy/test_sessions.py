@@ -10,8 +10,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from readerstudy import services
+from readerstudy.errors import StudyError
 from readerstudy.models import Answer, Assignment, ReaderSession, StudyStatus
+from readerstudy.services import build, reading, studies
 from tests.support.study_data import answer_for, make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
@@ -78,8 +79,8 @@ def test_concurrent_double_submit_stores_one_answer():
     reader = make_reader()
     task, runs = make_study_task(n_cases=8, n_runs=1)
     study = make_study(task, runs, readers=[reader], items_per_model=3)
-    session = services.open_session(study, reader)
-    token = services.state(session)["item"]["token"]
+    session = reading.open_session(study, reader=reader)
+    token = reading.state(session)["item"]["token"]
     results, barrier = [], threading.Barrier(4)
 
     def submit():
@@ -159,7 +160,7 @@ def test_finishing_marks_the_session_and_ends_the_items(study_and_reader):
 def test_readers_cannot_reach_other_readers_items_or_future_items(study_and_reader):
     study, reader, client = study_and_reader
     other = make_reader("reader2")
-    services.invite(study, [other])
+    studies.invite(study, readers=[other])
     theirs = Assignment.objects.filter(session__reader=other).first()
     assert client.get(f"/api/read/items/{theirs.token}/images/0/").status_code == 404
     ahead = Assignment.objects.filter(session__reader=reader, position=2).get()
@@ -207,7 +208,7 @@ def test_readers_cannot_see_other_studies_editor_pages_or_the_running_task(study
     listed = client.get("/api/tasks/").json()
     assert task.slug not in json.dumps(listed)
     # Once the study closes, the task is theirs to see again.
-    services.close(study)
+    studies.close(study)
     assert client.get(f"/tasks/{task.slug}/leaderboard/").status_code == 200
     assert client.get(f"/api/read/{study.uid}/state/").status_code == 404  # and the items are gone
 
@@ -222,8 +223,8 @@ def test_anonymous_users_get_401_from_the_reader_api(client, study_and_reader):
 def test_staff_cannot_be_invited_as_readers(staff_user):
     task, runs = make_study_task(n_cases=6, n_runs=1)
     study = make_study(task, runs, items_per_model=2)
-    with pytest.raises(services.StudyError, match="staff"):
-        services.invite(study, [staff_user])
+    with pytest.raises(StudyError, match="staff"):
+        studies.invite(study, readers=[staff_user])
 
 
 def test_items_are_frozen_once_the_study_starts(staff_client):
@@ -231,13 +232,13 @@ def test_items_are_frozen_once_the_study_starts(staff_client):
     task, runs = make_study_task(n_cases=10, n_runs=2)
     study = make_study(task, runs, readers=[reader], items_per_model=3)
     items = list(study.items.values_list("pk", "image_id", "image_b_id"))
-    with pytest.raises(services.StudyError, match="frozen"):
-        services.freeze(study)
+    with pytest.raises(StudyError, match="frozen"):
+        build.freeze(study)
     response = staff_client.post(f"/studies/{study.pk}/edit/", {"title": "changed", "items_per_model": 9})
     assert response.status_code == 302
     study.refresh_from_db()
     assert study.title != "changed" and study.items_per_model == 3
-    services.invite(study, [make_reader("late")])  # a reader invited later gets the same items
+    studies.invite(study, readers=[make_reader("late")])  # a reader invited later gets the same items
     assert list(study.items.values_list("pk", "image_id", "image_b_id")) == items
     assert ReaderSession.objects.get(study=study, reader__username="late").total == len(items)
     assert study.status == StudyStatus.RUNNING
@@ -246,8 +247,8 @@ def test_items_are_frozen_once_the_study_starts(staff_client):
 def test_a_failed_build_leaves_the_draft_and_no_files(settings, tmp_path):
     task, runs = make_study_task(n_cases=4, n_runs=1)
     study = make_study(task, runs, items_per_model=10, start=False)  # only 4 cases exist
-    with pytest.raises(services.StudyError, match="Only 4 case"):
-        services.freeze(study)
+    with pytest.raises(StudyError, match="Only 4 case"):
+        build.freeze(study)
     study.refresh_from_db()
     assert study.status == StudyStatus.DRAFT and not study.items.exists() and not study.images.exists()
     from django.core.files.storage import default_storage

@@ -7,8 +7,8 @@ from django.utils import timezone
 from core.models import JobStatus
 from inference.models import Case, CaseOutput, ImageRole, Run, RunKind
 from inference.storage import save_array
-from readerstudy import services
 from readerstudy.models import ReaderStudy
+from readerstudy.services import build
 from tests.support.factories import make_task
 
 
@@ -70,7 +70,7 @@ def make_study(task, runs, *, design="turing", readers=(), start=True, **fields)
     study.runs.set(runs)
     study.readers.set(readers)
     if start:
-        study = services.freeze(study)
+        study = build.freeze(study)
     return study
 
 

@@ -12,12 +12,13 @@ from django.utils import timezone
 from evaluation.metrics import catalog
 from evaluation.models import MetricResult
 
-from . import analysis
-from .models import ReaderStudy
+from .. import analysis
+from ..errors import StudyError
+from ..models import ReaderStudy
 
 
-class PublishError(ValueError):
-    pass
+class PublishError(StudyError):
+    """Nothing (yet) to publish; the message says why."""
 
 
 def extractor_of(study):
@@ -25,7 +26,8 @@ def extractor_of(study):
 
 
 @transaction.atomic
-def publish(study):
+def publish(study: ReaderStudy) -> list[MetricResult]:
+    """Write the study's per-run results as clinical-tier `MetricResult`s (replacing any published before)."""
     study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
     if not study.is_frozen:
         raise PublishError("Start the study and collect answers before publishing.")
@@ -71,7 +73,8 @@ def _remove(study):
 
 
 @transaction.atomic
-def unpublish(study):
+def unpublish(study: ReaderStudy) -> None:
+    """Withdraw the study's results from the leaderboard."""
     study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
     _remove(study)
     study.published_at = None

@@ -1,0 +1,88 @@
+"""Forms of the editors' pages: a study's settings (its draft) and inviting readers."""
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from core import policy
+from core.models import JobStatus
+from inference.models import Run, Task
+
+from . import selectors
+from .models import DEFAULT_SCALES, Design, ReaderStudy
+
+
+class ScalesField(forms.CharField):
+    """Likert scales as JSON text: [{"key", "label", "anchors": [five texts]}]."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "class": "mono"})
+
+    def prepare_value(self, value):
+        return value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)
+
+    def to_python(self, value):
+        if not value:
+            return []
+        try:
+            return json.loads(value)
+        except RecursionError:
+            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+
+class StudyForm(forms.ModelForm):
+    """A draft's settings: the runs (succeeded, of the task, visible to the user), readers (no staff rights)
+    who neither edit nor created the study, and the design's options."""
+
+    scales = ScalesField(required=False, help_text="Likert only: each scale's key, label and anchors for 1 to 5.")
+
+    class Meta:
+        model = ReaderStudy
+        fields = list(ReaderStudy.SETTINGS)
+        widgets = {"runs": forms.SelectMultiple(attrs={"size": 8}), "instructions": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["task"].queryset = policy.visible(user, Task)
+        runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
+        self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
+        self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
+        self.fields["readers"].queryset = selectors.reader_accounts()
+        self.fields["readers"].help_text = "Reader accounts (no staff rights)."
+        self.fields["editors"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+        self.fields["editors"].required = False
+        self.fields["readers"].required = False
+        if not self.initial.get("scales") and not (self.instance and self.instance.scales):
+            self.initial["scales"] = DEFAULT_SCALES
+
+    def clean(self):
+        data = super().clean()
+        task, runs = data.get("task"), data.get("runs")
+        if task and runs:
+            foreign = [str(run) for run in runs if run.task_id != task.pk]
+            if foreign:
+                self.add_error("runs", f"Runs of another task: {', '.join(foreign)}.")
+        creator = self.instance.created_by if self.instance.pk else self.user
+        both = set(data.get("readers") or []) & (set(data.get("editors") or []) | {creator})
+        if both:
+            self.add_error("readers", f"A reader cannot also edit the study: {', '.join(sorted(map(str, both)))}.")
+        if data.get("design") != Design.LIKERT:
+            data["scales"] = []
+        return data
+
+    def members(self):
+        """The study's runs, readers and editors as cleaned (the services' keyword arguments)."""
+        return {name: self.cleaned_data.get(name) or [] for name in ("runs", "readers", "editors")}
+
+
+class InviteForm(forms.Form):
+    """Reader accounts not yet invited to `study`."""
+
+    readers = forms.ModelMultipleChoiceField(queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, study=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["readers"].queryset = selectors.reader_accounts().exclude(pk__in=study.readers.all())
