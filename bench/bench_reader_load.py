@@ -2,7 +2,7 @@
 
 Builds, in a throw-away PostgreSQL database, a task with 2D 128×128 cases and one succeeded
 run, and a visual Turing study of it (items_per_model 50, real_ratio 1.0: 100 items) started
-with `readerstudy.services.freeze`, with every reader account invited. The site is served by
+with `readerstudy.services.build.freeze`, with every reader account invited. The site is served by
 waitress (`manage.py serve --no-worker --threads N`) on loopback. Each reader logs in (the
 login form, then the session cookie) and, on one keep-alive connection, does what the
 browser's workspace does for each item: fetch the image's header and then its data, submit

@@ -16,6 +16,7 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from core import jobs
 from core.models import JobStatus
@@ -24,7 +25,7 @@ from demo.study import FRESH_READER, demo_readers
 from demo.tasks import seed_demo_study
 from evaluation import downstream, segmentation
 from evaluation.models import DownstreamJob, Evaluation
-from inference.models import Run, Task, TaskKind
+from inference.models import JoinPolicy, Phase, Run, Task, TaskKind
 from inference.services.artifacts import register_model
 from inference.services.datasets import import_dataset
 from inference.services.runs import create_run
@@ -147,6 +148,17 @@ class Command(BaseCommand):
             metrics=["psnr", "ssim", "ms_ssim", "nmse", "mae"],
             primary_metric="ssim",
             is_public=True,
+            # A hidden test set: its T2 references (and their copies, the reconstruction task's references)
+            # reach its organisers only; participants join at once and submit 3 times a day at most.
+            hidden_references=True,
+            join_policy=JoinPolicy.AUTO,
+        )
+        Phase.objects.create(
+            task=translation,
+            name="Open phase",
+            starts_at=timezone.now(),
+            limit_per_period=3,
+            period_hours=24,
         )
         recon = Task.objects.create(
             slug=RECONSTRUCTION_SLUG,
