@@ -238,6 +238,11 @@ class StudyImage(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="study_images")
     array = models.FileField(upload_to=study_image_path, max_length=500)
     header = models.JSONField(help_text="The viewer header, computed from the blinded array.")
+    source_sha256 = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="Content hash of the source array (the reference or the output): nothing with these pixels "
+        "reaches the study's readers until its results are published.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["study", "pk"]
@@ -345,3 +350,35 @@ class Answer(models.Model):
 
     def __str__(self):
         return f"Answer to {self.assignment}"
+
+
+def invitation_token():
+    return secrets.token_urlsafe(32)
+
+
+class Invitation(models.Model):
+    """A one-time link by which a reader joins a study: it makes their account (with a password they choose)
+    or adds the account they are logged in with."""
+
+    study = models.ForeignKey(ReaderStudy, related_name="invitations", on_delete=models.CASCADE)
+    token = models.CharField(max_length=64, unique=True, default=invitation_token, editable=False)
+    email = models.EmailField(blank=True, help_text="Where the link was sent (when e-mail is configured).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Invitation to {self.study}"
+
+    def get_absolute_url(self):
+        return reverse("study-invitation", args=[self.token])
+
+    def is_open(self, now):
+        return self.used_at is None and now < self.expires_at

@@ -4,6 +4,9 @@ The pure parts are beside the app: `blinding` (the one normalisation, attention-
 `ordering` (each reader's seeded order, applied when their session opens).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -67,32 +70,66 @@ def freeze(study: ReaderStudy) -> ReaderStudy:
     return study
 
 
+@dataclass
+class _Source:
+    """An array a study image shows: loaded when blinded (twice at most: its step, then its image)."""
+
+    load: Callable
+    sha256: str
+    case: object
+    kind: str  # ImageSource
+    run: object = None
+
+
 class _Builder:
-    """Loads, blinds and stores the study's images; one instance per freeze."""
+    """Chooses, blinds and stores the study's images; one instance per freeze.
+
+    Images are chosen first (each source's plane checked and its dither step measured), then blinded
+    with the study's one dither step and stored, so every image gets the same treatment."""
 
     def __init__(self, study):
         self.study = study
         self.rng = np.random.default_rng(study.seed)
         self.dither = np.random.default_rng([study.seed, 3])
         self.log = []
+        self.steps = []
+        self.step = None
         # One display spacing for every image: a spacing only some real images have would give them away.
         self.spacing = None
 
-    def blind(self, canonical):
-        return blinding.blind(canonical, self.dither)
+    def check(self, load):
+        """Measure a source before it is chosen (NotShowable if it cannot be shown)."""
+        self.steps.append(blinding.relative_step(blinding.shown_plane(load())))
 
-    def store(self, blinded, case, source, run=None):
+    def settle(self):
+        self.step = blinding.study_step(self.steps)
+        self.log.append(f"Dither: {self.step:.3g} of each image's range (the largest source step of the study).")
+
+    def blinded(self, source):
+        return blinding.blind(source.load(), self.dither, self.step)
+
+    def store(self, blinded, source, kind=None):
         header = arrays.header(blinded, self.spacing)
-        image = StudyImage(study=self.study, source=source, run=run, case=case, header=header)
+        image = StudyImage(
+            study=self.study,
+            source=kind or source.kind,
+            run=source.run,
+            case=source.case,
+            header=header,
+            source_sha256=source.sha256,
+        )
         image.array.save("image.npy", ContentFile(array_bytes(blinded)), save=False)
         image.save()
         return image
+
+    def image(self, source):
+        return self.store(self.blinded(source), source)
 
 
 def _usable_cases(study, builder, runs, count):
     """Pick `count` cases (seeded) where every run has a showable output of the reference's shape.
 
-    Returns [(case, reference image, {run pk: blinded output})]."""
+    Returns [(case, reference image, {run pk: output source})]."""
     cases = list(Case.objects.filter(dataset=study.task.dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
     order = builder.rng.permutation(len(cases))
     outputs = {(o.run_id, o.case_id): o for o in CaseOutput.objects.filter(run__in=runs, sample=0, case__in=cases)}
@@ -102,7 +139,7 @@ def _usable_cases(study, builder, runs, count):
             break
         case = cases[index]
         reference = case.image(ImageRole.REFERENCE)
-        blinded = {}
+        sources = {}
         for run in runs:
             output = outputs.get((run.pk, case.pk))
             if output is None:
@@ -112,12 +149,13 @@ def _usable_cases(study, builder, runs, count):
                 skipped.append(f"{case.case_id}: {run}'s output has another shape than the reference")
                 break
             try:
-                blinded[run.pk] = builder.blind(output.load())
+                builder.check(output.load)
             except (blinding.NotShowable, ValueError) as exc:
                 skipped.append(f"{case.case_id}: {run}'s output is not showable ({exc})")
                 break
+            sources[run.pk] = _Source(output.load, output.content_sha256, case, ImageSource.SYNTHETIC, run)
         else:
-            chosen.append((case, reference, blinded))
+            chosen.append((case, reference, sources))
     if len(chosen) < count:
         raise StudyError(
             f"Only {len(chosen)} case(s) have a showable output from every run; {count} are needed "
@@ -130,8 +168,9 @@ def _usable_cases(study, builder, runs, count):
     return chosen
 
 
-def _real_candidates(study, shown_cases, prefer_other):
-    """Reference images for the real pool, in a seeded order (cases already shown last or first)."""
+def _real_candidates(study, shown_cases):
+    """Reference images for the real pool, in a seeded order: never a case shown as synthetic (a reader
+    could compare the two), unless the editor asked for paired cases (then those come first)."""
     if study.real_pool == RealPool.REFERENCE:
         if study.task.reference_dataset_id is None:
             raise StudyError("The task has no reference dataset; pick its test dataset's references instead.")
@@ -140,35 +179,43 @@ def _real_candidates(study, shown_cases, prefer_other):
         dataset = study.task.dataset
     cases = list(Case.objects.filter(dataset=dataset, images__role=ImageRole.REFERENCE).order_by("pk"))
     shown = {case.pk for case in shown_cases}
-    other = [case for case in cases if case.pk not in shown]
-    same = [case for case in cases if case.pk in shown]
     rng = np.random.default_rng([study.seed, 2])
+    other = [case for case in cases if case.pk not in shown]
     other = [other[i] for i in rng.permutation(len(other))]
-    same = [same[i] for i in rng.permutation(len(same))]
-    return other + same if prefer_other else same + other
+    if not study.paired_cases:
+        return other
+    same = [case for case in cases if case.pk in shown]
+    return [same[i] for i in rng.permutation(len(same))] + other
 
 
-def _showable_references(study, builder, shown_cases, prefer_other, shapes):
-    """(case, blinded reference) from the real pool, lazily: only references of the outputs' size."""
-    for case in _real_candidates(study, shown_cases, prefer_other):
+def _showable_references(study, builder, shown_cases, shapes, exclude=()):
+    """Sources of real images from the real pool, lazily: only references of the outputs' size."""
+    for case in _real_candidates(study, shown_cases):
+        if case.pk in exclude:
+            continue
         reference = case.image(ImageRole.REFERENCE)
         if tuple(reference.shape[1:]) not in shapes:
             continue  # another size would tell a real image from a synthetic one
         try:
-            yield case, builder.blind(reference.load())
+            builder.check(reference.load)
         except blinding.NotShowable:
             continue
+        yield _Source(reference.load, reference.content_sha256, case, ImageSource.REAL)
 
 
-def _real_images(study, builder, count, shown_cases, prefer_other, shapes):
-    images = []
-    for case, blinded in _showable_references(study, builder, shown_cases, prefer_other, shapes):
-        if len(images) == count:
+def _real_sources(study, builder, count, shown_cases, shapes):
+    sources = []
+    for source in _showable_references(study, builder, shown_cases, shapes):
+        if len(sources) == count:
             break
-        images.append(builder.store(blinded, case, ImageSource.REAL))
-    if len(images) < count:
-        builder.log.append(f"Real pool: {len(images)} showable image(s) of the outputs' size, {count} asked for.")
-    return images
+        sources.append(source)
+    if len(sources) < count:
+        pairing = "" if study.paired_cases else " of cases not shown as synthetic"
+        builder.log.append(
+            f"Real pool: {len(sources)} showable image(s){pairing} of the outputs' size, {count} asked for; "
+            "the study has fewer real items."
+        )
+    return sources
 
 
 def _remove_orphan_files(study):
@@ -194,46 +241,62 @@ def _build_items(study, builder):
     chosen = _usable_cases(study, builder, runs, n * len(runs) if own_cases else n)
     builder.spacing = chosen[0][1].spacing
     shapes = {tuple(reference.shape[1:]) for _, reference, _ in chosen}
+    shown = [case for case, _, _ in chosen]
     per_run = {run.pk: [] for run in runs}
-    for position, (case, _reference, blinded) in enumerate(chosen):
+    for position, (_case, _reference, sources) in enumerate(chosen):
         for index, run in enumerate(runs):
             if not own_cases or position // n == index:
-                per_run[run.pk].append(builder.store(blinded[run.pk], case, ImageSource.SYNTHETIC, run))
+                per_run[run.pk].append(sources[run.pk])
+    reals = []
+    if study.design != Design.PAIRWISE:
+        synthetic = sum(len(items) for items in per_run.values())
+        n_real = round(study.real_ratio * (synthetic if study.design == Design.TURING else n))
+        reals = _real_sources(study, builder, n_real, shown, shapes) if n_real else []
+    attention = _attention_sources(study, builder, shown, shapes, exclude={source.case.pk for source in reals})
+    builder.settle()  # every source measured: one dither for them all
+
+    images = {run_pk: [builder.image(source) for source in sources] for run_pk, sources in per_run.items()}
+    real_images = [builder.image(source) for source in reals]
+    sources_of = {image.pk: source for image, source in zip(real_images, reals, strict=True)}
+    for run_pk, sources in per_run.items():
+        sources_of.update({image.pk: source for image, source in zip(images[run_pk], sources, strict=True)})
     items = []  # (image, image_b, kind, expected)
     if study.design == Design.PAIRWISE:
         for position in range(n):
             for i, run_a in enumerate(runs):
                 for run_b in runs[i + 1 :]:
-                    items.append((per_run[run_a.pk][position], per_run[run_b.pk][position], ItemKind.REGULAR, {}))
+                    items.append((images[run_a.pk][position], images[run_b.pk][position], ItemKind.REGULAR, {}))
     else:
         for run in runs:
-            items += [(image, None, ItemKind.REGULAR, {}) for image in per_run[run.pk]]
-        if study.design == Design.TURING:
-            n_real, prefer_other = round(study.real_ratio * len(items)), True
-        else:  # a control group of real images, preferably of the same cases
-            n_real, prefer_other = round(study.real_ratio * n), False
-        shown = [case for case, _, _ in chosen]
-        reals = _real_images(study, builder, n_real, shown, prefer_other, shapes) if n_real else []
-        items += [(image, None, ItemKind.REGULAR, {}) for image in reals]
+            items += [(image, None, ItemKind.REGULAR, {}) for image in images[run.pk]]
+        items += [(image, None, ItemKind.REGULAR, {}) for image in real_images]
         builder.log.append(f"{len(items) - len(reals)} synthetic and {len(reals)} real image(s).")
-    items += _attention_items(study, builder, chosen, shapes)
+    items += _attention_items(study, builder, attention)
     created = []
     for index, (image, image_b, kind, expected) in enumerate(items):
         created.append(StudyItem(study=study, index=index, kind=kind, image=image, image_b=image_b, expected=expected))
     StudyItem.objects.bulk_create(created)
+    _repeats(study, builder, created, sources_of)
+
+
+def _repeats(study, builder, created, sources_of):
+    """Repeated items show the same source again, blinded afresh: the same picture, never the same bytes."""
     regular = [item for item in created if item.kind == ItemKind.REGULAR]
     picks = builder.rng.choice(len(regular), size=min(study.repeated_items, len(regular)), replace=False)
-    repeats = [
-        StudyItem(
-            study=study,
-            index=len(created) + n,
-            kind=ItemKind.REPEAT,
-            image=regular[i].image,
-            image_b=regular[i].image_b,
-            repeat_of=regular[i],
+    repeats = []
+    for number, i in enumerate(sorted(int(p) for p in picks)):
+        original = regular[i]
+        again = [builder.image(sources_of[image.pk]) if image else None for image in (original.image, original.image_b)]
+        repeats.append(
+            StudyItem(
+                study=study,
+                index=len(created) + number,
+                kind=ItemKind.REPEAT,
+                image=again[0],
+                image_b=again[1],
+                repeat_of=original,
+            )
         )
-        for n, i in enumerate(sorted(int(p) for p in picks))
-    ]
     StudyItem.objects.bulk_create(repeats)
     builder.log.append(
         f"{len(created) + len(repeats)} items: {len(regular)} regular, {len(repeats)} repeated, "
@@ -241,14 +304,21 @@ def _build_items(study, builder):
     )
 
 
-def _attention_items(study, builder, chosen, shapes):
-    items = []
+def _attention_sources(study, builder, shown, shapes, exclude):
     if not study.attention_checks:
-        return items
-    shown = [case for case, _, _ in chosen]
-    for case, intact in _showable_references(study, builder, shown, True, shapes):
-        if len(items) == study.attention_checks:
+        return []
+    sources = []
+    for source in _showable_references(study, builder, shown, shapes, exclude=exclude):
+        if len(sources) == study.attention_checks:
             break
+        sources.append(source)
+    return sources
+
+
+def _attention_items(study, builder, sources):
+    items = []
+    for source in sources:
+        intact = builder.blinded(source)
         if study.design == Design.HALLUCINATION:
             altered, where = blinding.attention_image(intact, builder.rng, kind="insert")
             expected = {"marks": True, **where}
@@ -259,9 +329,9 @@ def _attention_items(study, builder, chosen, shapes):
                 Design.LIKERT: {"max_score": 2},
                 Design.PAIRWISE: {"winner": "a"},
             }[study.design]
-        check = builder.store(altered, case, ImageSource.ATTENTION)
+        check = builder.store(altered, source, kind=ImageSource.ATTENTION)
         if study.design == Design.PAIRWISE:
-            items.append((builder.store(intact, case, ImageSource.REAL), check, ItemKind.ATTENTION, expected))
+            items.append((builder.store(intact, source), check, ItemKind.ATTENTION, expected))
         else:
             items.append((check, None, ItemKind.ATTENTION, expected))
     return items

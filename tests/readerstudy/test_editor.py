@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_staff_create_start_invite_and_close_a_study(staff_client):
-    task, runs = make_study_task(n_cases=10, n_runs=2)
+    task, runs = make_study_task(n_cases=13, n_runs=2)
     reader = make_reader()
     response = staff_client.post("/studies/new/", form_data(task, runs, readers=[reader.pk]))
     assert response.status_code == 302
@@ -22,7 +22,14 @@ def test_staff_create_start_invite_and_close_a_study(staff_client):
     assert staff_client.post(f"/studies/{study.pk}/start/").status_code == 302
     study.refresh_from_db()
     assert study.status == StudyStatus.RUNNING
-    assert study.items.count() == 2 * 3 + 6 + 1 + 1  # synthetic, real 1:1, a repeat, an attention check
+    # Synthetic (each run its own 3 cases), real 1:1 from 6 other cases, a repeat, an attention check from the last.
+    assert study.items.count() == 2 * 3 + 6 + 1 + 1
+    cases = {
+        kind: set(study.images.filter(source=kind).values_list("case_id", flat=True))
+        for kind in ("synthetic", "real", "attention")
+    }
+    assert [len(c) for c in cases.values()] == [6, 6, 1]
+    assert not (cases["synthetic"] & cases["real"]) and not (cases["attention"] & (cases["synthetic"] | cases["real"]))
     assert study.sessions.get().reader == reader
     late = make_reader("late")
     staff_client.post(f"/studies/{study.pk}/invite/", {"readers": [late.pk]})
