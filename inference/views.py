@@ -111,12 +111,14 @@ def dataset_detail(request, pk):
 def case_detail(request, pk):
     case = policy.get_visible(request.user, Case, pk=pk)
     outputs = policy.visible(request.user, CaseOutput).filter(case=case).select_related("run", "run__model")
+    images = selectors.visible_images(request.user).filter(case=case)
     return render(
         request,
         "inference/case_detail.html",
         {
             "case": case,
-            "images": selectors.visible_images(request.user).filter(case=case),
+            "images": images,
+            "hidden_images": case.images.count() - images.count(),
             "outputs": outputs.order_by("run_id", "sample"),
         },
     )

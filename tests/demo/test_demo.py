@@ -4,6 +4,7 @@ shown on every page."""
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from core.models import JobStatus
@@ -48,6 +49,13 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     run = Run.objects.filter(task=task).first()
     case = task.dataset.cases.first()
     output = CaseOutput.objects.filter(run=run).first()
+    # The translation task's test set is hidden: the public sees its inputs, not its references nor
+    # the outputs of its runs; the demo's admin (a superuser) sees every page whole.
+    assert "hidden-references" in client.get(f"/cases/{case.pk}/").content.decode()
+    assert client.get(f"/cases/{case.pk}/input/0.png").status_code == 200
+    assert client.get(f"/cases/{case.pk}/reference/0.png").status_code == 404
+    assert client.get(f"/runs/{run.pk}/outputs/{output.pk}.png").status_code == 404
+    client.force_login(get_user_model().objects.get(username="admin"))
     pages = {
         "/": task.name,
         f"/tasks/{task.slug}/": "U-Net",
@@ -61,10 +69,16 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         response = client.get(url)
         assert response.status_code == 200, url
         assert text in response.content.decode(), url
-    for url in (f"/cases/{case.pk}/input/0.png", f"/runs/{run.pk}/outputs/{output.pk}.png"):
+    assert "hidden-references" not in client.get(f"/cases/{case.pk}/").content.decode()
+    for url in (
+        f"/cases/{case.pk}/input/0.png",
+        f"/cases/{case.pk}/reference/0.png",
+        f"/runs/{run.pk}/outputs/{output.pk}.png",
+    ):
         response = client.get(url)
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
         assert response.content.startswith(b"\x89PNG")
+    client.logout()
 
     # Both demo leaderboards: every run with both tiers, the test against the leader, rank stability.
     for slug, runs in (("t1-to-t2", 4), ("recon-4x", 2)):
