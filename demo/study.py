@@ -15,10 +15,12 @@ from django.db import transaction
 from core.models import JobStatus
 from evaluation.models import CaseResult, Evaluation
 from inference.models import Run, Task
-from readerstudy.models import ReaderStudy
-from readerstudy.services import build, publishing, reading
+from readerstudy.models import DEFAULT_SCALES, ReaderStudy
+from readerstudy.services import build, publishing, reading, studies
 
 DEMO_TITLE = "Demo: visual Turing test of T1→T2 translation"
+#: The fresh reader's study: open, unpublished, its images blinded for them.
+DEMO_READER_TITLE = "Demo: realism ratings of T1→T2 translation"
 #: Simulated readers with seeded answers, and their skill (how strongly error shows to them).
 SIMULATED_READERS = {"radiologist1": 1.3, "radiologist2": 1.0, "radiologist3": 0.8, "radiologist4": 1.1}
 #: A reader account with no answers, for trying the workspace (password = username).
@@ -86,7 +88,8 @@ def answer_as_simulated_reader(study, reader, skill, seed):
 
 
 def seed_study(items_per_model=5):
-    """Create, start, answer (simulated readers) and publish the demo study; None if it exists.
+    """Create, start, answer (simulated readers), close and publish the demo study, and start the fresh
+    reader's own study; None if they exist.
 
     Raises NotReady until the demo's translation runs have succeeded and been evaluated."""
     if ReaderStudy.objects.filter(title=DEMO_TITLE).exists():
@@ -108,25 +111,52 @@ def seed_study(items_per_model=5):
     # Cases of its own per run and as many real images, when the dataset has them (the full demo's 40
     # do); a small test demo shows every run the same cases instead.
     own_cases = 2 * len(runs) * items_per_model + 1 <= cases
-    with transaction.atomic():
-        study = ReaderStudy.objects.create(
-            title=DEMO_TITLE,
-            instructions="Decide whether each T2-weighted slice is a real acquisition or synthesised from the T1 "
-            "slice, and how sure you are. Use window/level and zoom as you would in clinical reading.",
-            task=task,
-            design="turing",
-            items_per_model=min(items_per_model, cases),
-            paired_cases=not own_cases,
-            real_ratio=1.0,
-            repeated_items=2,
-            attention_checks=1,
-            seed=2026,
-            created_by=get_user_model().objects.filter(is_staff=True).order_by("pk").first(),
-        )
-        study.runs.set(runs)
-        study.readers.set(readers.values())
-    study = build.freeze(study)
+    simulated = [readers[username] for username in SIMULATED_READERS]
+    study = _start(
+        task,
+        runs,
+        simulated,
+        title=DEMO_TITLE,
+        instructions="Decide whether each T2-weighted slice is a real acquisition or synthesised from the T1 "
+        "slice, and how sure you are. Use window/level and zoom as you would in clinical reading.",
+        design="turing",
+        items_per_model=min(items_per_model, cases),
+        paired_cases=not own_cases,
+        real_ratio=1.0,
+        repeated_items=2,
+        seed=2026,
+    )
     for index, (username, skill) in enumerate(SIMULATED_READERS.items()):
         answer_as_simulated_reader(study, readers[username], skill, seed=index)
+    # Results are published only once nobody is answering: closed first, as a real study must be.
+    studies.close(study)
     publishing.publish(study)
+    # The fresh reader's own study stays open and unpublished, so its images stay blinded for them.
+    _start(
+        task,
+        runs,
+        [readers[FRESH_READER]],
+        title=DEMO_READER_TITLE,
+        instructions="Rate each T2-weighted slice for realism and for diagnostic quality, as you would judge "
+        "an acquisition in clinical reading.",
+        design="likert",
+        scales=DEFAULT_SCALES[:2],
+        items_per_model=min(3, cases),
+        real_ratio=1.0,
+        repeated_items=1,
+        seed=2027,
+    )
     return study
+
+
+def _start(task, runs, readers, **fields):
+    with transaction.atomic():
+        study = ReaderStudy.objects.create(
+            task=task,
+            attention_checks=1,
+            created_by=get_user_model().objects.filter(is_staff=True).order_by("pk").first(),
+            **fields,
+        )
+        study.runs.set(runs)
+        study.readers.set(readers)
+    return build.freeze(study)

@@ -90,6 +90,8 @@ def analyse(study):
         "notes": [],
         "margin": EQUIVALENCE_MARGIN,
     }
+    if study.paired_cases and study.design != Design.PAIRWISE:
+        result["notes"].append(PAIRED_NOTE)
     if not regular:
         result["notes"].append("No answers yet.")
         return result
@@ -101,6 +103,13 @@ def analyse(study):
     }[study.design]
     analyse_design(study, records, regular, complete, result)
     return result
+
+
+PAIRED_NOTE = (
+    "Paired cases (the editor's choice): every run showed the same cases, and real images could come from "
+    "them too, so readers may have met one anatomy in several images and compared them; that makes "
+    "synthetic images easier to spot than in a study where each case is shown once."
+)
 
 
 def _published(result, run_id, metric, value, ci, n, extractor_suffix="", scale_label=None):

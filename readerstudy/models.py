@@ -173,6 +173,10 @@ class ReaderStudy(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    sources_released_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When results were first published (its readers' blinding ended): kept after a withdrawal.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,22 +1,59 @@
 """Who may see and do what around reader studies, registered with `core.policy`.
 
-Blinding is a restriction on the lower apps' scopes: a reader of a running study sees nothing of
-its task (leaderboard, runs, outputs, metrics) nor of the datasets its images come from, so no
-page can tell them which image in the study is which. Studies are visible to their editors (their
-creator and the editors they name); creating one needs the "Can add reader study" permission.
+Blinding is a restriction on the lower apps' scopes, by content: from the moment a user is named a
+reader of a study until its results are published (draft, running, closed and reopened alike), they
+see nothing of its task (leaderboard, runs, outputs, metrics), nor of the datasets its images come
+from, nor any reference image or output anywhere (another task, dataset or run) whose pixels
+hash to one of the study's sources, so no page, array endpoint or export can tell them which image
+in the study is which. Logged out they are anonymous, so a study cannot start while anonymous users
+could reach one of its sources (`exposed_sources`, checked by the build). Studies are visible to
+their editors (their creator and the editors they name); creating one needs the "Can add reader
+study" permission.
 """
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 
 from core import policy
-from inference.models import Dataset, Task
+from inference.models import CaseImage, CaseOutput, Dataset, Task
 
-from .models import ReaderStudy, StudyStatus
+from .models import ReaderStudy, StudyImage, StudyStatus
+
+
+def blinding_studies(user):
+    """The studies `user` reads whose results are not published: everything they show stays hidden."""
+    return ReaderStudy.objects.filter(readers=user, published_at__isnull=True)
 
 
 def blinded_tasks(user):
-    """Tasks of the running studies `user` reads (a subquery of task pks)."""
-    return ReaderStudy.objects.filter(status=StudyStatus.RUNNING, readers=user).values("task_id")
+    """Tasks of the unpublished studies `user` reads (a subquery of task pks)."""
+    return blinding_studies(user).values("task_id")
+
+
+def blinded_hashes(user):
+    """Content hashes of every source array the unpublished studies `user` reads show (a subquery)."""
+    return StudyImage.objects.filter(study__in=blinding_studies(user)).exclude(source_sha256="").values("source_sha256")
+
+
+def _hide_blinded_pixels(user, queryset):
+    if not policy.is_authenticated(user):
+        return queryset
+    return queryset.exclude(content_sha256__in=blinded_hashes(user))
+
+
+def exposed_sources(hashes):
+    """What anonymous users could reach of these source hashes: [(label, name)] of the tasks or datasets
+    that serve them (a study cannot start while any is reachable: its readers could fetch it logged out)."""
+    anonymous = AnonymousUser()
+    hashes = set(hashes)
+    exposed = []
+    images = policy.visible(anonymous, CaseImage).filter(content_sha256__in=hashes)
+    for name in images.values_list("case__dataset__name", flat=True).distinct().order_by("case__dataset__name"):
+        exposed.append(("dataset", name))
+    outputs = policy.visible(anonymous, CaseOutput).filter(content_sha256__in=hashes)
+    for name in outputs.values_list("run__task__name", flat=True).distinct().order_by("run__task__name"):
+        exposed.append(("task", name))
+    return exposed
 
 
 def _hide_blinded_tasks(user, tasks):
@@ -60,6 +97,8 @@ def _can_read_analysis(user, study):
 def register():
     policy.register_restriction(Task, _hide_blinded_tasks)
     policy.register_restriction(Dataset, _hide_blinded_datasets)
+    policy.register_restriction(CaseImage, _hide_blinded_pixels)
+    policy.register_restriction(CaseOutput, _hide_blinded_pixels)
     policy.register_scope(ReaderStudy, _edited)
     policy.register_rule("readerstudy.create_study", _can_create)
     policy.register_rule("readerstudy.edit_study", _can_edit)

@@ -29,6 +29,16 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name="readerstudy",
+            name="sources_released_at",
+            field=models.DateTimeField(
+                blank=True,
+                editable=False,
+                help_text="When results were first published (its readers' blinding ended): kept after a withdrawal.",
+                null=True,
+            ),
+        ),
+        migrations.AddField(
             model_name="studyimage",
             name="source_sha256",
             field=models.CharField(
@@ -90,4 +100,8 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(hash_sources, migrations.RunPython.noop),
+        migrations.RunSQL(
+            "UPDATE readerstudy_readerstudy SET sources_released_at = published_at WHERE published_at IS NOT NULL",
+            migrations.RunSQL.noop,
+        ),
     ]

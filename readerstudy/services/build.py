@@ -18,9 +18,10 @@ from inference import arrays
 from inference.models import Case, CaseOutput, ImageRole
 from inference.storage import array_bytes
 
-from .. import blinding
+from .. import blinding, permissions
 from ..errors import StudyError
 from ..models import Design, ImageSource, ItemKind, ReaderStudy, RealPool, StudyImage, StudyItem, StudyStatus
+from .eligibility import check_readers
 from .reading import open_session
 
 
@@ -57,6 +58,8 @@ def freeze(study: ReaderStudy) -> ReaderStudy:
                 raise StudyError(f"Editors of the study cannot read it: {', '.join(editing)}.")
             builder = _Builder(study)
             _build_items(study, builder)
+            _refuse_exposed(study)
+            check_readers(study, study.readers.all())
             study.build_log = "\n".join(builder.log)
             study.transition(StudyStatus.RUNNING)
             for reader in study.readers.all():
@@ -68,6 +71,19 @@ def freeze(study: ReaderStudy) -> ReaderStudy:
         _remove_orphan_files(study)
         raise
     return study
+
+
+def _refuse_exposed(study):
+    """A study whose source arrays anonymous users can reach cannot start: its readers could fetch them
+    logged out and match its images."""
+    hashes = StudyImage.objects.filter(study=study).exclude(source_sha256="").values_list("source_sha256", flat=True)
+    exposed = permissions.exposed_sources(hashes)
+    if exposed:
+        where = ", ".join(f"the {label} '{name}'" for label, name in exposed)
+        raise StudyError(
+            f"Anyone logged out can see images this study would show, through {where}: its readers could match "
+            "them. Hide that task's test set (or make the dataset private) first."
+        )
 
 
 @dataclass

@@ -14,7 +14,7 @@ from evaluation.models import MetricResult
 
 from .. import analysis
 from ..errors import StudyError
-from ..models import ReaderStudy
+from ..models import ReaderStudy, StudyStatus
 
 
 class PublishError(StudyError):
@@ -31,6 +31,11 @@ def publish(study: ReaderStudy) -> list[MetricResult]:
     study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
     if not study.is_frozen:
         raise PublishError("Start the study and collect answers before publishing.")
+    if study.status != StudyStatus.CLOSED:
+        raise PublishError(
+            "Close the study before publishing: publishing shows its readers the images' sources, so no one may "
+            "still be answering."
+        )
     result = analysis.analyse(study)
     if not result["per_run"]:
         reason = result.get("mrmc_note") or "; ".join(result["notes"]) or "no per-run result could be computed"
@@ -62,7 +67,8 @@ def publish(study: ReaderStudy) -> list[MetricResult]:
             )
     MetricResult.objects.bulk_create(rows)
     study.published_at = timezone.now()
-    study.save(update_fields=["published_at"])
+    study.sources_released_at = study.sources_released_at or study.published_at
+    study.save(update_fields=["published_at", "sources_released_at"])
     return rows
 
 

@@ -10,6 +10,7 @@ from inference.models import Run
 
 from ..errors import StudyError
 from ..models import ReaderStudy, StudyStatus
+from .eligibility import check_readers
 from .reading import open_session
 
 FROZEN = "The study has started: its settings and items are frozen."
@@ -63,12 +64,7 @@ def _set_members(study, *, runs, readers, editors):
 def invite(study: ReaderStudy, *, readers: Iterable[AbstractBaseUser]) -> None:
     """Invite readers: accounts without staff rights. Running studies open their sessions at once."""
     readers = list(readers)
-    staff = [user.username for user in readers if user.is_staff or user.is_superuser]
-    if staff:
-        raise StudyError(f"Readers cannot have staff rights: {', '.join(staff)}.")
-    editing = [user.username for user in readers if study.is_editor(user)]
-    if editing:
-        raise StudyError(f"Editors of the study cannot read it: {', '.join(editing)}.")
+    check_readers(study, readers)
     with transaction.atomic():
         study.readers.add(*readers)
         if study.status == StudyStatus.RUNNING:
@@ -86,10 +82,14 @@ def close(study: ReaderStudy) -> ReaderStudy:
 
 @transaction.atomic
 def reopen(study: ReaderStudy) -> ReaderStudy:
-    """Closed → running: readers go on where they stopped. Refused while results are published."""
+    """Closed → running: readers go on where they stopped. Refused once results have been published: from
+    then on its readers could see its sources, so answers given after would not be blind."""
     study = ReaderStudy.objects.select_for_update().get(pk=study.pk)
-    if study.published_at is not None:
-        raise StudyError("Withdraw the published results before reopening: new answers would make them stale.")
+    if study.sources_released_at is not None:
+        raise StudyError(
+            "Its results were published, which showed its readers the images' sources; a reopened study would "
+            "not be blind. Start a new study instead."
+        )
     _transition(study, StudyStatus.RUNNING, "Only a closed study can be reopened.")
     return study
 

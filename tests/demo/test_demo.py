@@ -112,18 +112,25 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         downstream_metrics = set(clinical.exclude(metric__startswith="reader_").values_list("metric", flat=True))
         assert downstream_metrics == {"downstream_dice", "downstream_hd95", "utility_ratio"}
     assert downstream.task_reference(task)["dice_ci"] is not None
+    client.force_login(get_user_model().objects.get(username="admin"))  # the run of a hidden test set
     assert "Downstream task" in client.get(f"/runs/{run.pk}/").content.decode()
+    client.logout()
 
-    # The demo reader study: built once the translation runs were evaluated, answered by four simulated
-    # readers, published to the translation leaderboard; the fresh demo reader has a session to do.
-    from demo.study import DEMO_RUNS, DEMO_TITLE
-    from readerstudy.models import ReaderStudy
+    # The demo reader studies: built once the translation runs were evaluated; one answered by four simulated
+    # readers, closed and published to the translation leaderboard; the fresh demo reader has an open one.
+    from demo.study import DEMO_READER_TITLE, DEMO_RUNS, DEMO_TITLE
+    from readerstudy.models import ReaderStudy, StudyStatus
 
-    while not ReaderStudy.objects.filter(title=DEMO_TITLE, published_at__isnull=False).exists():
+    while not ReaderStudy.objects.filter(title=DEMO_READER_TITLE).exists():
         assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
         time.sleep(0.5)
     study = ReaderStudy.objects.get(title=DEMO_TITLE)
+    assert study.status == StudyStatus.CLOSED and study.published_at is not None
     assert study.sessions.filter(finished_at__isnull=False).count() == 4
+    assert not study.readers.filter(username="reader").exists()
+    own = ReaderStudy.objects.get(title=DEMO_READER_TITLE)
+    assert own.status == StudyStatus.RUNNING and own.published_at is None
+    assert list(own.readers.values_list("username", flat=True)) == ["reader"]
     board = client.get("/api/tasks/t1-to-t2/leaderboard/?format=json").json()
     key = f"reader_auc:study-{study.pk}"
     studied = [row for row in board["rows"] if row["values"][key].get("value") is not None]
@@ -131,8 +138,16 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     assert "Reader AUC" in client.get("/tasks/t1-to-t2/leaderboard/").content.decode()
     client.login(username="reader", password="reader")
     assert client.get("/studies/").status_code == 200
-    assert client.get(f"/api/read/{study.uid}/state/").json()["done"] == 0
-    assert client.get("/tasks/t1-to-t2/leaderboard/").status_code == 404  # blinded while the study runs
+    assert client.get(f"/api/read/{own.uid}/state/").json()["done"] == 0
+    assert client.get("/tasks/t1-to-t2/leaderboard/").status_code == 404  # blinded until the study is published
+    # Nothing with the study's pixels reaches the reader: not the case pages' references, not any output.
+    hashes = set(own.images.values_list("source_sha256", flat=True))
+    assert CaseImage.objects.filter(content_sha256__in=hashes).exists()
+    assert CaseOutput.objects.filter(content_sha256__in=hashes).exists()
+    for image in CaseImage.objects.filter(content_sha256__in=hashes):
+        assert client.get(f"/api/arrays/case-images/{image.pk}/data/").status_code == 404
+    for output in CaseOutput.objects.filter(content_sha256__in=hashes):
+        assert client.get(f"/api/arrays/outputs/{output.pk}/data/").status_code == 404
     client.logout()
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing

@@ -171,6 +171,7 @@ def test_publish_fills_the_clinical_tier_and_withdrawing_restores_the_placeholde
     task = study.task
     board = leaderboard.build(task)
     assert board.column(leaderboard.READER_STUDY_COLUMN) is not None
+    studies.close(study)
     publishing.publish(study)
     board = leaderboard.build(task)
     key = f"reader_auc:study-{study.pk}"
@@ -197,6 +198,7 @@ def test_publishing_without_enough_readers_says_why():
     task, runs = make_study_task(n_cases=6, n_runs=1)
     study = make_study(task, runs, readers=[reader], items_per_model=2)
     answer_all(study, reader, lambda assignment: {"call": "real", "confidence": 2})
+    studies.close(study)
     with pytest.raises(publishing.PublishError, match="two readers"):
         publishing.publish(study)
 
@@ -223,6 +225,8 @@ def test_analysis_is_for_editors_until_published_and_never_for_the_studys_reader
     for client in (visitor, reader, anonymous):
         assert client.get(f"/studies/{study.pk}/analysis/").status_code == 404
         assert client.get(f"/api/studies/{study.pk}/analysis/").status_code == 404
+    studies.close(study)
+    assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 404  # closed, not yet published
     publishing.publish(study)
     page = visitor.get(f"/studies/{study.pk}/analysis/")
     assert page.status_code == 200
@@ -232,11 +236,9 @@ def test_analysis_is_for_editors_until_published_and_never_for_the_studys_reader
     for text in (page.content.decode(), public.content.decode()):
         named = [r.username for r in readers if re.search(rf"(?<![A-Za-z0-9]){r.username}(?![A-Za-z0-9])", text)]
         assert named == [] and "Reader 1" in text
-    assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 404  # still running
+    assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 200
     for client in (visitor, reader, anonymous):
         assert client.get(f"/studies/{study.pk}/answers.csv").status_code in (302, 404)
-    studies.close(study)
-    assert reader.get(f"/studies/{study.pk}/analysis/").status_code == 200
 
 
 def test_editor_pages_show_progress_and_median_time(turing_study, staff_client):
@@ -272,6 +274,7 @@ def test_hallucination_marks_are_counted_and_listed_for_editors(staff_client):
     assert len(result["marked_images"]) == 3 and all(len(m["marks"]) == 4 for m in result["marked_images"])
     page = staff_client.get(f"/studies/{study.pk}/analysis/").content.decode()
     assert 'id="marked-images"' in page and "box (1, 1)(9, 9)" in page
+    studies.close(study)
     publishing.publish(study)
     public = Client().get(f"/studies/{study.pk}/analysis/").content.decode()
     assert 'id="marks-summary"' in public and 'id="marked-images"' not in public

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from inference.services import participation
 from readerstudy.models import ReaderStudy, StudyStatus
 from tests.support.study_data import form_data, make_reader, make_study_task
 
@@ -94,6 +95,9 @@ def test_non_staff_editors_need_the_permission_and_see_only_their_studies(client
     assert client.get("/studies/new/").status_code == 404
     editor.user_permissions.add(Permission.objects.get(codename="add_readerstudy"))
     client.force_login(editor)
+    # The task's test set is hidden, so its runs are seen by its organisers only: the editor needs to be one.
+    assert client.post("/studies/new/", form_data(task, runs)).status_code == 200
+    participation.add_organiser(task, user=editor)
     assert client.post("/studies/new/", form_data(task, runs)).status_code == 302
     mine = ReaderStudy.objects.get()
     assert client.get(f"/studies/{mine.pk}/").status_code == 200

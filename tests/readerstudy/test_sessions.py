@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from readerstudy.errors import StudyError
-from readerstudy.models import Answer, Assignment, ReaderSession, StudyStatus
+from readerstudy.models import Answer, Assignment, ReaderSession, ReaderStudy, StudyStatus
 from readerstudy.services import build, reading, studies
 from tests.support.study_data import answer_for, make_reader, make_study, make_study_task
 
@@ -207,10 +207,13 @@ def test_readers_cannot_see_other_studies_editor_pages_or_the_running_task(study
         assert client.get(url).status_code == 404, url
     listed = client.get("/api/tasks/").json()
     assert task.slug not in json.dumps(listed)
-    # Once the study closes, the task is theirs to see again.
+    # Closing changes nothing (a reopened study would be read by readers who had seen its task); once
+    # its results are published, the task is theirs to see again.
     studies.close(study)
-    assert client.get(f"/tasks/{task.slug}/leaderboard/").status_code == 200
+    assert client.get(f"/tasks/{task.slug}/leaderboard/").status_code == 404
     assert client.get(f"/api/read/{study.uid}/state/").status_code == 404  # and the items are gone
+    ReaderStudy.objects.filter(pk=study.pk).update(published_at=timezone.now())  # as `publishing.publish` marks it
+    assert client.get(f"/tasks/{task.slug}/leaderboard/").status_code == 200
 
 
 def test_anonymous_users_get_401_from_the_reader_api(client, study_and_reader):

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from core.models import JobStatus
 from inference.models import Case, CaseOutput, ImageRole, Run, RunKind
-from inference.storage import save_array
+from inference.storage import content_hash, save_array
 from readerstudy.models import ReaderStudy
 from readerstudy.services import build
 from tests.support.factories import make_task
@@ -19,7 +19,7 @@ def add_output_run(task, name, make_output, *, status=JobStatus.SUCCEEDED):
     for case in Case.objects.filter(dataset=task.dataset).order_by("case_id"):
         reference = case.image(ImageRole.REFERENCE).load()
         array = np.asarray(make_output(reference, rng), dtype=np.float32)
-        output = CaseOutput(run=run, case=case, sample=0, shape=list(array.shape))
+        output = CaseOutput(run=run, case=case, sample=0, shape=list(array.shape), content_sha256=content_hash(array))
         save_array(output.array, f"{case.case_id}_0.npy", array)
         output.save()
     return run
@@ -36,15 +36,18 @@ def smooth_phantom(rng, shape):
     return image.reshape(shape) * 1000  # stored references are in scanner-like units
 
 
-def make_study_task(n_cases=12, shape=(1, 24, 24), n_runs=2, is_public=True):
-    """A task with integer-valued references (as DICOM would give) and `n_runs` succeeded runs."""
-    task = make_task(n_cases=n_cases, shape=shape, is_public=is_public)
+def make_study_task(n_cases=12, shape=(1, 24, 24), n_runs=2, is_public=True, hidden_references=True):
+    """A task with integer-valued references (as DICOM would give) and `n_runs` succeeded runs.
+
+    Its test set is hidden by default: a study cannot start on images anonymous users can fetch."""
+    task = make_task(n_cases=n_cases, shape=shape, is_public=is_public, hidden_references=hidden_references)
     rng = np.random.default_rng(7)
     for case in Case.objects.filter(dataset=task.dataset):
         reference = case.image(ImageRole.REFERENCE)
         array = np.round(smooth_phantom(rng, shape)).astype(np.float32)
         save_array(reference.array, "reference_0.npy", array)
         reference.shape = list(array.shape)
+        reference.content_sha256 = content_hash(array)
         reference.save()
     makers = [
         lambda ref, rng: ref / 1000 + rng.normal(0, 0.01, ref.shape),  # another scale, continuous values

@@ -223,13 +223,14 @@ class Command(BaseCommand):
         return run_ids
 
     def queue_reader_study(self, fast=False):
-        """The demo reader study (demo/study.py) waits on the worker for the translation runs and
-        their evaluations, then is built, answered by simulated readers and published."""
+        """The demo reader studies (demo/study.py) wait on the worker for the translation runs and
+        their evaluations: one is built, answered by simulated readers, closed and published; the
+        other is left open for the fresh reader account."""
         demo_readers()
         transaction.on_commit(lambda: seed_demo_study.apply_async(kwargs={"items_per_model": 3 if fast else 5}))
         self.stdout.write(
-            f"Reader study queued: it starts once the translation runs are evaluated; log in as "
-            f"'{FRESH_READER}' (password '{FRESH_READER}') to read it."
+            f"Reader studies queued: they start once the translation runs are evaluated; log in as "
+            f"'{FRESH_READER}' (password '{FRESH_READER}') to read yours."
         )
 
     def wait_for_runs(self, run_ids, timeout):
