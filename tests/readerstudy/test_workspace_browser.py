@@ -112,7 +112,9 @@ def test_turing_by_keyboard_resumes_after_reload_and_reaches_the_editors_pages(s
     task, runs = make_study_task(n_cases=8)
     reader = make_reader()
     get_user_model().objects.create_user("editor", password=PASSWORD, is_staff=True)
-    study = make_study(task, runs, design="turing", readers=[reader], items_per_model=2)  # 4 synthetic (2 cases per run), 4 real (other cases)
+    study = make_study(
+        task, runs, design="turing", readers=[reader], items_per_model=2
+    )  # 4 synthetic (2 cases per run), 4 real (other cases)
     typed = {}
     keys = []
 
