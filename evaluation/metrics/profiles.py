@@ -283,24 +283,51 @@ def _synthrad_ssim_map(x: np.ndarray, y: np.ndarray, data_range: float, weight: 
     three terms: in their code the luminance weights (0 except at the coarsest scale) are
     overwritten by the scale weights just before use.
     """
+    # In place where possible (a CT volume is hundreds of MB per array), in their order of operations.
     size = SYNTHRAD2025_SSIM_WIN_SIZE
     points = size**x.ndim
     cov_norm = points / (points - 1)
-    ux = uniform_filter(x, size=size)
-    uy = uniform_filter(y, size=size)
-    vx = cov_norm * (uniform_filter(x * x, size=size) - ux * ux)
-    vy = cov_norm * (uniform_filter(y * y, size=size) - uy * uy)
-    vxy = cov_norm * (uniform_filter(x * y, size=size) - ux * uy)
-    sx = np.sqrt(np.maximum(vx, 0.0))
-    sy = np.sqrt(np.maximum(vy, 0.0))
     c1 = (SYNTHRAD2025_K1 * data_range) ** 2
     c2 = (SYNTHRAD2025_K2 * data_range) ** 2
     c3 = c2 / 2
-    luminance = np.maximum((2 * ux * uy + c1) / (ux * ux + uy * uy + c1), 0.0)
-    sxsy = sx * sy
-    contrast = np.maximum((2 * sxsy + c2) / (vx + vy + c2), 0.0)
-    structure = np.maximum((vxy + c3) / (sxsy + c3), 0.0)
-    return (luminance**weight) * (contrast**weight) * (structure**weight)
+    ux = uniform_filter(x, size=size)
+    uy = uniform_filter(y, size=size)
+    vx = uniform_filter(x * x, size=size)  # then cov_norm · (E[x²] − μx²)
+    vx -= ux * ux
+    vx *= cov_norm
+    vy = uniform_filter(y * y, size=size)
+    vy -= uy * uy
+    vy *= cov_norm
+    vxy = uniform_filter(x * y, size=size)
+    vxy -= ux * uy
+    vxy *= cov_norm
+    luminance = 2 * ux * uy  # L = (2μxμy + C1) / (μx² + μy² + C1), clipped at 0
+    luminance += c1
+    ux *= ux
+    uy *= uy
+    ux += uy
+    ux += c1
+    luminance /= ux
+    np.maximum(luminance, 0.0, out=luminance)
+    del ux, uy
+    sxsy = np.sqrt(np.maximum(vx, 0.0))  # σxσy with each σ = sqrt(max(σ², 0))
+    sxsy *= np.sqrt(np.maximum(vy, 0.0))
+    contrast = 2 * sxsy  # C = (2σxσy + C2) / (σx² + σy² + C2), clipped at 0
+    contrast += c2
+    vx += vy
+    vx += c2
+    contrast /= vx
+    np.maximum(contrast, 0.0, out=contrast)
+    del vx, vy
+    vxy += c3  # S = (σxy + C3) / (σxσy + C3), clipped at 0
+    sxsy += c3
+    vxy /= sxsy
+    structure = np.maximum(vxy, 0.0, out=vxy)
+    del sxsy
+    result = luminance**weight
+    result *= contrast**weight
+    result *= structure**weight
+    return result
 
 
 def _synthrad_ms_ssim(reference: np.ndarray, prediction: np.ndarray, inside: np.ndarray) -> float:
