@@ -257,8 +257,9 @@ def _halve(image: np.ndarray) -> np.ndarray:
 
     Their ``fftconvolve(im, ones((2, 2, 2)) / 8, mode="same")[::2, ::2, ::2]`` averages, along each
     axis, samples ``2j − 1`` and ``2j``: the output's first sample averages the input's first with
-    a zero (outside the image), and an odd-length axis keeps its last sample paired with its
-    predecessor. Computed directly (separably, exact up to float rounding) instead of by FFT.
+    a zero (outside the image), and an axis of length n keeps ceil(n / 2) samples (an even
+    length's last sample is dropped). Computed directly (separably, exact up to float rounding)
+    instead of by FFT.
     """
     for axis in range(image.ndim):
         image = np.moveaxis(image, axis, 0)
