@@ -1,8 +1,14 @@
-"""Screenshots of the real pages for the README: `python scripts/screenshots.py BASE_URL OUT_DIR`.
+"""Screenshots of the real pages for the README: `python scripts/screenshots.py BASE_URL OUT_DIR [GROUP…]`.
 
-Drives Debian's Chromium through Playwright (never `playwright install`)."""
+GROUPs: pages, viewer, leaderboard, study, participant (default: all). Drives Debian's Chromium through
+Playwright (never `playwright install`). The participant group signs up a new account on the demo, joins
+`t1-to-t2` and submits the inputs as outputs (one of the phase's 3 submissions a day for that account).
+"""
 
+import io
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -11,7 +17,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disa
         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 
-def main(base, out):
+GROUPS = ("pages", "viewer", "leaderboard", "study", "participant")
+
+
+def main(base, out, groups=GROUPS):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -21,33 +30,42 @@ def main(base, out):
         page.fill("#id_username", "admin")
         page.fill("#id_password", "admin")
         page.click("button[type=submit]")
-        shots = {
-            "tasks.png": "/",
-            "task.png": "/tasks/t1-to-t2/",
-            "dataset.png": "/datasets/1/",
-            "case.png": None,
-            "model.png": None,
-            "run.png": None,
-            "run_stochastic.png": None,
-        }
-        page.goto(f"{base}/tasks/t1-to-t2/")
-        shots["model.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
-        shots["run.png"] = page.locator("#runs a", has_text="U-Net (L1)").first.get_attribute("href")
-        shots["run_stochastic.png"] = page.locator("#runs a", has_text="Stochastic").first.get_attribute("href")
-        page.goto(f"{base}/datasets/1/")
-        shots["case.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
-        for name, path in shots.items():
-            page.goto(base + path)
-            page.wait_for_load_state("networkidle")
-            height = min(page.evaluate("document.body.scrollHeight"), 2200)  # long tables: the top is enough
-            page.screenshot(
-                path=str(out / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
-            )
-            print("wrote", out / name)
-        viewer_shots(page, base, out)
-        leaderboard_shots(browser, base, out)
-        study_shots(page, browser, base, out)
+        if "pages" in groups:
+            page_shots(page, base, out)
+        if "viewer" in groups:
+            viewer_shots(page, base, out)
+        if "leaderboard" in groups:
+            leaderboard_shots(browser, base, out)
+        if "study" in groups:
+            study_shots(page, browser, base, out)
+        if "participant" in groups:
+            participant_shots(browser, base, out)
         browser.close()
+
+
+def page_shots(page, base, out):
+    """The plain pages as admin: tasks, a task, a dataset, a case, a model, runs."""
+    shots = {
+        "tasks.png": "/",
+        "task.png": "/tasks/t1-to-t2/",
+        "dataset.png": "/datasets/1/",
+        "case.png": None,
+        "model.png": None,
+        "run.png": None,
+        "run_stochastic.png": None,
+    }
+    page.goto(f"{base}/tasks/t1-to-t2/")
+    shots["model.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
+    shots["run.png"] = page.locator("#runs a", has_text="U-Net (L1)").first.get_attribute("href")
+    shots["run_stochastic.png"] = page.locator("#runs a", has_text="Stochastic").first.get_attribute("href")
+    page.goto(f"{base}/datasets/1/")
+    shots["case.png"] = page.locator("table.grid a").nth(0).get_attribute("href")
+    for name, path in shots.items():
+        page.goto(base + path)
+        page.wait_for_load_state("networkidle")
+        height = min(page.evaluate("document.body.scrollHeight"), 2200)  # long tables: the top is enough
+        page.screenshot(path=str(out / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height})
+        print("wrote", out / name)
 
 
 def leaderboard_shots(browser, base, out):
@@ -136,5 +154,58 @@ def study_shots(page, browser, base, out):
     reader.close()
 
 
+def participant_shots(browser, base, out):
+    """A participant's way through the demo: sign up, the token page, join `t1-to-t2`, submit outputs, and
+    the participation section and "My submissions" once the submission is validated."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    username = f"participant-{int(time.time())}"
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("#id_username", username)
+    page.fill("#id_email", f"{username}@example.org")
+    page.fill("#id_password", "a-long-passphrase-2026")
+    shoot(page, out / "signup.png", 900)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/accounts/token/")
+    shoot(page, out / "token.png", 700)
+    page.goto(f"{base}/tasks/t1-to-t2/")
+    page.click("#join-form button")
+    page.wait_for_selector("#submission-form")
+    inputs = page.request.get(f"{base}/api/tasks/t1-to-t2/inputs/").body()
+    outputs = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(inputs)) as source, zipfile.ZipFile(outputs, "w") as archive:
+        for name in source.namelist():  # the T1 inputs as T2 "outputs": an identity baseline
+            archive.writestr(name, source.read(name))
+    page.fill("#submission-form input[name=name]", "identity, from home")
+    page.set_input_files(
+        "#submission-form input[type=file]",
+        {"name": "outputs.zip", "mimeType": "application/zip", "buffer": outputs.getvalue()},
+    )
+    page.click("#submission-form button[type=submit]")
+    page.wait_for_url(f"{base}/runs/*/")
+    run_id = page.url.rstrip("/").split("/")[-1]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # the worker validates the submission (after any jobs ahead of it)
+        if page.request.get(f"{base}/api/runs/{run_id}/").json()["is_final"]:
+            break
+        time.sleep(2)
+    page.goto(f"{base}/tasks/t1-to-t2/")
+    page.wait_for_load_state("networkidle")
+    section = page.locator("#participation")
+    section.scroll_into_view_if_needed()
+    section.screenshot(path=str(out / "task_participation.png"))
+    print("wrote", out / "task_participation.png")
+    page.goto(f"{base}/submissions/mine/")
+    shoot(page, out / "my_submissions.png", 600)
+    page.close()
+
+
+def shoot(page, path, max_height):
+    page.wait_for_load_state("networkidle")
+    height = min(page.evaluate("document.body.scrollHeight"), max_height)
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
+    print("wrote", path)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1].rstrip("/"), sys.argv[2])
+    main(sys.argv[1].rstrip("/"), sys.argv[2], tuple(sys.argv[3:]) or GROUPS)
