@@ -61,10 +61,13 @@ class TaskViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses={201: MembershipSerializer, 200: MembershipSerializer})
     @action(detail=True, methods=["post"])
     def join(self, request, slug=None):
-        """Take part: accepted at once, or pending until an organiser approves (the task's join policy)."""
+        """Take part: accepted at once, or pending until an organiser approves (the task's join policy).
+        201 when this request made the membership; 200 with the same membership when asked again."""
         task = self.get_object()
+        existed = task.memberships.filter(user=request.user).exists()
         membership = participation.join_task(task, user=request.user)
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        return Response(MembershipSerializer(membership).data, status=code)
 
     @extend_schema(responses={(200, "application/zip"): bytes})
     @action(detail=True, methods=["get"])

@@ -150,7 +150,8 @@ def _submit(user, task):
 
 
 def _join(user, task):
-    return not task.memberships.filter(user=user).exists()
+    """Anyone logged in who is not already the task's organiser (joining again answers the same membership)."""
+    return not task.memberships.filter(user=user, role=MemberRole.ORGANISER).exists()
 
 
 def _moderate_run(user, run):

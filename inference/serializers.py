@@ -27,9 +27,17 @@ class VisibleTaskField(serializers.SlugRelatedField):
         return policy.visible(self.context["request"].user, Task)
 
 
+class VisibleDatasetField(PrimaryKeyField):
+    """A dataset among those the requesting user may see: an organiser who named a private dataset as
+    their task's would otherwise be shown it through the task."""
+
+    def get_queryset(self):
+        return policy.visible(self.context["request"].user, Dataset)
+
+
 class TaskSerializer(serializers.ModelSerializer):
-    dataset = PrimaryKeyField(queryset=Dataset.objects.all())
-    reference_dataset = PrimaryKeyField(queryset=Dataset.objects.all(), required=False, allow_null=True)
+    dataset = VisibleDatasetField()
+    reference_dataset = VisibleDatasetField(required=False, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:

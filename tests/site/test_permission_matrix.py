@@ -119,7 +119,7 @@ ROUTES = [
         {"slug": "task_slug"},
         "post",
         {},
-        expect(anonymous="login", participant="forbidden", organiser="forbidden"),
+        expect(anonymous="login", organiser="forbidden"),
     ),  # fmt: skip
     (
         "task-member-decide",
@@ -178,7 +178,7 @@ ROUTES = [
         {"slug": "task_slug"},
         "post",
         {},
-        expect(anonymous="login", participant="forbidden", organiser="forbidden"),
+        expect(anonymous="login", organiser="forbidden"),
     ),  # fmt: skip
     ("api-task-members", {"slug": "task_slug"}, "get", None, API_ORGANISER_WRITE),
     ("api-dataset-list", {}, "get", None, PUBLIC),
