@@ -1,0 +1,200 @@
+"""The TorchScript operations an uploaded model may use, checked before and after loading.
+
+Two checks share one allow-list (`is_allowed`):
+
+* `check_archive(data)`, before `torch.jit.load`: loading runs the `__setstate__` methods
+  of the archive's classes, so every function of every code file in the archive (`code/…py`,
+  the TorchScript source that load compiles) is parsed and each operation it names is
+  checked. Nothing of the archive runs before this passes.
+* `check_module(module)`, after loading: the inlined graph of every method of the module and
+  of every submodule (calls to methods and functions inlined, blocks of `If`/`Loop` walked).
+
+Allowed: `aten::` tensor and scalar operators except those that touch files, storages or
+processes (`aten::from_file`, `aten::save`, `aten::set_`, … and any with a `filename` or
+`Storage` argument); the `prim::` operations of control flow, containers, attributes and
+tensor metadata listed in `ALLOWED_PRIM`. Everything else is refused: `prim::Print` and
+other `prim::` I/O, `prim::fork`/`rpc_*`, `prim::PythonOp`, custom classes, and operators of
+any other namespace (`torch.ops.<ns>.*`: `c10d::`, `profiler::`, `quantized::`, custom ops).
+"""
+
+import ast
+import io
+import zipfile
+
+from .errors import ForbiddenOperation, SandboxError
+
+ALLOWED_PRIM = frozenset(
+    f"prim::{name}"
+    for name in (
+        "Constant GetAttr SetAttr CallMethod CallFunction If Loop ListConstruct ListUnpack TupleConstruct "
+        "TupleUnpack TupleIndex TupleSlice DictConstruct DictIndex RaiseException Uninitialized unchecked_cast "
+        "unchecked_unwrap_optional NumToTensor dtype device layout shape data requires_grad grad is_cuda is_cpu "
+        "is_xpu is_meta is_mps is_sparse is_sparse_csr is_quantized is_mkldnn is_nested is_vulkan is_ipu "
+        "is_maia is_mtia is_xla itemsize nbytes name index min max abs id isinstance type EnumName EnumValue "
+        "StringIndex rangelist tolist ConstantChunk ModuleContainerIndex BroadcastSizes AutogradZero AutogradAdd "
+        "AutogradAnyNonZero AutogradAllZero AutogradAllNonZero CreateObject Enter Exit TypeCheck ListIndex "
+        "IgnoredPythonOp"
+    ).split()
+    if name != "IgnoredPythonOp"
+)
+
+FORBIDDEN_ATEN = frozenset(
+    f"aten::{name}"
+    for name in (
+        "from_file save load set_ set set_data _print storage_offset untyped_storage _pin_memory pin_memory "
+        "record_stream _nested_view_from_buffer _nested_view_from_buffer_copy"
+    ).split()
+)
+
+# Names the TorchScript source printer writes for operations without a `torch.` prefix.
+BARE_CALLS = {
+    "print": "prim::Print",
+    "fork": "prim::fork",
+    "wait": "aten::wait",
+    "awaitable": "prim::awaitable",
+    "awaitable_wait": "prim::awaitable_wait",
+    "awaitable_nowait": "prim::awaitable_nowait",
+    "rpc_async": "prim::rpc_async",
+    "rpc_sync": "prim::rpc_sync",
+    "rpc_remote": "prim::rpc_remote",
+}
+
+MAX_CODE_BYTES = 64 << 20
+_schemas = None
+
+
+def _aten_risky():
+    """`aten::` operators with a file name or a storage among their arguments."""
+    global _schemas
+    if _schemas is None:
+        import torch
+
+        risky = set()
+        for schema in torch._C._jit_get_all_schemas():
+            if not schema.name.startswith("aten::"):
+                continue
+            for argument in schema.arguments:
+                if argument.name in ("filename", "file", "path", "f") or "Storage" in str(argument.type):
+                    risky.add(schema.name)
+        _schemas = frozenset(risky)
+    return _schemas
+
+
+def is_allowed(op):
+    if op.startswith("aten::"):
+        return op not in FORBIDDEN_ATEN and op not in _aten_risky()
+    return op in ALLOWED_PRIM
+
+
+def refuse(op, where):
+    return ForbiddenOperation(f"The model called a forbidden operation `{op}` (in {where}).")
+
+
+# --------------------------------------------------------------------------- before loading
+
+
+def check_archive(data):
+    """Every operation named in the archive's TorchScript source, before anything is loaded."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = [info for info in archive.infolist() if _is_code(info.filename)]
+    except zipfile.BadZipFile as exc:
+        raise SandboxError(f"The TorchScript archive is corrupt: {exc}.") from None
+    if sum(info.file_size for info in entries) > MAX_CODE_BYTES:
+        raise SandboxError(f"The TorchScript archive has more than {MAX_CODE_BYTES >> 20} MiB of code.")
+    for info in entries:
+        source = archive.read(info).decode("utf-8", errors="replace")
+        try:
+            tree = ast.parse(source, filename=info.filename)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            raise SandboxError(f"The TorchScript code in {info.filename} could not be read: {exc}") from None
+        for op, where in _source_ops(tree, _module_name(info.filename)):
+            if not is_allowed(op):
+                raise refuse(op, where)
+
+
+def _is_code(name):
+    parts = name.split("/")
+    return "code" in parts[:2] and name.endswith(".py")
+
+
+def _module_name(filename):
+    parts = filename.split("/")
+    return ".".join(parts[parts.index("code") + 1 :])[: -len(".py")]
+
+
+def _dotted(node):
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+        return names[::-1]
+    return None
+
+
+def _source_ops(tree, module):
+    """(operation, where) for every call in a code file, as TorchScript's importer resolves them."""
+    for scope, qualname in _functions(tree.body, module):
+        where = f"`{qualname}`"
+        for node in ast.walk(scope):
+            names = _dotted(node) if isinstance(node, ast.Attribute) else None
+            if names and names[:3] == ["__torch__", "torch", "classes"]:
+                yield "torch.classes." + ".".join(names[3:]), where
+            if not isinstance(node, ast.Call):
+                continue
+            names = _dotted(node.func)
+            if names is None:
+                continue
+            if len(names) == 1 and names[0] in BARE_CALLS:
+                yield BARE_CALLS[names[0]], where
+            elif names[0] == "torch" and len(names) >= 4 and names[1] == "ops":
+                yield f"{names[2]}::{'.'.join(names[3:])}", where
+            elif names[0] == "ops" and len(names) >= 3:
+                yield f"{names[1]}::{'.'.join(names[2:])}", where
+            elif names[0] == "torch" and len(names) == 2:
+                yield f"aten::{names[1]}", where
+            elif names[0] not in ("torch", "ops", "__torch__") and len(names) >= 2:
+                # a method call on a value: only its name is known here
+                op = f"aten::{names[-1]}"
+                if op in FORBIDDEN_ATEN or op in _aten_risky():
+                    yield op, where
+
+
+def _functions(body, prefix):
+    """Every top-level statement as a scope: functions and class methods by qualified name."""
+    for statement in body:
+        if isinstance(statement, ast.ClassDef):
+            yield from _functions(statement.body, f"{prefix}.{statement.name}")
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield statement, f"{prefix}.{statement.name}"
+        else:
+            yield statement, prefix
+
+
+# --------------------------------------------------------------------------- after loading
+
+
+def check_module(module):
+    """Every node of every method's inlined graph, over the module and all its submodules."""
+    for qualified, submodule in module.named_modules():
+        owner = qualified or "the model"
+        for method in submodule._c._method_names():
+            graph = submodule._c._get_method(method).inlined_graph
+            where = f"`{method}` of {owner if owner == 'the model' else f'`{owner}`'}"
+            for node in _walk(graph.nodes()):
+                op = node.kind()
+                if op == "prim::CallMethod":
+                    # left after inlining only for methods without a graph: custom classes' builtins
+                    class_name = node.inputsAt(0).type().str()
+                    raise refuse(f"{class_name}.{node.s('name')}", where)
+                if not is_allowed(op):
+                    raise refuse(op, where)
+
+
+def _walk(nodes):
+    for node in nodes:
+        yield node
+        for block in node.blocks():
+            yield from _walk(block.nodes())
