@@ -135,31 +135,45 @@ def _dotted(node):
 
 
 def _source_ops(tree, module):
-    """(operation, where) for every call in a code file, as TorchScript's importer resolves them."""
+    """(operation, where) for every operation a code file names, as TorchScript's importer resolves them.
+
+    Every attribute chain counts, called or not (`f = torch.from_file` then `f(…)`), and so does
+    `getattr(torch, "from_file")`; the source printer writes neither, a hand-edited archive might.
+    """
     for scope, qualname in _functions(tree.body, module):
         where = f"`{qualname}`"
-        for node in ast.walk(scope):
-            names = _dotted(node) if isinstance(node, ast.Attribute) else None
-            if names and names[:3] == ["__torch__", "torch", "classes"]:
-                yield "torch.classes." + ".".join(names[3:]), where
-            if not isinstance(node, ast.Call):
-                continue
-            names = _dotted(node.func)
-            if names is None:
-                continue
-            if len(names) == 1 and names[0] in BARE_CALLS:
-                yield BARE_CALLS[names[0]], where
-            elif names[0] == "torch" and len(names) >= 4 and names[1] == "ops":
-                yield f"{names[2]}::{'.'.join(names[3:])}", where
-            elif names[0] == "ops" and len(names) >= 3:
-                yield f"{names[1]}::{'.'.join(names[2:])}", where
-            elif names[0] == "torch" and len(names) == 2:
-                yield f"aten::{names[1]}", where
-            elif names[0] not in ("torch", "ops", "__torch__") and len(names) >= 2:
-                # a method call on a value: only its name is known here
-                op = f"aten::{names[-1]}"
-                if op in FORBIDDEN_ATEN or op in _aten_risky():
+        in_order = sorted(ast.walk(scope), key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        for node in in_order:
+            names = None
+            if isinstance(node, ast.Attribute):
+                names = _dotted(node)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in BARE_CALLS:
+                    yield BARE_CALLS[node.func.id], where
+                elif node.func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                    owner, name = _dotted(node.args[0]), node.args[1]
+                    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                        names = [*(owner or ["<value>"]), name.value]
+            if names:
+                op = _op_of(names)
+                if op is not None:
                     yield op, where
+
+
+def _op_of(names):
+    """The operator an attribute chain denotes, or None when it is none we need to judge."""
+    if names[:3] == ["__torch__", "torch", "classes"]:
+        return "torch.classes." + ".".join(names[3:])
+    if names[0] == "torch" and len(names) >= 4 and names[1] == "ops":
+        return f"{names[2]}::{'.'.join(names[3:])}"
+    if names[0] == "ops" and len(names) >= 3:
+        return f"{names[1]}::{'.'.join(names[2:])}"
+    if names[0] == "torch" and len(names) == 2:
+        return f"aten::{names[1]}"
+    if names[0] not in ("torch", "ops", "__torch__") and len(names) >= 2:
+        op = f"aten::{names[-1]}"  # a method of a value: only its name is known here
+        return op if op in FORBIDDEN_ATEN or op in _aten_risky() else None
+    return None
 
 
 def _functions(body, prefix):

@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import socket
+import zipfile
 
 import numpy as np
 import onnx
@@ -18,13 +19,13 @@ from onnx.external_data_helper import set_external_data
 
 from core.models import JobStatus
 from inference import runner
-from inference.models import ModelStatus
+from inference.models import GenerativeModel, ModelStatus, ModelValidation
 from inference.sandbox import onnxcheck, protocol, tsops
 from inference.sandbox.errors import ExternalData, ForbiddenOperation, LimitExceeded, SandboxCrashed
 from inference.sandbox.host import Limits, Sandbox
 from inference.services import artifacts, runs
 from tests.support.factories import NoisyScale, Scale, make_task, save_onnx_scale, save_torchscript
-from tests.support.jobs import run_job, validate
+from tests.support.jobs import run_job, validate, wait_for_job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = Limits(memory_bytes=3 * 2**30, seconds=60, threads=1)
@@ -422,3 +423,47 @@ def test_no_socket_to_the_database_from_the_test_itself_is_needed():
     with socket.socket() as probe:
         probe.settimeout(1)
         assert probe.connect_ex(("127.0.0.1", 5432)) == 0
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_hostile_model_through_a_real_worker_ends_invalid_and_the_worker_carries_on(celery_worker, tmp_path, target):
+    task = make_task(n_cases=1)
+    hostile = artifacts.register_model(
+        save_torchscript(WriteFile(str(target)), tmp_path / "hostile.pt"),
+        name="hostile",
+        task=task,
+        spatial_shape=[16, 16],
+    )
+    assert wait_for_job(ModelValidation, hostile.validation.pk, timeout=90).status == JobStatus.SUCCEEDED
+    hostile = GenerativeModel.objects.get(pk=hostile.pk)
+    assert hostile.status == ModelStatus.INVALID
+    assert hostile.validation_error.startswith("The model called a forbidden operation `aten::from_file`")
+    good = artifacts.register_model(
+        save_torchscript(Scale(), tmp_path / "s.pt"), name="s", task=task, spatial_shape=[16, 16]
+    )
+    assert wait_for_job(ModelValidation, good.validation.pk, timeout=90).status == JobStatus.SUCCEEDED
+    assert GenerativeModel.objects.get(pk=good.pk).status == ModelStatus.VALID, celery_worker.read_log()[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("line", "op"),
+    [
+        ("    f = torch.from_file\n", "aten::from_file"),
+        ('    g = getattr(torch, "save")\n', "aten::save"),
+        ("    h = ops.myns.anything(x)\n", "myns::anything"),
+    ],
+)
+def test_a_hand_edited_archive_is_checked_as_written(tmp_path, line, op):
+    """The source printer never writes aliases or getattr, but an archive can be edited by hand."""
+    original = save_torchscript(Scale(), tmp_path / "s.pt")
+    edited = tmp_path / "edited.pt"
+    with zipfile.ZipFile(original) as source, zipfile.ZipFile(edited, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith(".py"):
+                assert b"    weight = self.weight\n" in data
+                data = data.replace(b"    weight = self.weight\n", line.encode() + b"    weight = self.weight\n")
+            target.writestr(info, data)
+    with pytest.raises(ForbiddenOperation, match=f"forbidden operation `{op}`"):
+        tsops.check_archive(edited.read_bytes())
