@@ -200,7 +200,7 @@ class TorchScriptModel(LoadedModel):
 class OnnxModel(LoadedModel):
     format = "onnx"
 
-    def __init__(self, source, device, external_data_dir=None):
+    def __init__(self, source, device, external_data_dir=None, threads=None):
         import onnxruntime as ort
 
         super().__init__(device)
@@ -211,6 +211,8 @@ class OnnxModel(LoadedModel):
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
         if external_data_dir is not None:  # onnxruntime cannot turn external data off; point it at an empty dir
             options.add_session_config_entry("session.model_external_initializers_file_folder_path", external_data_dir)
         try:

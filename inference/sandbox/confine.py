@@ -5,7 +5,8 @@ measure for the job log:
 
 1. resource limits: CPU seconds (`RLIMIT_CPU`, then SIGXCPU/SIGKILL), file size, open files,
    no core files; the address-space limit comes later (`limit_memory`), after the imports;
-2. a private, empty network namespace (`unshare(CLONE_NEWNET)`, needs root);
+2. a private, empty network namespace (`unshare(CLONE_NEWNET)`, needs root and CAP_SYS_ADMIN;
+   without them TCP is still denied by Landlock and `socket` by seccomp);
 3. Landlock: files may be written only beneath the scratch directory; reads are limited to
    the Python installation, the system libraries, `/proc/self`, `/sys` and a few devices
    (not `/etc`, `/home`, `/tmp`, the project, other processes); TCP bind and connect are
@@ -252,11 +253,13 @@ def confine(*, scratch, cpu_seconds, user):
     if root and user:
         target = lookup_user(user)
         os.chown(scratch, *target)
-    if root:
+    try:
+        if not root:
+            raise ConfinementError("not root")
         unshare_network()
         summary.append("no network: a private network namespace without interfaces")
-    else:
-        summary.append("network namespace not available (not root)")
+    except ConfinementError as exc:  # a container without CAP_SYS_ADMIN: Landlock and seccomp still apply
+        summary.append(f"network namespace not available ({exc})")
     abi = landlock_abi()
     if abi:
         net, scoped = landlock(writable=[scratch], readable=readable_paths(), devices=device_paths(), abi=abi)

@@ -75,7 +75,7 @@ def _load(config, data, device):
         model = runner.TorchScriptModel(data, device)
         tsops.check_module(model.module)
         return model
-    return runner.OnnxModel(data, device, external_data_dir=config["scratch"])
+    return runner.OnnxModel(data, device, external_data_dir=config["scratch"], threads=config["threads"])
 
 
 def _classify(exc):

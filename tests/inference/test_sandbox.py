@@ -324,6 +324,16 @@ def test_the_child_is_confined(tmp_path):
     assert "address space ≤ 3 GiB" in confinement
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="staying root needs root")
+def test_landlock_confines_even_a_child_that_stays_root(tmp_path):
+    path = save_torchscript(Scale(), tmp_path / "s.pt")
+    with Sandbox(path, "torchscript", limits=Limits(threads=1, user=None)) as model:
+        result = model.probe(write=[os.path.join(ROOT, "sandbox-probe"), "/tmp/sandbox-probe"], read=["/etc/shadow"])
+    assert result["uid"] == 0
+    assert all(outcome.startswith("refused") for outcome in [*result["write"].values(), *result["read"].values()])
+    assert not os.path.exists(os.path.join(ROOT, "sandbox-probe")) and not os.path.exists("/tmp/sandbox-probe")
+
+
 def test_the_environment_and_directory_are_clean(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "do-not-leak")
     path = save_torchscript(Scale(), tmp_path / "s.pt")
