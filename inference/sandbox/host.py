@@ -79,7 +79,11 @@ class Sandbox:
     # ------------------------------------------------------------------ life
 
     def __enter__(self):
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a refused model: the child has exited; its directory goes too
+            raise
         return self
 
     def __exit__(self, *exc):

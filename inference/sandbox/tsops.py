@@ -74,7 +74,8 @@ def _aten_risky():
             if not schema.name.startswith("aten::"):
                 continue
             for argument in schema.arguments:
-                if argument.name in ("filename", "file", "path", "f") or "Storage" in str(argument.type):
+                kind = str(argument.type)
+                if (argument.name in ("filename", "file", "path", "f") and "str" in kind) or "Storage" in kind:
                     risky.add(schema.name)
         _schemas = frozenset(risky)
     return _schemas

@@ -106,8 +106,10 @@ def target(tmp_path):
 
 def refusal(tmp_path, module, **limits):
     path = save_torchscript(module, tmp_path / "hostile.pt")
-    with pytest.raises(ForbiddenOperation) as caught, Sandbox(path, "torchscript", limits=Limits(**limits)):
+    sandbox = Sandbox(path, "torchscript", limits=Limits(**limits))
+    with pytest.raises(ForbiddenOperation) as caught, sandbox:
         pass
+    assert sandbox.process.poll() is not None and not sandbox.workdir.exists()  # nothing left behind
     return str(caught.value)
 
 
@@ -155,6 +157,12 @@ def test_the_graph_check_walks_every_method_and_submodule():
     with pytest.raises(ForbiddenOperation, match=r"`aten::from_file` \(in `forward` of `inner`\)"):
         tsops.check_module(torch.jit.script(Wrapper()))
     tsops.check_module(torch.jit.script(Scale()))  # a clean one passes
+
+
+def test_the_allow_list_keeps_tensor_operators_and_refuses_file_and_storage_ones():
+    assert all(tsops.is_allowed(op) for op in ("aten::conv2d", "aten::einsum", "aten::copy_", "prim::If"))
+    refused = ("aten::from_file", "aten::save", "aten::set_", "prim::Print", "prim::fork", "c10d::allreduce_")
+    assert not any(tsops.is_allowed(op) for op in refused)
 
 
 def test_in_process_loading_applies_the_same_checks(tmp_path, target):
