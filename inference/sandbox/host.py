@@ -79,6 +79,8 @@ class Sandbox:
     # ------------------------------------------------------------------ life
 
     def __enter__(self):
+        if self.process is not None:  # started already (`start()` then `with`)
+            return self
         try:
             self.start()
         except BaseException:
