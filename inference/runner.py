@@ -15,6 +15,7 @@ No Django import: this module is used by the worker tasks and tested on its own.
 """
 
 import hashlib
+import io
 import threading
 import time
 import zipfile
@@ -24,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .sandbox import onnxcheck, tsops
+from .sandbox.errors import ModelArtifactError
+
 PICKLE_PROTOCOL_MARKER = 0x80
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-class ModelArtifactError(Exception):
-    """The file is not a model we can load safely, or it does not behave as declared."""
+__all__ = ["ModelArtifactError"]  # defined with the sandbox's errors, re-exported here
 
 
 @dataclass
@@ -89,12 +92,16 @@ def _looks_like_onnx(path):
     return True
 
 
-def _load_onnx_proto(path):
+def _load_onnx_proto(source):
+    """An ONNX proto from a path or from the file's bytes, never following external data."""
     import onnx
     from google.protobuf.message import DecodeError
 
     try:
-        proto = onnx.load_model(str(path), load_external_data=False)
+        if isinstance(source, (bytes, bytearray)):
+            proto = onnx.load_model_from_string(bytes(source))
+        else:
+            proto = onnx.load_model(str(source), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise ModelArtifactError(f"Not a readable ONNX model: {exc}") from None
     if not proto.graph.node and not proto.graph.output:
@@ -102,16 +109,11 @@ def _load_onnx_proto(path):
     return proto
 
 
-def _check_onnx(path):
+def _check_onnx(source):
     import onnx
-    from onnx.external_data_helper import uses_external_data
 
-    proto = _load_onnx_proto(path)
-    for tensor in proto.graph.initializer:
-        if uses_external_data(tensor):
-            raise ModelArtifactError(
-                f"ONNX tensor '{tensor.name}' refers to external data; upload a self-contained model."
-            )
+    proto = _load_onnx_proto(source)
+    onnxcheck.check_model(proto)  # every tensor anywhere, not only the initializers
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
@@ -146,18 +148,30 @@ class LoadedModel:
     def parameter_count(self):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def synchronize(self):
+        """Wait for the device (timing); a no-op on the CPU."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
 
 class TorchScriptModel(LoadedModel):
+    """A TorchScript archive (a path or its bytes), loaded only after its code passed `tsops`."""
+
     format = "torchscript"
 
-    def __init__(self, path, device):
+    def __init__(self, source, device):
         import torch
 
         super().__init__(device)
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        tsops.check_archive(data)  # loading runs the archive's __setstate__ methods
         try:
-            self.module = torch.jit.load(str(path), map_location=device)
+            self.module = torch.jit.load(io.BytesIO(data), map_location=device)
         except Exception as exc:  # torch raises RuntimeError and friends for corrupt archives
             raise ModelArtifactError(f"TorchScript could not load the file: {first_line(exc)}") from None
+        tsops.check_module(self.module)
         self.module.eval()
 
     @property
@@ -186,17 +200,21 @@ class TorchScriptModel(LoadedModel):
 class OnnxModel(LoadedModel):
     format = "onnx"
 
-    def __init__(self, path, device):
+    def __init__(self, source, device, external_data_dir=None, threads=None):
         import onnxruntime as ort
 
         super().__init__(device)
-        proto = _check_onnx(path)
+        proto = _check_onnx(source)
         self._parameter_count = int(sum(np.prod(t.dims) if len(t.dims) else 1 for t in proto.graph.initializer))
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        if external_data_dir is not None:  # onnxruntime cannot turn external data off; point it at an empty dir
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", external_data_dir)
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=providers)
         except Exception as exc:
@@ -346,17 +364,13 @@ def predict_cases(model, arrays, *, spatial_dims, normalisation, samples, seed, 
     per-case figure for batched inference). `positions` (each case's index in the whole
     dataset) make stochastic samples independent of how a run was batched or resumed.
     """
-    import torch
-
     positions = list(range(len(arrays))) if positions is None else positions
 
     results = [None] * len(arrays)
     normalised = [normalise(a.astype(np.float32, copy=False), normalisation) for a in arrays]
     slicewise = [a.ndim - 1 == 3 and spatial_dims == 2 for a in arrays]
 
-    def sync():
-        if model.device.startswith("cuda"):
-            torch.cuda.synchronize()
+    sync = model.synchronize
 
     whole = [i for i in range(len(arrays)) if not slicewise[i]]
     for start in range(0, len(whole), batch_size):

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -92,3 +93,26 @@ def delete_files(names):
                 default_storage.delete(name)
         except OSError:
             continue
+
+
+class LocalFile:
+    def __init__(self, path, is_temporary):
+        self.path = Path(path)
+        self.is_temporary = is_temporary
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+
+def local_copy(field):
+    """A local path for a stored file: the file itself on disk storage, a temp copy otherwise."""
+    try:
+        return LocalFile(field.path, is_temporary=False)
+    except NotImplementedError:  # remote storage (S3)
+        suffix = Path(field.name).suffix
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp, field.storage.open(field.name) as src:
+            shutil.copyfileobj(src, tmp)
+        return LocalFile(tmp.name, is_temporary=True)

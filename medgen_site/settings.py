@@ -340,6 +340,15 @@ MEDGEN_JOB_RECHAIN_SECONDS = env_int("MEDGEN_JOB_RECHAIN_SECONDS", 60)
 # the worker's concurrency (see core/threads.py).
 MEDGEN_WORKER_THREADS = env_int("MEDGEN_WORKER_THREADS", 0)
 MEDGEN_INFERENCE_BATCH_SIZE = env_int("MEDGEN_INFERENCE_BATCH_SIZE", 8)
+# The model sandbox (inference/sandbox, README "Security: the model sandbox"): every validation and
+# run loads the uploaded model in its own confined process, which may use this much memory (address
+# space on the CPU) and live this many seconds (wall clock; CPU time is this × its threads) per job.
+# A worker running as root drops the process to MEDGEN_SANDBOX_USER (empty: stay root, not advised).
+# MEDGEN_SANDBOX_THREADS: torch threads in the sandbox; 0 for the worker process's own count.
+MEDGEN_SANDBOX_MEMORY_BYTES = env_int("MEDGEN_SANDBOX_MEMORY_BYTES", 8 * 1024**3)
+MEDGEN_SANDBOX_SECONDS = env_int("MEDGEN_SANDBOX_SECONDS", 3600)
+MEDGEN_SANDBOX_USER = os.environ.get("MEDGEN_SANDBOX_USER", "nobody")
+MEDGEN_SANDBOX_THREADS = env_int("MEDGEN_SANDBOX_THREADS", 0)
 
 # Evaluation. Bootstrap CIs resample cases with a fixed seed, so a re-run gives the same CI.
 MEDGEN_EVALUATION_BATCH_SIZE = env_int("MEDGEN_EVALUATION_BATCH_SIZE", 16)

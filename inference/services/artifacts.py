@@ -1,8 +1,6 @@
 """Registering and validating generative-model artifacts."""
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +16,7 @@ from core.models import JobStatus
 from .. import runner
 from ..models import VALIDATED, GenerativeModel, ModelStatus, ModelValidation
 from ..storage import UploadTooLarge, spool_upload
+from .sandboxed import open_model
 
 log = logging.getLogger(__name__)
 
@@ -119,28 +118,25 @@ def model_artifact_name(model):
 
 
 def validate(validation, context):
-    """Job handler of a model's validation: load the artifact on this worker and run it once on the
-    declared shape. A model that fails is a result (the model becomes invalid, with the reason), not a
-    failed job; the job fails only when the validation itself could not finish (see `on_validation_finished`).
+    """Job handler of a model's validation: load the artifact in a sandbox process (`inference.sandbox`:
+    its operations or tensors checked first, then confined) and run it once on the declared shape. A model
+    that fails, is refused or goes past the sandbox's limits is a result (the model becomes invalid, with
+    the cause), not a failed job; the job fails only when the validation itself could not finish (see
+    `on_validation_finished`).
     """
     GenerativeModel.objects.filter(pk=validation.model_id).update(status=ModelStatus.VALIDATING)
     model = GenerativeModel.objects.get(pk=validation.model_id)
     error = ""
     parameter_count = None
-    local = None
     try:
-        local = local_copy(model.artifact)
-        loaded = runner.load_model(local, model.format, model.sha256)
-        parameter_count = loaded.parameter_count
-        runner.dry_run(loaded, model.in_channels, model.out_channels, model.spatial_shape)
+        with open_model(model, log=context.log) as loaded:
+            parameter_count = loaded.parameter_count
+            runner.dry_run(loaded, model.in_channels, model.out_channels, model.spatial_shape)
     except runner.ModelArtifactError as exc:
         error = str(exc)
     except Exception as exc:  # anything else a broken artifact can raise
         log.exception("validation of model %s crashed", model.pk)
         error = f"Validation failed: {type(exc).__name__}: {exc}"
-    finally:
-        if local is not None and local.is_temporary:
-            local.path.unlink(missing_ok=True)
     context.finish(
         JobStatus.SUCCEEDED,
         effects=lambda _job: _record_validation(model.pk, error=error, parameter_count=parameter_count),
@@ -172,26 +168,3 @@ def on_validation_finished(sender, job_id, status, **kwargs):
         if GenerativeModel.objects.filter(pk=validation.model_id, status__in=VALIDATED).exists():
             return
         _record_validation(validation.model_id, error=validation.error or f"The validation was {status}.")
-
-
-class LocalFile:
-    def __init__(self, path, is_temporary):
-        self.path = Path(path)
-        self.is_temporary = is_temporary
-
-    def __fspath__(self):
-        return str(self.path)
-
-    def __str__(self):
-        return str(self.path)
-
-
-def local_copy(field):
-    """A local path for a stored file: the file itself on disk storage, a temp copy otherwise."""
-    try:
-        return LocalFile(field.path, is_temporary=False)
-    except NotImplementedError:  # remote storage (S3)
-        suffix = Path(field.name).suffix
-        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp, field.storage.open(field.name) as src:
-            shutil.copyfileobj(src, tmp)
-        return LocalFile(tmp.name, is_temporary=True)

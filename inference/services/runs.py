@@ -6,6 +6,7 @@ update-or-create on the unique (run, case, sample), and reports progress after e
 which also stops it once a cancel or a newer attempt took the run away.
 """
 
+import contextlib
 import logging
 
 import numpy as np
@@ -20,7 +21,7 @@ from core.models import JobStatus
 from .. import runner
 from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind
 from ..storage import content_hash, save_array
-from .artifacts import local_copy
+from .sandboxed import open_model
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,28 @@ def execute(run, context):
     todo = [(position, case) for position, case in enumerate(cases) if case.pk not in done]
     context.progress(total=len(cases), done=len(done))
 
-    local = local_copy(model.artifact)
-    try:
-        loaded = runner.load_model(local, model.format, model.sha256)
-    finally:
-        if local.is_temporary:
-            local.path.unlink(missing_ok=True)
-    context.progress(device=loaded.device)
-    context.log(f"model loaded on {loaded.device}; {len(todo)} of {len(cases)} cases to do")
+    with contextlib.ExitStack() as stack:
+        try:
+            loaded = stack.enter_context(open_model(model, log=context.log))
+        except runner.ModelArtifactError as exc:
+            raise RunError(f"the model could not be loaded: {exc}") from None
+        context.progress(device=loaded.device)
+        context.log(f"model loaded on {loaded.device} in a sandbox process; {len(todo)} of {len(cases)} cases to do")
+        _predict_all(run, context, model, loaded, todo, samples)
 
+    latencies = list(CaseOutput.objects.filter(run=run, sample=0).values_list("latency_ms", flat=True))
+    total_seconds = float(np.sum(latencies) / 1000 * samples) if latencies else 0.0
+    context.finish(
+        JobStatus.SUCCEEDED,
+        progress_done=len(cases),
+        total_inference_seconds=total_seconds,
+        throughput_cases_per_s=(len(cases) / total_seconds) if total_seconds else None,
+        latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
+        latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
+    )
+
+
+def _predict_all(run, context, model, loaded, todo, samples):
     batch_size = settings.MEDGEN_INFERENCE_BATCH_SIZE
     for start in range(0, len(todo), batch_size):
         context.check()
@@ -118,17 +132,6 @@ def execute(run, context):
                     raise RunCaseError(case, f"the model returned shape {tuple(out.shape)}, expected {expected}")
                 store_output(run, case, sample, out, latency_ms=1000 * prediction.seconds_per_sample)
         context.progress(done=CaseOutput.objects.filter(run=run, sample=samples - 1).count())
-
-    latencies = list(CaseOutput.objects.filter(run=run, sample=0).values_list("latency_ms", flat=True))
-    total_seconds = float(np.sum(latencies) / 1000 * samples) if latencies else 0.0
-    context.finish(
-        JobStatus.SUCCEEDED,
-        progress_done=len(cases),
-        total_inference_seconds=total_seconds,
-        throughput_cases_per_s=(len(cases) / total_seconds) if total_seconds else None,
-        latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
-        latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
-    )
 
 
 def _case_input(case, model):

@@ -21,8 +21,7 @@ from core.models import JobStatus
 
 from .. import importers
 from ..models import ImageRole, Run, RunKind
-from ..storage import UploadTooLarge, delete_files, spool_upload
-from .artifacts import local_copy
+from ..storage import UploadTooLarge, delete_files, local_copy, spool_upload
 from .datasets import import_limits
 from .runs import RunError, store_output
 
