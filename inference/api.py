@@ -1,7 +1,8 @@
 """REST API: tasks, datasets, cases, models, runs, submissions.
 
 Reads are whatever `core.policy` lets the user see; every write names its action in
-`policy_actions` (staff-only for now). Services raise the platform's errors, which
+`policy_actions`, answered by the rules in `inference/permissions.py` (organisers manage their
+tasks, participants join and submit, staff everything). Services raise the platform's errors, which
 `core.responses` turns into 4xx answers with a `detail`.
 """
 

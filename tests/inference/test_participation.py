@@ -125,6 +125,23 @@ def test_joining_is_accepted_at_once_or_waits_for_an_organiser(django_user_model
     response = organiser_api.post(f"/api/tasks/{approved.slug}/members/{pending.pk}/decide/", {"accept": True})
     assert response.status_code == 200 and response.json()["status"] == "accepted"
     assert submit(api, approved).status_code == 201
+    again = api.post(f"/api/tasks/{approved.slug}/join/")  # asking again answers the same membership
+    assert again.status_code == 200 and again.json()["status"] == "accepted"
+    assert Membership.objects.filter(task=approved, user__username="alice").count() == 1
+
+
+def test_an_organiser_cannot_attach_a_dataset_they_cannot_see(django_user_model):
+    task = benchmark()
+    private = make_task(n_cases=1, is_public=False).dataset
+    organiser = django_user_model.objects.create_user("olga", password=PASSWORD)
+    participation.add_organiser(task, user=organiser)
+    api = APIClient()
+    api.force_authenticate(organiser)
+    response = api.patch(f"/api/tasks/{task.slug}/", {"reference_dataset": private.pk}, format="json")
+    assert response.status_code == 400 and "does not exist" in response.json()["errors"]["reference_dataset"][0]
+    task.refresh_from_db()
+    assert task.reference_dataset_id is None
+    assert api.get(f"/api/datasets/{private.pk}/").status_code == 404
 
 
 def test_a_participant_gets_the_inputs_as_a_zip_named_by_case(django_user_model):
