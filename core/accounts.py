@@ -17,6 +17,13 @@ def register_user(*, username: str, password: str, email: str = ""):
     taken, or the password or e-mail address is not acceptable."""
     if not settings.MEDGEN_SELF_REGISTRATION:
         raise PermissionDenied("Self-registration is turned off on this site: ask an administrator for an account.")
+    return create_account(username=username, password=password, email=email)
+
+
+def create_account(*, username: str, password: str, email: str = ""):
+    """A new account without staff rights, whatever the self-registration setting (an invitation link makes
+    readers' accounts so): InvalidInput with the reasons for a bad name, password or e-mail address, Conflict
+    for a name that is taken."""
     username = (username or "").strip()
     if not username or len(username) > USERNAME_MAX:
         raise InvalidInput(f"Give a username of 1 to {USERNAME_MAX} characters.")

@@ -1,7 +1,9 @@
-"""Account pages: sign up, and the user's API token (shown and renewed)."""
+"""Account pages: sign up, the user's API token (shown and renewed), password reset where e-mail works."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -38,3 +40,11 @@ def renew_token(request):
     accounts.renew_token(request.user)
     messages.success(request, "A new token was made; the old one no longer works.")
     return redirect("account-token")
+
+
+def password_reset(request):
+    """Django's password reset where e-mail is configured (`MEDGEN_EMAIL`); elsewhere the form would say a
+    mail was sent that can never arrive, so the page says to ask an administrator instead."""
+    if not settings.MEDGEN_EMAIL:
+        return render(request, "registration/password_reset_unavailable.html")
+    return auth_views.PasswordResetView.as_view()(request)

@@ -254,8 +254,17 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 # Anyone may create an account (POST /api/auth/register/, /accounts/signup/) unless this is off.
 MEDGEN_SELF_REGISTRATION = env_bool("MEDGEN_SELF_REGISTRATION", True)
+# E-mail (invitation links to readers): sent only when MEDGEN_EMAIL is on, which it is once EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+MEDGEN_EMAIL = env_bool("MEDGEN_EMAIL", bool(os.environ.get("EMAIL_HOST")))
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+# After a login without ?next=: "Your reading" for readers with a study still to read, else the tasks.
+LOGIN_REDIRECT_URL = "reading-landing"
 LOGOUT_REDIRECT_URL = "home"
 
 REST_FRAMEWORK = {

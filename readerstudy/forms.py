@@ -1,4 +1,4 @@
-"""Forms of the editors' pages: a study's settings (its draft) and inviting readers."""
+"""Forms of the editors' pages (a study's settings, inviting readers, invitation links) and of joining by a link."""
 
 import json
 
@@ -6,11 +6,13 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from core import policy
+from core.accounts import USERNAME_MAX
 from core.models import JobStatus
 from inference.models import Run, Task
 
 from . import selectors
 from .models import DEFAULT_SCALES, Design, ReaderStudy
+from .services.invitations import MAX_DAYS
 
 
 class ScalesField(forms.CharField):
@@ -86,3 +88,25 @@ class InviteForm(forms.Form):
     def __init__(self, *args, study=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["readers"].queryset = selectors.reader_accounts().exclude(pk__in=study.readers.all())
+
+
+class InvitationForm(forms.Form):
+    """An editor's new invitation link: where to e-mail it (optional) and for how many days it works."""
+
+    email = forms.EmailField(required=False, help_text="Optional: the link is e-mailed there when e-mail is set up.")
+    days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, initial=14, label="Valid for (days)")
+
+
+class JoinForm(forms.Form):
+    """A new reader's account, made through an invitation link."""
+
+    username = forms.CharField(max_length=USERNAME_MAX)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=512)
+    password_again = forms.CharField(widget=forms.PasswordInput, max_length=512, label="Password (again)")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("password") != cleaned.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return cleaned

@@ -1,7 +1,8 @@
 """The reader studies' reads: what the study pages, the export and the analysis show.
 
-Everything here is for editors except `reading_list` (a user's own studies to read) and `reader_accounts`
-(who may be invited); answers with their hidden truth (`answer_records`, `export_rows`) never reach a reader.
+Everything here is for editors except `reading_list` and `my_reading` (a user's own studies to read) and
+`reader_accounts` (who may be invited); answers with their hidden truth (`answer_records`, `export_rows`)
+never reach a reader.
 """
 
 import json
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from core import policy
 from evaluation import formatting
@@ -52,6 +53,39 @@ def reading_list(user: AbstractBaseUser) -> list[dict[str, Any]]:
     sessions = {s.study_id: s for s in ReaderSession.objects.filter(reader=user, study__status=StudyStatus.RUNNING)}
     studies = ReaderStudy.objects.filter(readers=user, status=StudyStatus.RUNNING).order_by("title")
     return [{"study": study, "session": sessions.get(study.pk)} for study in studies]
+
+
+def my_reading(user: AbstractBaseUser) -> list[dict[str, Any]]:
+    """Every study `user` reads, running first, then not started, then closed, by title: {"study", "session"
+    (None until they open it), "answered", "total" (None before the start), "finished", "can_read"}."""
+    sessions = {s.study_id: s for s in ReaderSession.objects.filter(reader=user)}
+    studies = ReaderStudy.objects.filter(readers=user).annotate(n_items=Count("items"))
+    order = {StudyStatus.RUNNING: 0, StudyStatus.DRAFT: 1, StudyStatus.CLOSED: 2}
+    rows = []
+    for study in sorted(studies, key=lambda s: (order[s.status], s.title.lower(), s.pk)):
+        session = sessions.get(study.pk)
+        frozen = study.status != StudyStatus.DRAFT
+        rows.append(
+            {
+                "study": study,
+                "session": session,
+                "answered": session.answered if session else 0,
+                "total": (session.total if session else study.n_items) if frozen else None,
+                "finished": bool(session and session.is_finished),
+                "can_read": study.status == StudyStatus.RUNNING and not (session and session.is_finished),
+            }
+        )
+    return rows
+
+
+def has_reading(user: AbstractBaseUser) -> bool:
+    """Whether `user` reads a study that is running or not started yet."""
+    return ReaderStudy.objects.filter(readers=user).exclude(status=StudyStatus.CLOSED).exists()
+
+
+def study_invitations(study: ReaderStudy) -> QuerySet:
+    """The study's invitation links, newest first, with who made and who used them (editors only)."""
+    return study.invitations.select_related("created_by", "used_by").order_by("-created_at", "-pk")
 
 
 def reader_accounts() -> QuerySet:

@@ -9,9 +9,18 @@ urlpatterns = [
     path("studies/<int:pk>/edit/", views.study_edit, name="study-edit"),
     path("studies/<int:pk>/analysis/", views.study_analysis, name="study-analysis"),
     path("studies/<int:pk>/answers.csv", views.study_export, name="study-export"),
+    path("studies/<int:pk>/invitations/", views.invitation_create, name="study-invitation-create"),
+    path(
+        "studies/<int:pk>/invitations/<int:invitation_pk>/revoke/",
+        views.invitation_revoke,
+        name="study-invitation-revoke",
+    ),
     path("studies/<int:pk>/<slug:action>/", views.study_action, name="study-action"),
     path("api/studies/<int:pk>/analysis/", views.study_analysis_json, name="api-study-analysis"),
-    # The reader's side: the study by its uuid, items and images by opaque tokens.
+    # The reader's side: their studies, joining by a link, the study by its uuid, items and images by tokens.
+    path("reading/", views.my_reading, name="my-reading"),
+    path("reading/landing/", views.reading_landing, name="reading-landing"),
+    path("invite/<str:token>/", views.invitation, name="study-invitation"),
     path("read/<uuid:uid>/", views.workspace, name="read-workspace"),
     path("api/read/<uuid:uid>/state/", views.read_state, name="read-state"),
     path("api/read/<uuid:uid>/answers/", views.read_answer, name="read-answer"),

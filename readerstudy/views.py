@@ -1,5 +1,5 @@
-"""Reader-study pages (editors' list, form, detail, analysis, export; the reader's workspace) and the
-reader's JSON endpoints.
+"""Reader-study pages (editors' list, form, detail, invitation links, analysis, export; the reader's
+"Your reading", workspace and joining by a link) and the reader's JSON endpoints.
 
 Reader endpoints answer JSON and know an item only by its token:
 
@@ -18,23 +18,25 @@ import functools
 import json
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core import policy
-from core.errors import DomainError, InvalidInput, NotAuthenticated
+from core.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 from core.pages import report
 from core.responses import json_errors
 from inference.viewer import open_field, plane_response
 
 from . import analysis, selectors
 from .errors import AnswerConflict, StudyError
-from .forms import InviteForm, StudyForm
-from .models import Design, ReaderStudy
-from .services import build, publishing, reading, studies
+from .forms import InvitationForm, InviteForm, JoinForm, StudyForm
+from .models import Design, ReaderStudy, StudyStatus
+from .services import build, invitations, publishing, reading, studies
 
 #: Nothing a reader fetches may be kept by a shared cache or reused after the study.
 NO_STORE = "private, no-store"
@@ -135,6 +137,65 @@ def workspace(request, uid):
     return response
 
 
+@login_required
+def my_reading(request):
+    """'Your reading': every study the user reads, with their progress."""
+    return render(request, "readerstudy/my_reading.html", {"rows": selectors.my_reading(request.user)})
+
+
+@login_required
+def reading_landing(request):
+    """Where a login without ?next= lands (LOGIN_REDIRECT_URL): readers with a study still to read go to
+    'Your reading', everyone else to the tasks."""
+    return redirect("my-reading" if selectors.has_reading(request.user) else "home")
+
+
+# --- Joining by an invitation link -------------------------------------------------------
+
+
+def _invitation_closed(request, exc):
+    return render(request, "readerstudy/invitation_closed.html", {"message": exc.detail}, status=exc.status_code)
+
+
+def invitation(request, token):
+    """Logged out: make an account (or log in and come back); logged in: join as this account (POST)."""
+    try:
+        invitation = invitations.open_invitation(token)
+    except DomainError as exc:  # unknown or revoked (404), used or expired (410)
+        return _invitation_closed(request, exc)
+    joining = request.user.is_authenticated
+    form = None if joining else JoinForm(request.POST or None)
+    refusal = None
+    if request.method == "POST" and (joining or form.is_valid()):
+        if joining:
+            account = {"user": request.user}
+        else:
+            account = {key: form.cleaned_data[key] for key in ("username", "password", "email")}
+        try:
+            session = invitations.accept_invitation(token=token, **account)
+        except (invitations.InvitationClosed, NotFound) as exc:  # used, expired or revoked meanwhile
+            return _invitation_closed(request, exc)
+        except DomainError as exc:
+            if joining:
+                refusal = exc.detail
+            else:
+                form.add_error(None, exc.detail)
+                for error in exc.errors:
+                    form.add_error("password" if "password" in error.lower() else None, error)
+        else:
+            if not joining:
+                invitation.refresh_from_db()
+                login(request, invitation.used_by, backend="django.contrib.auth.backends.ModelBackend")
+            study = invitation.study
+            messages.success(request, f"You are a reader of {study.title}.")
+            if session is not None and study.status == StudyStatus.RUNNING:
+                return redirect("read-workspace", study.uid)
+            return redirect("my-reading")
+    context = {"invitation": invitation, "study": invitation.study, "form": form, "refusal": refusal}
+    failed = refusal or (form is not None and form.errors)
+    return render(request, "readerstudy/invitation.html", context, status=400 if failed else 200)
+
+
 # --- Editors -----------------------------------------------------------------------------
 
 
@@ -203,6 +264,13 @@ def study_detail(request, pk):
             "runs": selectors.study_runs(study),
             "progress": selectors.progress(study),
             "invite_form": InviteForm(study=study),
+            "invitation_form": InvitationForm(),
+            "invitations": [
+                (invitation, request.build_absolute_uri(invitation.get_absolute_url()))
+                for invitation in selectors.study_invitations(study)
+            ],
+            "now": timezone.now(),
+            "email_configured": invitations.email_configured(),
             "item_counts": selectors.item_counts(study),
         },
     )
@@ -250,6 +318,51 @@ def study_action(request, pk, action):
         report(request, exc)
     else:
         messages.success(request, done)
+    return redirect(study)
+
+
+@login_required
+@require_POST
+def invitation_create(request, pk):
+    study = _editable(request, pk)
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
+        return redirect(study)
+    site_url = request.build_absolute_uri("/")
+    try:
+        invitation = invitations.create_invitation(
+            study, created_by=request.user, site_url=site_url, **form.cleaned_data
+        )
+    except StudyError as exc:
+        report(request, exc)
+        return redirect(study)
+    link = invitations.invitation_link(invitation, site_url=site_url)
+    if not invitation.email:
+        messages.success(request, f"Invitation link made: {link} (copy it below and send it to the reader).")
+    elif invitations.email_configured():
+        messages.success(request, f"Invitation link made and e-mailed to {invitation.email}: {link}")
+    else:
+        messages.success(
+            request, f"Invitation link made: {link}. E-mail is not set up on this site: send it to {invitation.email}."
+        )
+    return redirect(study)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request, pk, invitation_pk):
+    study = _editable(request, pk)
+    invitation = selectors.study_invitations(study).filter(pk=invitation_pk).first()
+    if invitation is None:  # revoked already (a second click, another editor)
+        messages.info(request, "That invitation was revoked already.")
+        return redirect(study)
+    try:
+        invitations.revoke_invitation(invitation)
+    except StudyError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, "Revoked: the link no longer works.")
     return redirect(study)
 
 

@@ -12,6 +12,7 @@ reader), and staff.
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from inference.models import GenerativeModel, ImageRole, MemberRole, Membership,
 from inference.services import participation
 from inference.services.runs import store_output
 from inference.storage import save_array
-from readerstudy.models import Assignment
+from readerstudy.models import Assignment, Invitation
 from tests.support.factories import make_task
 from tests.support.study_data import make_reader, make_study, make_study_task
 
@@ -76,8 +77,17 @@ ROUTES = [
     ("study-analysis", {"pk": "study"}, "get", None, expect("hidden", editor="ok", staff="ok")),
     ("study-export", {"pk": "study"}, "get", None, STUDY_EDITORS),
     ("study-action", {"pk": "study", "action": "invite"}, "post", {}, STUDY_EDITORS),
+    ("study-invitation-create", {"pk": "study"}, "post", {}, STUDY_EDITORS),
+    ("study-invitation-revoke", {"pk": "study", "invitation_pk": "invitation"}, "post", {}, STUDY_EDITORS),
     ("api-study-analysis", {"pk": "study"}, "get", None, expect("hidden", editor="ok", staff="ok")),
     # reader studies: the reader's workspace and endpoints
+    ("my-reading", {}, "get", None, LOGGED_IN),
+    ("reading-landing", {}, "get", None, LOGGED_IN),
+    # the link is the key: anyone holding an open one sees the page; joining refuses staff and editors with a
+    # message (400), an account form without its fields is a 400 too; an unknown link is a 404 for everyone
+    ("study-invitation", {"token": "invitation_token"}, "get", None, PUBLIC),
+    ("study-invitation", {"token": "invitation_token"}, "post", {}, PUBLIC),
+    ("study-invitation", {"token": "not-a-token"}, "get", None, expect("hidden")),
     ("read-workspace", {"uid": "study_uid"}, "get", None, STUDY_READER),
     ("read-state", {"uid": "study_uid"}, "get", None, STUDY_READER),
     ("read-answer", {"uid": "study_uid"}, "post", "answer", STUDY_READER),
@@ -309,10 +319,15 @@ def build_world(django_user_model):
     study_task, study_runs = make_study_task(n_cases=4, shape=(1, 16, 16), n_runs=1, is_public=False)
     study = make_study(study_task, study_runs, readers=[users["reader"]], items_per_model=2, created_by=users["editor"])
     assignment = Assignment.objects.filter(session__reader=users["reader"], position=0).first()
+    invitation = Invitation.objects.create(
+        study=study, created_by=users["editor"], expires_at=timezone.now() + timedelta(days=1)
+    )
     objects = {
         "study": study.pk,
         "study_uid": study.uid,
         "item_token": assignment.token,
+        "invitation": invitation.pk,
+        "invitation_token": invitation.token,
         "own_run": own_run.pk,
         "baseline_run": baseline_run.pk,
         "own_output": own_output.pk,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from tests.conftest import ROOT
@@ -96,3 +97,16 @@ def test_https_deployments_get_hsts_secure_cookies_and_a_redirect(tmp_path):
         "settings.SECURE_SSL_REDIRECT",
     )
     assert result.stdout.strip() == "31536000 True True True", result.stderr
+
+
+def test_password_reset_says_to_ask_an_admin_where_no_email_is_configured(client, settings, django_user_model):
+    django_user_model.objects.create_user("forgetful", email="f@example.org", password="a-long-password-1")
+    settings.MEDGEN_EMAIL = False
+    page = client.get("/accounts/password_reset/")
+    assert page.status_code == 200 and 'id="reset-unavailable"' in page.content.decode()
+    assert client.post("/accounts/password_reset/", {"email": "f@example.org"}).status_code == 200
+    assert not mail.outbox  # nothing pretended to be sent
+    settings.MEDGEN_EMAIL = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert client.post("/accounts/password_reset/", {"email": "f@example.org"}).status_code == 302
+    assert [message.to for message in mail.outbox] == [["f@example.org"]]
