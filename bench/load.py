@@ -80,8 +80,21 @@ def busy_cores(n: int = BUSY):
                 process.stdout.close()
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_threads = None
+
+
 def set_threads(n: int = 1) -> int:
-    """Torch's intra-op threads and the BLAS/OpenMP pools of this process: `n` each."""
+    """Torch's intra-op threads and the BLAS/OpenMP pools of this process: `n` each.
+
+    The pools already loaded are limited now (threadpoolctl); the environment variables make
+    the ones loaded later (scipy brings its own OpenBLAS, loaded on first use) start with `n`
+    too, and `run_quiet_and_loaded` applies the limit again before each pass. Without this a
+    peer on scipy's BLAS ran with 2 threads against our 1 and lost several-fold under load."""
+    global _threads
+    _threads = n
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(n)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -212,10 +225,15 @@ def report(bench: str, quiet: list[Measure], loaded: list[Measure] | None, *, bu
 def run_quiet_and_loaded(fn, *, bench: str | None = None, busy: int = BUSY, loaded: bool = True) -> list[Measure]:
     """``fn()`` (→ list of `Measure`) quietly, then under `busy` busy cores; prints; exits 1 on disagreement."""
     bench = bench or os.path.basename(sys.argv[0])
-    print(f"-- quiet (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs)", flush=True)
+    if _threads is not None:
+        set_threads(_threads)  # pools loaded since (e.g. scipy's OpenBLAS) get the same limit
+    threads = f"{_threads} thread(s) per pool" if _threads is not None else "threads left at their defaults"
+    print(f"-- quiet (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, {threads})", flush=True)
     quiet = fn()
     measured = None
     if loaded and busy > 0:
+        if _threads is not None:
+            set_threads(_threads)
         with busy_cores(busy):
             print(f"-- loaded: {busy} busy-loop processes (load average {os.getloadavg()[0]:.2f})", flush=True)
             measured = fn()
