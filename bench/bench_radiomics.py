@@ -77,6 +77,7 @@ def main() -> None:
                 atol=1e-9,
                 rtol=1e-9,
                 peer_name="mirp",
+                note="target >= 100x",
             )  # fmt: skip
         ]
 

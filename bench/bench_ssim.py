@@ -116,9 +116,12 @@ def timed(function, repeats, device):
     return best, torch.as_tensor(result).double().reshape(-1).cpu().numpy()
 
 
-def item(case, peer, ours, theirs, atol):
+def item(case, peer, ours, theirs, atol, target_ratio=None):
     (t_ours, v_ours), (t_peer, v_peer) = ours, theirs
-    return Measure(case, t_ours, t_peer, v_ours, v_peer, atol=atol, rtol=0.0, peer_name=peer)
+    note = ""
+    if target_ratio:
+        note = f"target >= {target_ratio:g}x: {'met' if t_peer / t_ours >= target_ratio else 'MISSED'}"
+    return Measure(case, t_ours, t_peer, v_ours, v_peer, atol=atol, rtol=0.0, peer_name=peer, note=note)
 
 
 def skimage_loop(p64, t64):
@@ -159,9 +162,9 @@ def main(args):
             monai = SSIMMetric(spatial_dims=dims, data_range=1.0, kernel_type="gaussian", reduction="none")
             peer_repeats = slow_repeats + 1 if dims == 2 else slow_repeats
             monai_t = timed(lambda p=p, t=t, m=monai: m(p, t), peer_repeats, device)
-            items.append(item(f"{case} vs MONAI", "MONAI SSIMMetric", ours, monai_t, 1e-4))
+            items.append(item(f"{case} vs MONAI", "MONAI SSIMMetric", ours, monai_t, 1e-4, 8 if dims == 2 else 10))
             loop = timed(lambda a=p64, b=t64: skimage_loop(a, b), slow_repeats + 1, cpu)
-            items.append(item(f"{case} vs scikit-image", "scikit-image loop", ours, loop, 1e-6))
+            items.append(item(f"{case} vs scikit-image", "scikit-image loop", ours, loop, 1e-6, 1.5))
         pred, target = batches["ms"]
         p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
         ours = timed(lambda: ms_ssim(p, t, 1.0), repeats, device)
