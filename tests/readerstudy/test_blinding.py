@@ -205,5 +205,6 @@ def test_image_requests_take_the_same_path_for_either_source(turing):
             sorted(header),
         )  # fmt: skip
     real, synthetic = seen[ImageSource.REAL], seen[ImageSource.SYNTHETIC]
+    assert real[0] and real[1], "no queries seen: the comparison would be empty"
     assert len(real[0]) == len(synthetic[0]) and len(real[1]) == len(synthetic[1])
     assert real == synthetic
