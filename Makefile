@@ -65,8 +65,10 @@ test-embedded:
 		$(PY) -m pytest -m embedded $(PYTEST_ARGS)
 
 # Benchmarks against the peer libraries (not part of the tests: timings vary with the machine).
+# Each prints its ratio to the peer quiet and under 2 busy cores; BENCH_ARGS=--quick for short runs.
+BENCH_ARGS ?=
 bench: install-dev
-	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script $(BENCH_ARGS) || exit 1; done
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

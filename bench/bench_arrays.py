@@ -11,19 +11,26 @@ the view, the response; no socket):
   numpy's buffers) of one request, against the naive peer — `np.load` of the whole file
   (what `inference.storage.load_array` does) and then the slice — in time and peak memory.
 
-    .venv/bin/python bench/bench_arrays.py [--requests 200]
+There is no peer library for serving arrays: the peer of both items is that naive path (read the
+whole file, slice, serialise; in-process, no HTTP — so it is favoured by the routing and the
+permission queries it skips). Ratios are of p50 times; each item is measured quietly and then
+under 2 busy cores (bench/load.py); the bytes served must equal the peer's exactly.
+
+    .venv/bin/python bench/bench_arrays.py [--quick] [--requests 200] [--busy 2] [--threads 1]
 """
 
 import argparse
 import os
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
+from time import perf_counter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads  # noqa: E402
 
 
 def percentiles(times_s):
@@ -38,9 +45,9 @@ def timed(fn, n, warmup=10):
         fn()
     times = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0 = perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(perf_counter() - t0)
     return times
 
 
@@ -55,8 +62,11 @@ def peak_bytes(fn):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    add_arguments(parser)
+    parser.add_argument("--requests", type=int, default=None, help="requests per figure (default 200; quick 50)")
     args = parser.parse_args()
+    args.requests = args.requests or (50 if args.quick else 200)
+    set_threads(args.threads)
 
     data_dir = tempfile.mkdtemp(prefix="medgen-bench-")
     os.environ["MEDGEN_DATA_DIR"] = data_dir
@@ -99,41 +109,60 @@ def main():
         client = Client()
 
         image, array = images["image"]
-        url = f"/api/arrays/case-images/{image.pk}/"
-        response = client.get(url + "data/?slice=0")
-        assert response.status_code == 200
-        assert np.array_equal(np.frombuffer(response.content, "<f4").reshape(256, 256), array[0])
-        p50, p95 = percentiles(timed(lambda: client.get(url + "data/?slice=0"), args.requests))
-        print(f"256 × 256 float32 slice ({args.requests} requests): p50 {p50:.2f} ms, p95 {p95:.2f} ms"
-              f" ({'within' if p95 <= 20 else 'OVER'} the 20 ms p95 target)")  # fmt: skip
-        p50, p95 = percentiles(timed(lambda: client.get(url), args.requests // 4))
-        print(f"  its header ({args.requests // 4} requests): p50 {p50:.2f} ms, p95 {p95:.2f} ms")
-
         volume, volume_array = images["volume"]
-        url = f"/api/arrays/case-images/{volume.pk}/data/?slice=64"
-        response = client.get(url)
-        assert np.array_equal(np.frombuffer(response.content, "<f4").reshape(128, 128), volume_array[0, 64])
-        full_bytes = volume_array.nbytes
-        ours = timed(lambda: client.get(url), args.requests)
-        ours_peak = peak_bytes(lambda: client.get(url))
+        image_url = f"/api/arrays/case-images/{image.pk}/"
+        volume_url = f"/api/arrays/case-images/{volume.pk}/data/?slice=64"
+        print(f"128³ volume: {volume_array.nbytes / 2**20:.0f} MiB; {args.requests} requests per figure")
 
-        def naive():
-            whole = load_array(volume.array)  # reads and parses all 8 MiB
-            return np.ascontiguousarray(whole[0, 64], dtype="<f4").tobytes()
+        def naive(case_image, index):
+            whole = load_array(case_image.array)  # reads and parses the whole file
+            return np.ascontiguousarray(whole[index], dtype="<f4").tobytes()
 
-        assert naive() == response.content
-        peer = timed(naive, max(20, args.requests // 4))
-        peer_peak = peak_bytes(naive)
-        (o50, o95), (n50, n95) = percentiles(ours), percentiles(peer)
-        print(f"128³ volume ({full_bytes / 2**20:.0f} MiB), one 128 × 128 slice:")
-        print(f"  ours (endpoint, memory-mapped): p50 {o50:.2f} ms, p95 {o95:.2f} ms,"
-              f" heap peak {ours_peak / 1024:.0f} KiB")  # fmt: skip
-        print(f"  naive np.load of the whole file, then slice (no HTTP): p50 {n50:.2f} ms, p95 {n95:.2f} ms,"
-              f" heap peak {peer_peak / 1024:.0f} KiB")  # fmt: skip
-        print(f"  ratio naive / ours: time {n50 / o50:.1f}× (p50), heap peak {peer_peak / ours_peak:.1f}×;"
-              f" ours peaks at {100 * ours_peak / full_bytes:.1f} % of the volume")  # fmt: skip
-        whole = timed(lambda: client.get(f"/api/arrays/case-images/{volume.pk}/data/"), 10, warmup=2)
-        print(f"  the whole volume in one request: p50 {percentiles(whole)[0]:.1f} ms")
+        def measure():
+            response = client.get(image_url + "data/?slice=0")
+            assert response.status_code == 200
+            got = np.frombuffer(response.content, "<f4").reshape(256, 256)
+            peer_bytes = naive(image, 0)
+            ours = timed(lambda: client.get(image_url + "data/?slice=0"), args.requests)
+            peer = timed(lambda: naive(image, 0), args.requests)
+            p50, p95 = percentiles(ours)
+            header50, _ = percentiles(timed(lambda: client.get(image_url), args.requests // 4))
+            items = [
+                Measure(
+                    "256² float32 slice, p50",
+                    p50 / 1000,
+                    percentiles(peer)[0] / 1000,
+                    got,
+                    np.frombuffer(peer_bytes, "<f4").reshape(256, 256),
+                    rtol=0.0,
+                    peer_name="np.load + slice, no HTTP",
+                    note=f"ours p95 {p95:.2f} ms ({'within' if p95 <= 20 else 'OVER'} the 20 ms p95 target); "
+                    f"header p50 {header50:.2f} ms",
+                )  # fmt: skip
+            ]
+            response = client.get(volume_url)
+            got = np.frombuffer(response.content, "<f4").reshape(128, 128)
+            assert np.array_equal(got, volume_array[0, 64])
+            ours = timed(lambda: client.get(volume_url), args.requests)
+            peer = timed(lambda: naive(volume, (0, 64)), max(20, args.requests // 4))
+            ours_peak = peak_bytes(lambda: client.get(volume_url))
+            peer_peak = peak_bytes(lambda: naive(volume, (0, 64)))
+            items.append(
+                Measure(
+                    "128³ volume, one 128² slice, p50",
+                    percentiles(ours)[0] / 1000,
+                    percentiles(peer)[0] / 1000,
+                    got,
+                    np.frombuffer(naive(volume, (0, 64)), "<f4").reshape(128, 128),
+                    rtol=0.0,
+                    peer_name="np.load of the whole file + slice, no HTTP",
+                    note=f"heap peak ours {ours_peak / 1024:.0f} KiB, peer {peer_peak / 1024:.0f} KiB "
+                    f"({peer_peak / ours_peak:.1f}×)",
+                )  # fmt: skip
+            )
+            return items
+
+        run_quiet_and_loaded(measure, busy=args.busy)
     finally:
         Case.objects.filter(dataset=dataset).delete()
         task.delete()

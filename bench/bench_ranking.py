@@ -2,7 +2,10 @@
 
 For a large leaderboard (300 runs × 15 metrics × 40 cases, 1000 bootstrap resamples) prints our
 time, the peer's time, the ratio (peer / ours) and the largest absolute difference between the
-results, all measured in this run (ours: best of a few repeats; the peer: one run).
+results, all measured in this run (ours: best of a few repeats; the peer: one run), quietly
+and then under 2 busy cores (bench/load.py), with the same BLAS thread count for both
+(``--threads``, default 1). The run fails when the rank counts or Kendall τ differ by more than
+1e-12, or a p-value, Holm-adjusted p-value or CI bound by more than 1e-9.
 
 The peer is the straightforward code a researcher would write: for each resample, gather the
 drawn cases, ``np.nanmean`` each run's metric, round it to 9 decimals (the values are reported to
@@ -18,13 +21,12 @@ Data: seeded synthetic per-case values with the structure of a real leaderboard 
 run, a difficulty per case, noise, mixed metric directions, a few failed cases (NaN) and a few
 cases reproduced exactly (PSNR +inf), so the ranking has close calls and ties.
 
-    .venv/bin/python bench/bench_ranking.py [--quick] [--runs N] [--resamples B]
+    .venv/bin/python bench/bench_ranking.py [--quick] [--runs N] [--resamples B] [--busy 2] [--threads 1]
 """
 
 import argparse
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -35,12 +37,14 @@ import scipy.stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.load import Measure, add_arguments, best_of, run_quiet_and_loaded, set_threads  # noqa: E402
 from evaluation.metrics.bootstrap import bootstrap_mean_ci  # noqa: E402
 from evaluation.ranking import compare_to_leader, holm_adjust, rank_stability  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, quick=False)
     parser.add_argument("--quick", action="store_true", help="100 runs, 200 resamples, fewer repeats")
     parser.add_argument("--runs", type=int, default=None, help="runs on the leaderboard (default 300)")
     parser.add_argument("--resamples", type=int, default=None, help="rank-stability resamples (default 1000)")
@@ -102,69 +106,44 @@ def peer_compare(per_case, leader, n_resamples, seed):
     return np.array(p), holm_adjust(p), np.array(low), np.array(high)
 
 
-def timed(function, repeats):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
-def report(case, peer, t_ours, t_peer, diff, target_s=None):
-    ratio = t_peer / t_ours
-    goal = f"  (target ours < {target_s:g} s: {'met' if t_ours < target_s else 'MISSED'})" if target_s else ""
-    times = f"ours {t_ours:8.3f} s   peer {t_peer:8.3f} s   {ratio:6.1f}x"
-    print(f"{case:<34} {peer:<26} {times}   {diff}{goal}")
-
-
 def main(args):
+    set_threads(args.threads)
     n_runs = args.runs or (100 if args.quick else 300)
     n_resamples = args.resamples or (200 if args.quick else 1000)
     n_metrics, n_cases, seed = 15, 40, 0
     repeats = 2 if args.quick else 5
-    print(
-        f"numpy {np.__version__}, scipy {scipy.__version__}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
+    print(f"numpy {np.__version__}, scipy {scipy.__version__}, {os.cpu_count()} CPUs")
     per_case, higher_is_better = leaderboard(n_runs, n_metrics, n_cases, np.random.default_rng(2024))
-
-    # rank stability, mean rank over every metric
-    t_ours, ours = timed(
-        lambda: rank_stability(per_case, higher_is_better, n_resamples=n_resamples, seed=seed), repeats
-    )
-    start = time.perf_counter()
-    counts, tau = peer_rank_stability(per_case, higher_is_better, n_resamples, seed)
-    t_peer = time.perf_counter() - start
-    counts_diff, tau_diff = np.abs(ours.rank_counts - counts).max(), abs(ours.kendall_tau_mean - tau)
-    diff = f"max|diff| rank_counts {counts_diff:.1e}, tau {tau_diff:.1e}"
-    case = f"rank_stability {n_runs}x{n_metrics}x{n_cases} B={n_resamples}"
-    report(case, "per-resample rankdata loop", t_ours, t_peer, diff, target_s=1.0)
-
-    # the leader against every other run on one metric (values to 2 decimals: ties, normal approximation)
     metric = per_case[:, 1]  # second metric: finite, so the peer's plain differences are defined
-    leader = int(np.nanargmin(ours.rank))
-    t_ours_c, comparisons = timed(
-        lambda: compare_to_leader(metric, leader, bool(higher_is_better[1]), seed=seed), repeats
-    )
-    start = time.perf_counter()
-    p, p_adj, low, high = peer_compare(metric, leader, 2000, seed)
-    t_peer_c = time.perf_counter() - start
-    rows = [c for c in comparisons if c is not None]
-    diff = (
-        f"max|diff| p {np.abs(np.array([c.p_value for c in rows]) - p).max():.1e}, "
-        f"Holm {np.abs(np.array([c.p_adjusted for c in rows]) - p_adj).max():.1e}, "
-        f"CI {max(np.abs([c.ci_low for c in rows] - low).max(), np.abs([c.ci_high for c in rows] - high).max()):.1e}"
-    )
-    report(f"compare_to_leader {n_runs}x{n_cases} B=2000", "wilcoxon + bootstrap loop", t_ours_c, t_peer_c, diff, 1.0)
-    total = t_ours + t_ours_c
-    print(f"both together: ours {total:.3f} s, peer {t_peer + t_peer_c:.3f} s")
-    significant = sum(c.significant for c in rows)
-    print(
-        f"leader run {leader}: {significant} of {len(rows)} runs significantly different (Holm, alpha 0.05); "
-        f"mean Kendall tau {ours.kendall_tau_mean:.3f}"
-    )
-    print(f"load average at the end {os.getloadavg()[0]:.2f} (other processes on these cores slow every figure)")
+
+    def measure():
+        # rank stability, mean rank over every metric
+        t_ours, ours = best_of(
+            lambda: rank_stability(per_case, higher_is_better, n_resamples=n_resamples, seed=seed), repeats
+        )
+        t_peer, (counts, tau) = best_of(lambda: peer_rank_stability(per_case, higher_is_better, n_resamples, seed))
+        stability = Measure(
+            f"rank_stability {n_runs}x{n_metrics}x{n_cases} B={n_resamples}", t_ours, t_peer,
+            np.append(ours.rank_counts.ravel(), ours.kendall_tau_mean), np.append(counts.ravel(), tau),
+            atol=1e-12, rtol=0.0, peer_name="per-resample rankdata loop",
+            note=f"target ours < 1 s: {'met' if t_ours < 1.0 else 'MISSED'}",
+        )  # fmt: skip
+        # the leader against every other run on one metric (values to 2 decimals: ties, normal approximation)
+        leader = int(np.nanargmin(ours.rank))
+        t_ours_c, comparisons = best_of(
+            lambda: compare_to_leader(metric, leader, bool(higher_is_better[1]), seed=seed), repeats
+        )
+        t_peer_c, (p, p_adj, low, high) = best_of(lambda: peer_compare(metric, leader, 2000, seed))
+        rows = [c for c in comparisons if c is not None]
+        ours_c = [[c.p_value, c.p_adjusted, c.ci_low, c.ci_high] for c in rows]
+        compare = Measure(
+            f"compare_to_leader {n_runs}x{n_cases} B=2000", t_ours_c, t_peer_c, ours_c,
+            np.column_stack([p, p_adj, low, high]), atol=1e-9, rtol=0.0, peer_name="wilcoxon + bootstrap loop",
+            note=f"leader run {leader}: {sum(c.significant for c in rows)} of {len(rows)} significantly different",
+        )  # fmt: skip
+        return [stability, compare]
+
+    run_quiet_and_loaded(measure, busy=args.busy)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
 For each case prints our time, the peer's time, the ratio (peer / ours) and the largest
 absolute difference between the per-sample values, all measured in this run (best of a few
-repeats; torch's thread count left at its default). Images are real ones that ship with the
+repeats), quietly and then under 2 busy cores (bench/load.py); torch's thread count is set for
+both, ours and the peer (``--threads``, default 1: on 2 cores with a busy neighbour a 2-thread
+torch is several times slower). The run fails when a value disagrees beyond the tolerance
+printed: 1e-4 absolute against MONAI (float32), 1e-6 against scikit-image (float64 both).
+
+Images are real ones that ship with the
 installed packages (scikit-image's samples, pydicom's test CT and MR, nibabel's test MRI
 volumes), cropped, resampled and flipped to fill the batch, with seeded blur and noise as the
 "prediction"; intensities in [0, 1], data_range 1.
@@ -11,7 +16,7 @@ Both we and MONAI get the same float32 tensors (MONAI computes in float32, we in
 scikit-image gets the float64 copy of the same values (given float32 it would compute in
 float32) and runs per image, the loop a researcher would write.
 
-    .venv/bin/python bench/bench_ssim.py [--quick] [--device cpu|cuda] [--omp-passive]
+    .venv/bin/python bench/bench_ssim.py [--quick] [--device cpu|cuda] [--omp-passive] [--busy 2] [--threads 1]
 
 On a CPU shared with other busy processes, GNU OpenMP's default active spin-waiting makes
 every torch program with many parallel regions (ours: a few per chunk of images) several
@@ -22,16 +27,17 @@ times slower and erratic; ``--omp-passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` for
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.load import Measure, add_arguments, best_of, run_quiet_and_loaded, set_threads  # noqa: E402
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
+    add_arguments(parser)
     parser.add_argument("--device", default="cpu", help="where ours and MONAI run (scikit-image is CPU only)")
     parser.add_argument("--omp-passive", action="store_true", help="set OMP_WAIT_POLICY=PASSIVE before loading torch")
     return parser.parse_args()
@@ -105,28 +111,30 @@ def make_batch(images, count, size, rng):
 
 
 def timed(function, repeats, device):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = function()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, torch.as_tensor(result).double().reshape(-1).cpu()
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    best, result = best_of(function, repeats, sync=sync)
+    return best, torch.as_tensor(result).double().reshape(-1).cpu().numpy()
 
 
-def report(case, peer, ours, theirs, target_ratio=None):
+def item(case, peer, ours, theirs, atol, target_ratio=None):
     (t_ours, v_ours), (t_peer, v_peer) = ours, theirs
-    ratio = t_peer / t_ours
-    diff = (v_ours - v_peer).abs().max().item()
-    goal = f"  (target >= {target_ratio:g}x: {'met' if ratio >= target_ratio else 'MISSED'})" if target_ratio else ""
-    times = f"ours {t_ours:8.3f} s   peer {t_peer:8.3f} s   {ratio:6.1f}x"
-    print(f"{case:<28} {peer:<21} {times}   max|diff| {diff:.1e}{goal}")
+    note = ""
+    if target_ratio:
+        note = f"target >= {target_ratio:g}x: {'met' if t_peer / t_ours >= target_ratio else 'MISSED'}"
+    return Measure(case, t_ours, t_peer, v_ours, v_peer, atol=atol, rtol=0.0, peer_name=peer, note=note)
+
+
+def skimage_loop(p64, t64):
+    return [
+        structural_similarity(
+            p64[i, 0], t64[i, 0], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        for i in range(len(p64))
+    ]
 
 
 def main(args):
+    set_threads(args.threads)
     device = torch.device(args.device)
     rng = np.random.default_rng(2024)
     n2d, n3d, n_ms = (16, 2, 4) if args.quick else (64, 8, 16)
@@ -136,50 +144,38 @@ def main(args):
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, device {device}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()[0]:.2f}"
     )
+    cpu = torch.device("cpu")
     images = real_2d_images()
+    batches = {
+        "2d": make_batch(images, n2d, 256, rng),
+        "3d": make_batch(real_3d_volumes(112), n3d, 96, rng),
+        "ms": make_batch(images, n_ms, 256, rng),
+    }
 
-    # 2D SSIM
-    pred, target = make_batch(images, n2d, 256, rng)
-    p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
-    p64, t64 = pred.astype(np.float64), target.astype(np.float64)
-    ours = timed(lambda: ssim(p, t, 1.0), repeats, device)
-    monai = SSIMMetric(spatial_dims=2, data_range=1.0, kernel_type="gaussian", reduction="none")
-    case = f"SSIM 2D {n2d}x1x256x256"
-    report(case, "MONAI SSIMMetric", ours, timed(lambda: monai(p, t), slow_repeats + 1, device), 8)
-    skimage_loop = lambda: [  # noqa: E731
-        structural_similarity(
-            p64[i, 0], t64[i, 0], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    def measure():
+        items = []
+        for key, dims, case in (("2d", 2, f"SSIM 2D {n2d}x1x256x256"), ("3d", 3, f"SSIM 3D {n3d}x1x96x96x96")):
+            pred, target = batches[key]
+            p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
+            p64, t64 = pred.astype(np.float64), target.astype(np.float64)
+            ours = timed(lambda p=p, t=t: ssim(p, t, 1.0), repeats, device)
+            monai = SSIMMetric(spatial_dims=dims, data_range=1.0, kernel_type="gaussian", reduction="none")
+            peer_repeats = slow_repeats + 1 if dims == 2 else slow_repeats
+            monai_t = timed(lambda p=p, t=t, m=monai: m(p, t), peer_repeats, device)
+            items.append(item(f"{case} vs MONAI", "MONAI SSIMMetric", ours, monai_t, 1e-4, 8 if dims == 2 else 10))
+            loop = timed(lambda a=p64, b=t64: skimage_loop(a, b), slow_repeats + 1, cpu)
+            items.append(item(f"{case} vs scikit-image", "scikit-image loop", ours, loop, 1e-6, 1.5))
+        pred, target = batches["ms"]
+        p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
+        ours = timed(lambda: ms_ssim(p, t, 1.0), repeats, device)
+        monai = MultiScaleSSIMMetric(
+            spatial_dims=2, data_range=1.0, kernel_type="gaussian", kernel_size=11, kernel_sigma=1.5, reduction="none"
         )
-        for i in range(n2d)
-    ]
-    report(case, "scikit-image loop", ours, timed(skimage_loop, repeats, torch.device("cpu")), 1.5)
+        items.append(item(f"MS-SSIM 2D {n_ms}x1x256x256", "MONAI MultiScaleSSIM", ours,
+                          timed(lambda: monai(p, t), repeats, device), 1e-4))  # fmt: skip
+        return items
 
-    # 3D SSIM
-    volumes = real_3d_volumes(112)
-    pred, target = make_batch(volumes, n3d, 96, rng)
-    p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
-    p64, t64 = pred.astype(np.float64), target.astype(np.float64)
-    ours = timed(lambda: ssim(p, t, 1.0), repeats, device)
-    monai = SSIMMetric(spatial_dims=3, data_range=1.0, kernel_type="gaussian", reduction="none")
-    case = f"SSIM 3D {n3d}x1x96x96x96"
-    report(case, "MONAI SSIMMetric", ours, timed(lambda: monai(p, t), slow_repeats, device), 10)
-    skimage_loop = lambda: [  # noqa: E731
-        structural_similarity(
-            p64[i, 0], t64[i, 0], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
-        )
-        for i in range(n3d)
-    ]
-    report(case, "scikit-image loop", ours, timed(skimage_loop, slow_repeats + 1, torch.device("cpu")), 1.5)
-
-    # MS-SSIM 2D
-    pred, target = make_batch(images, n_ms, 256, rng)
-    p, t = torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device)
-    ours = timed(lambda: ms_ssim(p, t, 1.0), repeats, device)
-    monai = MultiScaleSSIMMetric(
-        spatial_dims=2, data_range=1.0, kernel_type="gaussian", kernel_size=11, kernel_sigma=1.5, reduction="none"
-    )
-    report(f"MS-SSIM 2D {n_ms}x1x256x256", "MONAI MultiScaleSSIM", ours, timed(lambda: monai(p, t), repeats, device))
-    print(f"load average at the end {os.getloadavg()[0]:.2f} (other processes on these cores slow every figure)")
+    run_quiet_and_loaded(measure, busy=args.busy)
 
 
 if __name__ == "__main__":
