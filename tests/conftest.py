@@ -66,9 +66,10 @@ def api_client():
 class WorkerProcess:
     """A `celery worker` subprocess in its own process group (so SIGKILL reaches its children)."""
 
-    def __init__(self, log_path, env=None):
+    def __init__(self, log_path, env=None, queues=("inference", "metrics")):
         self.log_path = log_path
         self.extra_env = env or {}
+        self.queues = tuple(queues)
         self.process = None
 
     def start(self, timeout=60):
@@ -84,7 +85,7 @@ class WorkerProcess:
                 f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
             )
         command = [
-            sys.executable, "-m", "celery", "-A", "medgen_site", "worker", "-Q", "inference,metrics",
+            sys.executable, "-m", "celery", "-A", "medgen_site", "worker", "-Q", ",".join(self.queues),
             "--concurrency", "1", "--pool", "prefork", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
         ]  # fmt: skip
@@ -124,11 +125,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_factory(transactional_db, tmp_path):
-    """Start real workers on demand; all are stopped at the end of the test."""
+    """Start real workers on demand (`queues=` to consume only some queues; other keywords are
+    environment variables); all are stopped at the end of the test."""
     workers = []
 
-    def start(**env):
-        worker = WorkerProcess(tmp_path / f"worker-{len(workers)}.log", env={k: str(v) for k, v in env.items()}).start()
+    def start(queues=("inference", "metrics"), **env):
+        log_path = tmp_path / f"worker-{len(workers)}.log"
+        worker = WorkerProcess(log_path, env={k: str(v) for k, v in env.items()}, queues=queues).start()
         workers.append(worker)
         return worker
 

@@ -7,7 +7,10 @@ The numbers are checked against scikit-image and numpy computed here, independen
 
 import dataclasses
 import math
+import re
+import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,9 +311,17 @@ def test_ms_ssim_on_small_images_uses_the_scales_that_fit_and_says_so(client):
     assert "(2 scales)" in client.get(run.get_absolute_url()).content.decode()
 
 
+def parent_pid(pid):
+    """The parent of a live process on this host, from /proc/<pid>/stat (the field after the state)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
+def test_succeeded_run_is_evaluated_by_a_real_worker_on_the_metrics_queue(worker_factory):
+    # The worker consumes the metrics queue only: an evaluation sent to any other queue never runs.
+    worker = worker_factory(queues=["metrics"])
     task = phantom_task(n_cases=4, data_range=1.5)
     run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.RUNNING, attempts=1)
     for case in task.dataset.cases.all():
@@ -318,12 +329,26 @@ def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
     run.transition(JobStatus.SUCCEEDED)  # commits → signal → evaluation queued on the metrics queue
 
     evaluation = wait_for_job(Evaluation, evaluation_of(run, timeout=60).pk, timeout=120)
-    assert evaluation is not None, celery_worker.read_log()[-3000:]
-    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error + celery_worker.read_log()[-3000:]
-    assert evaluation.progress_done == evaluation.progress_total
-    metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
-    assert {"psnr", "ssim", "mse", "mae", "nmse", "frd", "kid"} <= metrics
-    assert "metrics" in celery_worker.read_log() or evaluation.worker
+    assert evaluation is not None, worker.read_log()[-3000:]
+    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error + worker.read_log()[-3000:]
+    assert evaluation.progress_done == evaluation.progress_total > 0
+    assert jobs.kind_of(Evaluation).queue_for(evaluation) == "metrics"
+    # Claimed by one of this worker's pool processes, once, after the worker received the task.
+    host, _, pid = evaluation.worker.rpartition(":")
+    assert host == socket.gethostname() and parent_pid(int(pid)) == worker.process.pid
+    assert evaluation.attempts == 1 and f"attempt 1 on {evaluation.worker}" in evaluation.log
+    assert re.search(r"Task core\.execute_job\[[0-9a-f-]+\] received", worker.read_log())
+
+    pixel_metrics = set(MetricResult.objects.filter(run=run, extractor="").values_list("metric", flat=True))
+    assert {"psnr", "ssim", "mse", "mae", "nmse"} <= pixel_metrics
+    # The radiomics extractor ran: its feature metrics are stored with finite values, its features cached.
+    radiomics = {r.metric: r for r in MetricResult.objects.filter(run=run, extractor="radiomics")}
+    assert set(radiomics) == {"frd", "kid", "precision", "recall"}
+    assert all(r.value is not None and math.isfinite(r.value) and r.n_cases == 4 for r in radiomics.values())
+    assert radiomics["frd"].value > 0  # outputs are 0.9 × the references, not the references
+    assert FeatureSet.objects.get(run=run, extractor="radiomics").n == 4
+    assert FeatureSet.objects.get(dataset=task.dataset, extractor="radiomics").n == 4
+    assert list(evaluation.unavailable) == ["inception_v3"]  # no weights configured in the tests
 
 
 @pytest.mark.django_db
@@ -332,7 +357,10 @@ def test_configured_extractors_only_are_listed():
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
     evaluation = evaluate(run)
-    assert evaluation.unavailable == {} or "inception_v3" not in evaluation.unavailable
+    assert evaluation.unavailable == {}  # inception_v3 is not configured, so not listed as missing
+    extractors = set(MetricResult.objects.filter(run=run, tier="feature").values_list("extractor", flat=True))
+    assert extractors == {"radiomics"}
+    assert set(FeatureSet.objects.filter(run=run).values_list("extractor", flat=True)) == {"radiomics"}
 
 
 @pytest.mark.django_db
