@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tests.support.api import token_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,9 +61,13 @@ def site(transactional_db):
 
 @pytest.fixture
 def api_client():
-    from rest_framework.test import APIClient
-
     return APIClient()
+
+
+@pytest.fixture
+def staff_api(api_client, staff_user):
+    """The API client sending the staff user's token."""
+    return token_client(api_client, staff_user)
 
 
 class WorkerProcess:

@@ -46,14 +46,6 @@ def slow_run(tmp_path, n_cases=8, rounds=60):
     return runs.create_run(model)  # queued once the worker has validated the model
 
 
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    from rest_framework.authtoken.models import Token
-
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
-    return api_client
-
-
 def pool_pid(job):
     return int(job.worker.rpartition(":")[2])
 

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from core import jobs
 from core.models import JobStatus
@@ -26,13 +25,6 @@ def wait_until(predicate, timeout=60, poll=0.1):
             return value
         time.sleep(poll)
     raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    token = Token.objects.create(user=staff_user)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return api_client
 
 
 def upload(staff_api, task, path, **fields):
