@@ -9,7 +9,6 @@ import dataclasses
 import math
 import re
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,42 +18,19 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from core import jobs
 from core.models import JobStatus
-from demo.phantom import make_brain_slice
 from evaluation import selectors, services
 from evaluation.metrics import catalog, pixel
 from evaluation.models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
 from inference.services.runs import store_output
+from tests.support.evaluation import noisy, phantom_task, succeeded_run
 from tests.support.factories import TaskFactory, add_image
-from tests.support.jobs import run_job, wait_for_job
-
-SIZE = 48  # big enough for SSIM's 11-tap window and radiomics, small enough to be quick
-
-
-def phantom_task(n_cases=8, data_range=None, size=SIZE):
-    """A task on demo brain phantoms: T1 input, T2 reference (real-looking images, seeded)."""
-    task = TaskFactory(data_range=data_range)
-    for i in range(n_cases):
-        images = make_brain_slice(np.random.default_rng(100 + i), size=size)
-        case = Case.objects.create(dataset=task.dataset, case_id=f"case{i:03d}")
-        add_image(case, ImageRole.INPUT, images["t1"][None])
-        add_image(case, ImageRole.REFERENCE, images["t2"][None])
-    return task
+from tests.support.jobs import run_job, wait_for_job, wait_until
 
 
 def references(task):
     cases = task.dataset.cases.order_by("case_id")
     return {case.case_id: case.images.get(role=ImageRole.REFERENCE).load() for case in cases}
-
-
-def succeeded_run(task, make_output, samples=1):
-    """A run whose outputs are `make_output(case_id, reference, sample)`, marked succeeded without the signal."""
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, name="test run")
-    for case in task.dataset.cases.order_by("case_id"):
-        reference = case.images.get(role=ImageRole.REFERENCE).load()
-        for sample in range(samples):
-            store_output(run, case, sample, make_output(case.case_id, reference, sample))
-    return run
 
 
 def evaluate(run):
@@ -65,19 +41,7 @@ def evaluate(run):
 
 def evaluation_of(run, timeout):
     """The run's evaluation once the run's success has queued it (polled)."""
-    deadline = time.monotonic() + timeout
-    while not Evaluation.objects.filter(run=run).exists():
-        assert time.monotonic() < deadline, "the run's evaluation was never requested"
-        time.sleep(0.2)
-    return Evaluation.objects.get(run=run)
-
-
-def noisy(sigma, seed=0):
-    def make(case_id, reference, sample):
-        rng = np.random.default_rng([seed, int(case_id[-3:]), sample])
-        return reference + rng.normal(0, sigma, reference.shape).astype(np.float32)
-
-    return make
+    return wait_until(lambda: Evaluation.objects.filter(run=run).first(), timeout, what="the run's evaluation")
 
 
 @pytest.mark.django_db

@@ -10,21 +10,11 @@ from core.tasks import execute_job
 from inference.models import CaseOutput, GenerativeModel, ModelStatus, Run
 from inference.services import runs
 from tests.support.factories import Scale, Slow, WrongShape, make_task, save_torchscript
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import wait_for_job, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
-
-
-def wait_until(predicate, timeout=60, poll=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not reached in time")
 
 
 def upload(staff_api, task, path, **fields):
