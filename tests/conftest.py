@@ -20,6 +20,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tests.support.api import token_client
+from tests.support.browser import have_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,6 +163,13 @@ def purge_broker():
                 connection.default_channel.queue_purge(queue)
             except Exception:  # the queue may not exist yet
                 pass
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium(request):
+    """Tests marked `browser` are skipped where Chromium is not installed."""
+    if request.node.get_closest_marker("browser") and not have_chromium():
+        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
 
 
 @pytest.fixture(autouse=True)

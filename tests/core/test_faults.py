@@ -26,6 +26,7 @@ from medgen_site.celery import app
 from tests.support.evaluation import TINY, downstream_task, near_reference, succeeded_run
 from tests.support.factories import Slow, make_task, save_torchscript
 from tests.support.jobs import wait_for_job, wait_until
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -98,12 +99,6 @@ def test_a_worker_killed_mid_training_is_replaced_and_the_job_finishes(worker_fa
     job = wait_for_job(DownstreamJob, job.pk, timeout=240)
     assert job.status == JobStatus.SUCCEEDED and job.attempts == 2, job.error
     assert MetricResult.objects.filter(run=run, metric="downstream_dice").count() == 1
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

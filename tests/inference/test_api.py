@@ -1,7 +1,5 @@
 """Dataset import and reading through the REST API."""
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,33 +9,18 @@ import pytest
 from inference.models import Case, CaseImage, Dataset, Task
 from tests.support.api import assert_refused
 from tests.support.factories import make_task
+from tests.support.files import float32_npy, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
-def zip_bytes(files):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    buffer.seek(0)
-    buffer.name = "upload.zip"
-    return buffer
-
-
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, dtype=np.float32))
-    return buffer.getvalue()
-
-
 def test_dataset_upload_with_real_dicom_and_npy_cases(staff_api):
     upload = zip_bytes(
         {
             "mr/input.dcm": (PYDICOM_FILES / "MR_small.dcm").read_bytes(),
-            "mr/reference.npy": npy(np.ones((1, 64, 64))),
+            "mr/reference.npy": float32_npy(np.ones((1, 64, 64))),
             "ct/input.dcm": (PYDICOM_FILES / "CT_small.dcm").read_bytes(),
         }
     )
@@ -59,7 +42,7 @@ def test_dataset_upload_with_real_dicom_and_npy_cases(staff_api):
 def test_dataset_upload_with_a_truncated_dicom_stores_nothing_and_lists_the_error(staff_api):
     upload = zip_bytes(
         {
-            "good/input.npy": npy(np.ones((1, 8, 8))),
+            "good/input.npy": float32_npy(np.ones((1, 8, 8))),
             "bad/input.dcm": (PYDICOM_FILES / "MR_truncated.dcm").read_bytes(),
         }
     )
