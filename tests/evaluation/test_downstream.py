@@ -351,7 +351,9 @@ def test_run_page_shows_the_downstream_block_and_the_curves_page_draws_with_loca
     assert curves.status_code == 200
     html = curves.content.decode()
     assert "/static/vendor/plotly/plotly.min.js" in html and 'id="downstream-curves-data"' in html
-    assert client.get(f"/tasks/{task.slug}/downstream/curves/").status_code == 200
+    task_curves = client.get(f"/tasks/{task.slug}/downstream/curves/")
+    assert task_curves.status_code == 200
+    assert 'id="downstream-curves-data"' in task_curves.content.decode()
     plain = succeeded_run(TaskFactory(), near_reference)
     assert 'id="downstream"' not in client.get(plain.get_absolute_url()).content.decode()
 
