@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tests.support.api import token_client
+from tests.support.browser import have_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,17 +62,22 @@ def site(transactional_db):
 
 @pytest.fixture
 def api_client():
-    from rest_framework.test import APIClient
-
     return APIClient()
+
+
+@pytest.fixture
+def staff_api(api_client, staff_user):
+    """The API client sending the staff user's token."""
+    return token_client(api_client, staff_user)
 
 
 class WorkerProcess:
     """A `celery worker` subprocess in its own process group (so SIGKILL reaches its children)."""
 
-    def __init__(self, log_path, env=None):
+    def __init__(self, log_path, env=None, queues=("inference", "metrics")):
         self.log_path = log_path
         self.extra_env = env or {}
+        self.queues = tuple(queues)
         self.process = None
 
     def start(self, timeout=60):
@@ -84,7 +93,7 @@ class WorkerProcess:
                 f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
             )
         command = [
-            sys.executable, "-m", "celery", "-A", "medgen_site", "worker", "-Q", "inference,metrics",
+            sys.executable, "-m", "celery", "-A", "medgen_site", "worker", "-Q", ",".join(self.queues),
             "--concurrency", "1", "--pool", "prefork", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
         ]  # fmt: skip
@@ -124,11 +133,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_factory(transactional_db, tmp_path):
-    """Start real workers on demand; all are stopped at the end of the test."""
+    """Start real workers on demand (`queues=` to consume only some queues; other keywords are
+    environment variables); all are stopped at the end of the test."""
     workers = []
 
-    def start(**env):
-        worker = WorkerProcess(tmp_path / f"worker-{len(workers)}.log", env={k: str(v) for k, v in env.items()}).start()
+    def start(queues=("inference", "metrics"), **env):
+        log_path = tmp_path / f"worker-{len(workers)}.log"
+        worker = WorkerProcess(log_path, env={k: str(v) for k, v in env.items()}, queues=queues).start()
         workers.append(worker)
         return worker
 
@@ -152,6 +163,13 @@ def purge_broker():
                 connection.default_channel.queue_purge(queue)
             except Exception:  # the queue may not exist yet
                 pass
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium(request):
+    """Tests marked `browser` are skipped where Chromium is not installed."""
+    if request.node.get_closest_marker("browser") and not have_chromium():
+        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
 
 
 @pytest.fixture(autouse=True)

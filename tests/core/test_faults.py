@@ -23,20 +23,12 @@ from evaluation.models import CaseResult, DownstreamJob, Evaluation, MetricResul
 from inference.models import CaseOutput, GenerativeModel, ModelStatus, Run
 from inference.services import artifacts, runs
 from medgen_site.celery import app
-from tests.evaluation.test_downstream import TINY, near_reference, phantom_task, succeeded_run
+from tests.support.evaluation import TINY, downstream_task, near_reference, succeeded_run
 from tests.support.factories import Slow, make_task, save_torchscript
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import wait_for_job, wait_until
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout=90, poll=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not reached in time")
 
 
 def slow_run(tmp_path, n_cases=8, rounds=60):
@@ -44,14 +36,6 @@ def slow_run(tmp_path, n_cases=8, rounds=60):
     path = save_torchscript(Slow(rounds=rounds), tmp_path / "slow.pt")
     model = artifacts.register_model(path, name="slow", task=task, spatial_shape=[None, None])
     return runs.create_run(model)  # queued once the worker has validated the model
-
-
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    from rest_framework.authtoken.models import Token
-
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
-    return api_client
 
 
 def pool_pid(job):
@@ -87,7 +71,7 @@ def test_one_step_slower_than_the_stale_limit_is_not_reaped_on_a_live_worker(wor
 
 def test_a_worker_killed_mid_evaluation_is_replaced_and_the_results_are_written_once(worker_factory):
     first = worker_factory(MEDGEN_EVALUATION_BATCH_SIZE=1, MEDGEN_FEATURE_EXTRACTORS="radiomics")
-    task = phantom_task(n_cases=8)
+    task = downstream_task(n_cases=8)
     run = succeeded_run(task, near_reference)
     evaluation = services.request_evaluation(run)
     wait_until(lambda: Evaluation.objects.get(pk=evaluation.pk).progress_done >= 2)
@@ -103,7 +87,7 @@ def test_a_worker_killed_mid_evaluation_is_replaced_and_the_results_are_written_
 
 def test_a_worker_killed_mid_training_is_replaced_and_the_job_finishes(worker_factory):
     first = worker_factory()
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     run = succeeded_run(task, near_reference)
     long_recipe = dataclasses.replace(TINY, name="tiny-long", epochs=40)
     downstream.declare_downstream(task, config=long_recipe, seeds=(0,), queue_existing=False)
@@ -115,12 +99,6 @@ def test_a_worker_killed_mid_training_is_replaced_and_the_job_finishes(worker_fa
     job = wait_for_job(DownstreamJob, job.pk, timeout=240)
     assert job.status == JobStatus.SUCCEEDED and job.attempts == 2, job.error
     assert MetricResult.objects.filter(run=run, metric="downstream_dice").count() == 1
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

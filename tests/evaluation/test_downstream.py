@@ -15,43 +15,16 @@ from core import jobs
 from core.jobs import JobContext
 from core.models import JobStatus
 from core.signals import job_finished
-from demo.phantom import make_brain_slice
 from evaluation import downstream, segmentation, services
 from evaluation.downstream import training
 from evaluation.metrics import catalog
 from evaluation.models import DownstreamJob, DownstreamSetup, Evaluation, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
-from inference.services.runs import store_output
+from tests.support.evaluation import TINY, downstream_task, near_reference, succeeded_run
 from tests.support.factories import TaskFactory, add_image
 from tests.support.jobs import run_job
 
-TINY = segmentation.SegmentationConfig(name="tiny-test", channels=(4, 8), epochs=3, batch_size=4, crop=32)
 CLINICAL = {"downstream_dice", "downstream_hd95", "utility_ratio"}
-
-
-def phantom_task(n_cases=8, size=64, seed=200):
-    """A task on demo phantoms: T1 input, T2 reference, lesion mask as the label."""
-    task = TaskFactory()
-    for i in range(n_cases):
-        images = make_brain_slice(np.random.default_rng(seed + i), size=size)
-        case = Case.objects.create(dataset=task.dataset, case_id=f"case{i:03d}")
-        add_image(case, ImageRole.INPUT, images["t1"][None])
-        add_image(case, ImageRole.REFERENCE, images["t2"][None])
-        add_image(case, ImageRole.LABEL, images["lesion_mask"][None])
-    return task
-
-
-def succeeded_run(task, make_output, name="run"):
-    """A run whose outputs are `make_output(case_id, reference)`, marked succeeded without the signal."""
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, name=name)
-    for case in task.dataset.cases.order_by("case_id"):
-        store_output(run, case, 0, make_output(case.case_id, case.images.get(role=ImageRole.REFERENCE).load()))
-    return run
-
-
-def near_reference(case_id, reference):
-    rng = np.random.default_rng(int(case_id[-3:]))
-    return reference + rng.normal(0, 0.02, reference.shape).astype(np.float32)
 
 
 def declare(task, config=TINY, seeds=(0, 1), **kwargs):
@@ -77,7 +50,7 @@ def no_broker(monkeypatch):
 
 @pytest.mark.django_db
 def test_run_results_are_clinical_metric_results_with_cis_and_the_ratio_to_real():
-    task = phantom_task()
+    task = downstream_task()
     declare(task)
     run = succeeded_run(task, near_reference)
     job = execute(downstream.request_downstream(run))
@@ -118,7 +91,7 @@ def test_run_results_are_clinical_metric_results_with_cis_and_the_ratio_to_real(
 
 @pytest.mark.django_db
 def test_test_cases_never_enter_training(monkeypatch):
-    task = phantom_task(n_cases=10)
+    task = downstream_task(n_cases=10)
     setup = declare(task)
     run = succeeded_run(task, near_reference)
     train_images = []
@@ -150,7 +123,7 @@ def test_test_cases_never_enter_training(monkeypatch):
 
 @pytest.mark.django_db
 def test_the_same_run_configuration_and_seed_give_the_same_dice_twice():
-    task = phantom_task()
+    task = downstream_task()
     declare(task)
     run = succeeded_run(task, near_reference)
     first = execute(downstream.request_downstream(run)).results
@@ -162,7 +135,7 @@ def test_the_same_run_configuration_and_seed_give_the_same_dice_twice():
 
 @pytest.mark.django_db
 def test_a_run_without_some_outputs_trains_on_the_rest_and_says_so():
-    task = phantom_task()
+    task = downstream_task()
     setup = declare(task)
     run = succeeded_run(task, near_reference)
     missing = setup.train_case_ids[0]
@@ -178,7 +151,7 @@ def test_a_run_without_some_outputs_trains_on_the_rest_and_says_so():
 
 @pytest.mark.django_db
 def test_a_nan_loss_fails_the_job_with_the_reason_and_leaves_the_run_and_its_evaluation_alone():
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     diverging = segmentation.SegmentationConfig(
         name="diverging", channels=(4, 8), epochs=5, crop=32, learning_rate=1e12
     )
@@ -201,7 +174,7 @@ def test_a_nan_loss_fails_the_job_with_the_reason_and_leaves_the_run_and_its_eva
 
 @pytest.mark.django_db
 def test_a_cancel_stops_the_training_at_the_next_epoch(monkeypatch):
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task, config=segmentation.SegmentationConfig(name="long", channels=(4, 8), epochs=50, crop=32))
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
@@ -226,7 +199,7 @@ def test_a_cancel_stops_the_training_at_the_next_epoch(monkeypatch):
 
 @pytest.mark.django_db
 def test_a_second_delivery_of_the_job_does_nothing():
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task)
     run = succeeded_run(task, near_reference)
     job = execute(downstream.request_downstream(run))
@@ -238,7 +211,7 @@ def test_a_second_delivery_of_the_job_does_nothing():
 
 @pytest.mark.django_db
 def test_a_re_evaluation_keeps_the_downstream_results():
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task)
     run = succeeded_run(task, near_reference)
     execute(downstream.request_downstream(run))
@@ -253,7 +226,7 @@ def test_a_re_evaluation_keeps_the_downstream_results():
 
 @pytest.mark.django_db
 def test_the_reaper_requeues_a_silent_job_and_fails_it_after_the_last_attempt(no_broker):
-    task = phantom_task(n_cases=4)
+    task = downstream_task(n_cases=4)
     declare(task)
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
@@ -278,7 +251,7 @@ def test_the_reaper_requeues_a_silent_job_and_fails_it_after_the_last_attempt(no
 
 @pytest.mark.django_db
 def test_the_split_is_stored_and_frozen_once_results_exist():
-    task = phantom_task()
+    task = downstream_task()
     setup = declare(task, split_seed=0)
     moved = declare(task, split_seed=1)  # no results yet: the split may still change
     assert moved.pk == setup.pk
@@ -306,7 +279,7 @@ def test_a_task_without_labels_cannot_declare_one():
 
 @pytest.mark.django_db
 def test_a_run_that_succeeds_on_a_declared_task_is_queued_with_the_reference(no_broker):
-    task = phantom_task(n_cases=4)
+    task = downstream_task(n_cases=4)
     declare(task)
     run = succeeded_run(task, near_reference)
     job_finished.send(sender=Run, job_id=run.pk, status=JobStatus.SUCCEEDED)
@@ -325,7 +298,7 @@ def test_a_run_that_succeeds_on_a_declared_task_is_queued_with_the_reference(no_
 
 @pytest.mark.django_db
 def test_api_starts_reports_and_cancels_the_downstream_job(api_client, staff_user, reader_user):
-    task = phantom_task(n_cases=4)
+    task = downstream_task(n_cases=4)
     declare(task)
     run = succeeded_run(task, near_reference)
     url = f"/api/runs/{run.pk}/downstream/"
@@ -349,7 +322,7 @@ def test_api_starts_reports_and_cancels_the_downstream_job(api_client, staff_use
 
 @pytest.mark.django_db
 def test_api_serves_results_and_progress_of_a_finished_job(api_client):
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task)
     run = succeeded_run(task, near_reference)
     execute(downstream.request_downstream(run))
@@ -364,7 +337,7 @@ def test_api_serves_results_and_progress_of_a_finished_job(api_client):
 
 @pytest.mark.django_db
 def test_run_page_shows_the_downstream_block_and_the_curves_page_draws_with_local_plotly(client, staff_client):
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task)
     run = succeeded_run(task, near_reference)
     page = staff_client.get(run.get_absolute_url()).content.decode()
@@ -378,14 +351,16 @@ def test_run_page_shows_the_downstream_block_and_the_curves_page_draws_with_loca
     assert curves.status_code == 200
     html = curves.content.decode()
     assert "/static/vendor/plotly/plotly.min.js" in html and 'id="downstream-curves-data"' in html
-    assert client.get(f"/tasks/{task.slug}/downstream/curves/").status_code == 200
+    task_curves = client.get(f"/tasks/{task.slug}/downstream/curves/")
+    assert task_curves.status_code == 200
+    assert 'id="downstream-curves-data"' in task_curves.content.decode()
     plain = succeeded_run(TaskFactory(), near_reference)
     assert 'id="downstream"' not in client.get(plain.get_absolute_url()).content.decode()
 
 
 @pytest.mark.django_db
 def test_staff_buttons_start_and_cancel_from_the_run_page(staff_client, no_broker):
-    task = phantom_task(n_cases=4)
+    task = downstream_task(n_cases=4)
     declare(task)
     run = succeeded_run(task, near_reference)
     response = staff_client.post(f"/runs/{run.pk}/downstream/")
@@ -401,7 +376,7 @@ def test_staff_buttons_start_and_cancel_from_the_run_page(staff_client, no_broke
 @pytest.mark.django_db
 def test_pure_noise_outputs_score_far_below_real_to_real_on_the_demo_phantoms():
     # The demo's test phantoms (seeds 1000+) at full size; a small recipe that learns the lesions in seconds.
-    task = phantom_task(n_cases=12, size=128, seed=1000)
+    task = downstream_task(n_cases=12, size=128, seed=1000)
     quick = segmentation.SegmentationConfig(
         name="quick", epochs=60, learning_rate=0.01, batch_size=16, crop=32, positive_fraction=0.8
     )
@@ -409,7 +384,7 @@ def test_pure_noise_outputs_score_far_below_real_to_real_on_the_demo_phantoms():
     references = [c.images.get(role=ImageRole.REFERENCE).load() for c in task.dataset.cases.all()]
     high = float(max(r.max() for r in references))
 
-    def noise(case_id, reference):
+    def noise(case_id, reference, sample):
         return np.random.default_rng(int(case_id[-3:])).uniform(0, high, reference.shape).astype(np.float32)
 
     run = succeeded_run(task, noise, name="noise")
@@ -427,7 +402,7 @@ def test_pure_noise_outputs_score_far_below_real_to_real_on_the_demo_phantoms():
 
 @pytest.mark.django_db
 def test_a_job_whose_setup_changed_while_it_trained_fails_instead_of_storing_results():
-    task = phantom_task(n_cases=6)
+    task = downstream_task(n_cases=6)
     declare(task)
     run = succeeded_run(task, near_reference)
     job = downstream.request_downstream(run)
@@ -445,7 +420,7 @@ def test_a_job_whose_setup_changed_while_it_trained_fails_instead_of_storing_res
 
 @pytest.mark.django_db
 def test_the_admin_cannot_edit_a_frozen_setup(admin_client):
-    task = phantom_task(n_cases=4)
+    task = downstream_task(n_cases=4)
     setup = declare(task)
     url = f"/admin/evaluation/downstreamsetup/{setup.pk}/change/"
     assert 'name="seeds"' in admin_client.get(url).content.decode()

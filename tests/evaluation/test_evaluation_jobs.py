@@ -7,7 +7,9 @@ The numbers are checked against scikit-image and numpy computed here, independen
 
 import dataclasses
 import math
-import time
+import re
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,42 +18,19 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from core import jobs
 from core.models import JobStatus
-from demo.phantom import make_brain_slice
 from evaluation import selectors, services
 from evaluation.metrics import catalog, pixel
 from evaluation.models import CaseResult, CaseStatus, Evaluation, FeatureSet, MetricResult
 from inference.models import Case, ImageRole, Run, RunKind
 from inference.services.runs import store_output
+from tests.support.evaluation import noisy, phantom_task, succeeded_run
 from tests.support.factories import TaskFactory, add_image
-from tests.support.jobs import run_job, wait_for_job
-
-SIZE = 48  # big enough for SSIM's 11-tap window and radiomics, small enough to be quick
-
-
-def phantom_task(n_cases=8, data_range=None, size=SIZE):
-    """A task on demo brain phantoms: T1 input, T2 reference (real-looking images, seeded)."""
-    task = TaskFactory(data_range=data_range)
-    for i in range(n_cases):
-        images = make_brain_slice(np.random.default_rng(100 + i), size=size)
-        case = Case.objects.create(dataset=task.dataset, case_id=f"case{i:03d}")
-        add_image(case, ImageRole.INPUT, images["t1"][None])
-        add_image(case, ImageRole.REFERENCE, images["t2"][None])
-    return task
+from tests.support.jobs import run_job, wait_for_job, wait_until
 
 
 def references(task):
     cases = task.dataset.cases.order_by("case_id")
     return {case.case_id: case.images.get(role=ImageRole.REFERENCE).load() for case in cases}
-
-
-def succeeded_run(task, make_output, samples=1):
-    """A run whose outputs are `make_output(case_id, reference, sample)`, marked succeeded without the signal."""
-    run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, name="test run")
-    for case in task.dataset.cases.order_by("case_id"):
-        reference = case.images.get(role=ImageRole.REFERENCE).load()
-        for sample in range(samples):
-            store_output(run, case, sample, make_output(case.case_id, reference, sample))
-    return run
 
 
 def evaluate(run):
@@ -62,19 +41,7 @@ def evaluate(run):
 
 def evaluation_of(run, timeout):
     """The run's evaluation once the run's success has queued it (polled)."""
-    deadline = time.monotonic() + timeout
-    while not Evaluation.objects.filter(run=run).exists():
-        assert time.monotonic() < deadline, "the run's evaluation was never requested"
-        time.sleep(0.2)
-    return Evaluation.objects.get(run=run)
-
-
-def noisy(sigma, seed=0):
-    def make(case_id, reference, sample):
-        rng = np.random.default_rng([seed, int(case_id[-3:]), sample])
-        return reference + rng.normal(0, sigma, reference.shape).astype(np.float32)
-
-    return make
+    return wait_until(lambda: Evaluation.objects.filter(run=run).first(), timeout, what="the run's evaluation")
 
 
 @pytest.mark.django_db
@@ -308,9 +275,17 @@ def test_ms_ssim_on_small_images_uses_the_scales_that_fit_and_says_so(client):
     assert "(2 scales)" in client.get(run.get_absolute_url()).content.decode()
 
 
+def parent_pid(pid):
+    """The parent of a live process on this host, from /proc/<pid>/stat (the field after the state)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
+def test_succeeded_run_is_evaluated_by_a_real_worker_on_the_metrics_queue(worker_factory):
+    # The worker consumes the metrics queue only: an evaluation sent to any other queue never runs.
+    worker = worker_factory(queues=["metrics"])
     task = phantom_task(n_cases=4, data_range=1.5)
     run = Run.objects.create(task=task, kind=RunKind.SUBMISSION, status=JobStatus.RUNNING, attempts=1)
     for case in task.dataset.cases.all():
@@ -318,12 +293,26 @@ def test_succeeded_run_is_evaluated_by_a_real_worker(celery_worker):
     run.transition(JobStatus.SUCCEEDED)  # commits → signal → evaluation queued on the metrics queue
 
     evaluation = wait_for_job(Evaluation, evaluation_of(run, timeout=60).pk, timeout=120)
-    assert evaluation is not None, celery_worker.read_log()[-3000:]
-    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error + celery_worker.read_log()[-3000:]
-    assert evaluation.progress_done == evaluation.progress_total
-    metrics = set(MetricResult.objects.filter(run=run).values_list("metric", flat=True))
-    assert {"psnr", "ssim", "mse", "mae", "nmse", "frd", "kid"} <= metrics
-    assert "metrics" in celery_worker.read_log() or evaluation.worker
+    assert evaluation is not None, worker.read_log()[-3000:]
+    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error + worker.read_log()[-3000:]
+    assert evaluation.progress_done == evaluation.progress_total > 0
+    assert jobs.kind_of(Evaluation).queue_for(evaluation) == "metrics"
+    # Claimed by one of this worker's pool processes, once, after the worker received the task.
+    host, _, pid = evaluation.worker.rpartition(":")
+    assert host == socket.gethostname() and parent_pid(int(pid)) == worker.process.pid
+    assert evaluation.attempts == 1 and f"attempt 1 on {evaluation.worker}" in evaluation.log
+    assert re.search(r"Task core\.execute_job\[[0-9a-f-]+\] received", worker.read_log())
+
+    pixel_metrics = set(MetricResult.objects.filter(run=run, extractor="").values_list("metric", flat=True))
+    assert {"psnr", "ssim", "mse", "mae", "nmse"} <= pixel_metrics
+    # The radiomics extractor ran: its feature metrics are stored with finite values, its features cached.
+    radiomics = {r.metric: r for r in MetricResult.objects.filter(run=run, extractor="radiomics")}
+    assert set(radiomics) == {"frd", "kid", "precision", "recall"}
+    assert all(r.value is not None and math.isfinite(r.value) and r.n_cases == 4 for r in radiomics.values())
+    assert radiomics["frd"].value > 0  # outputs are 0.9 × the references, not the references
+    assert FeatureSet.objects.get(run=run, extractor="radiomics").n == 4
+    assert FeatureSet.objects.get(dataset=task.dataset, extractor="radiomics").n == 4
+    assert list(evaluation.unavailable) == ["inception_v3"]  # no weights configured in the tests
 
 
 @pytest.mark.django_db
@@ -332,7 +321,10 @@ def test_configured_extractors_only_are_listed():
     task = phantom_task(n_cases=3, data_range=1.5)
     run = succeeded_run(task, noisy(0.05))
     evaluation = evaluate(run)
-    assert evaluation.unavailable == {} or "inception_v3" not in evaluation.unavailable
+    assert evaluation.unavailable == {}  # inception_v3 is not configured, so not listed as missing
+    extractors = set(MetricResult.objects.filter(run=run, tier="feature").values_list("extractor", flat=True))
+    assert extractors == {"radiomics"}
+    assert set(FeatureSet.objects.filter(run=run).values_list("extractor", flat=True)) == {"radiomics"}
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ our own static plotly.js."""
 import numpy as np
 import pytest
 
-from tests.support.browser import chromium_page, have_chromium
+from tests.support.browser import chromium_page
 from tests.support.factories import make_task
 from tests.support.leaderboard_data import add_scored_run
 
@@ -12,8 +12,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_leaderboard_renders_rows_sorts_by_a_column_and_draws_its_plots(site):
-    if not have_chromium():
-        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
     task = make_task(n_cases=8, primary_metric="ssim", metrics=["psnr", "ssim"])
     rng = np.random.default_rng(0)
     for name, quality, latency in (("alpha", 0.9, 30.0), ("bravo", 0.7, 3.0), ("charlie", 0.5, 10.0)):

@@ -1,48 +1,26 @@
 """Dataset import and reading through the REST API."""
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
-from rest_framework.authtoken.models import Token
 
-from inference.models import Case, CaseImage, Dataset
+from inference.models import Case, CaseImage, Dataset, Task
+from tests.support.api import assert_refused
+from tests.support.factories import make_task
+from tests.support.files import float32_npy, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
-    return api_client
-
-
-def zip_bytes(files):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    buffer.seek(0)
-    buffer.name = "upload.zip"
-    return buffer
-
-
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, dtype=np.float32))
-    return buffer.getvalue()
-
-
 def test_dataset_upload_with_real_dicom_and_npy_cases(staff_api):
     upload = zip_bytes(
         {
             "mr/input.dcm": (PYDICOM_FILES / "MR_small.dcm").read_bytes(),
-            "mr/reference.npy": npy(np.ones((1, 64, 64))),
+            "mr/reference.npy": float32_npy(np.ones((1, 64, 64))),
             "ct/input.dcm": (PYDICOM_FILES / "CT_small.dcm").read_bytes(),
         }
     )
@@ -64,7 +42,7 @@ def test_dataset_upload_with_real_dicom_and_npy_cases(staff_api):
 def test_dataset_upload_with_a_truncated_dicom_stores_nothing_and_lists_the_error(staff_api):
     upload = zip_bytes(
         {
-            "good/input.npy": npy(np.ones((1, 8, 8))),
+            "good/input.npy": float32_npy(np.ones((1, 8, 8))),
             "bad/input.dcm": (PYDICOM_FILES / "MR_truncated.dcm").read_bytes(),
         }
     )
@@ -83,11 +61,10 @@ def test_dataset_upload_of_a_zip_with_a_path_escape_is_refused(staff_api):
 
 
 def test_tasks_and_cases_are_listed_for_anonymous_users_on_public_tasks(api_client):
-    from tests.support.factories import make_task
-
     task = make_task(n_cases=2)
     tasks = api_client.get("/api/tasks/").json()["results"]
     assert [t["slug"] for t in tasks] == [task.slug]
     cases = api_client.get(f"/api/cases/?dataset={task.dataset_id}").json()
     assert cases["count"] == 2
-    assert api_client.post("/api/tasks/", {"slug": "x", "name": "x", "kind": "synthesis"}).status_code in (401, 403)
+    assert_refused(api_client.post("/api/tasks/", {"slug": "x", "name": "x", "kind": "synthesis"}), "anonymous")
+    assert not Task.objects.filter(slug="x").exists()

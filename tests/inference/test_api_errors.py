@@ -3,19 +3,12 @@
 import json
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from core.models import JobStatus
 from inference.models import Run, RunKind, Task
 from tests.support.factories import Scale, make_task, save_torchscript
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
-    return api_client
 
 
 def deep_json(depth):

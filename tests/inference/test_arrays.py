@@ -30,9 +30,13 @@ def make_run(task, arrays_by_case, name="run"):
 
 
 def floats(response, shape):
+    """The float32 plane a data response carries, after checking its headers describe it."""
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/octet-stream"
     assert response["X-Array-Shape"] == ",".join(map(str, shape))
+    assert response["X-Array-Dtype"] == "<f4"
+    assert response["Cache-Control"] == "private, max-age=300"
+    assert len(response.content) == 4 * int(np.prod(shape))
     return np.frombuffer(response.content, dtype="<f4").reshape(shape)
 
 
@@ -172,8 +176,11 @@ def test_bad_slice_is_a_400_with_a_message(client, volume_case, value, message):
 
 def test_a_2d_image_has_one_slice(client):
     image = make_task(n_cases=1, shape=(1, 4, 4)).dataset.cases.get().image(ImageRole.INPUT)
-    assert client.get(f"/api/arrays/case-images/{image.pk}/data/?slice=0").status_code == 200
-    assert client.get(f"/api/arrays/case-images/{image.pk}/data/?slice=1").status_code == 400
+    plane = floats(client.get(f"/api/arrays/case-images/{image.pk}/data/?slice=0"), (4, 4))
+    np.testing.assert_array_equal(plane, image.load()[0])
+    np.testing.assert_array_equal(floats(client.get(f"/api/arrays/case-images/{image.pk}/data/"), (4, 4)), plane)
+    refused = client.get(f"/api/arrays/case-images/{image.pk}/data/?slice=1")
+    assert refused.status_code == 400 and "out of range" in refused.json()["detail"]
 
 
 def test_private_task_arrays_are_404_for_anonymous_users_and_readable_by_staff(client, staff_user):
@@ -198,8 +205,19 @@ def test_private_task_arrays_are_404_for_anonymous_users_and_readable_by_staff(c
             assert client.get(url).json() == {"detail": "Not found."}
             assert client.get(url + "data/").status_code == 404, url
     client.force_login(staff_user)
-    for url in urls:
-        assert client.get(url).status_code == 200, url
+    expected = {  # what staff get from each array endpoint: the stored arrays
+        urls[0]: case.image(ImageRole.INPUT).load()[0],
+        urls[1]: samples[0][0],
+        urls[2]: np.abs(samples[0][0] - case.image(ImageRole.REFERENCE).load()[0]),
+        urls[3]: np.full((6, 6), 0.7, np.float32),
+    }
+    for url, plane in expected.items():
+        header = client.get(url).json()
+        assert header["shape"] == [6, 6] and header["data_url"] == url + "data/", url
+        np.testing.assert_allclose(floats(client.get(url + "data/"), (6, 6)), plane, atol=1e-6, err_msg=url)
+    for url in urls[4:]:
+        page = client.get(url)
+        assert page.status_code == 200 and "viewer-config" in page.content.decode(), url
 
 
 def test_memory_mapped_slices_read_only_the_picked_slices(tmp_path):
@@ -253,8 +271,13 @@ def test_case_view_of_a_stochastic_run_shows_input_output_reference_difference_a
     groups = [v["voiGroup"] for v in config["viewports"]]
     assert groups[1] == groups[2] == "image" and config["viewports"][2]["windowLeader"] is True
     assert len(set(groups)) == 4  # input, image (output + reference), difference, uncertainty
-    for url in urls:
-        assert client.get(url).status_code == 200
+    reference = case.image(ImageRole.REFERENCE).load()[0]
+    shown = [case.image(ImageRole.INPUT).load()[0], samples[1][0], reference, np.abs(samples[1][0] - reference)]
+    shown.append(np.full((8, 8), 0.14, np.float32))
+    for url, plane in zip(urls, shown, strict=True):
+        header = client.get(url).json()
+        assert header["shape"] == [8, 8], url
+        np.testing.assert_allclose(floats(client.get(header["data_url"]), (8, 8)), plane, atol=1e-6, err_msg=url)
     content = response.content.decode()
     assert 'data-metric="psnr"' in content and "21.50" in content and 'id="next-case"' in content
 

@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from inference.models import Case, CaseImage, Dataset
 from inference.services import datasets as dataset_service
 from inference.services.datasets import DatasetImportError, import_dataset
+from tests.support.files import npy_bytes, write_zip
 
 pytestmark = pytest.mark.django_db
 
@@ -31,12 +32,6 @@ def media(settings, tmp_path):
 
 def media_files(media):
     return sorted(path.relative_to(media).as_posix() for path in media.rglob("*") if path.is_file())
-
-
-def npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def png_bytes(array):
@@ -79,13 +74,6 @@ def case_layout_entries():
     for k, pixels in reversed(list(enumerate(SERIES))):
         entries[f"c2/input/slice{k}.dcm"] = dicom_slice_bytes(pixels, z=2.0 * k)
     return entries
-
-
-def write_zip(path, entries):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return path
 
 
 @pytest.fixture

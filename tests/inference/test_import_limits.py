@@ -37,6 +37,7 @@ from inference.services.datasets import DatasetImportError as ImportRefused
 from inference.services.datasets import import_dataset, import_limits
 from inference.services.submissions import create_submission
 from tests.support.factories import make_task
+from tests.support.files import npy_bytes
 from tests.support.jobs import run_job
 
 from . import bombs
@@ -44,12 +45,6 @@ from .test_importers import PYDICOM_FILES, write_series
 
 DEFAULT_VOXELS = f"{512**3:,}"
 SMALL_ALLOCATION = 16 * 1024**2
-
-
-def npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array))
-    return buffer.getvalue()
 
 
 class Refusal:

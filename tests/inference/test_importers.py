@@ -26,6 +26,7 @@ from inference.importers import (
     safe_extract_zip,
     scan_dataset,
 )
+from tests.support.files import write_zip
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"
@@ -111,13 +112,6 @@ def save_nifti(path, data, zooms=(1.0, 1.0, 1.0), affine=None):
 def save_npy(path, array):
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, array)
-    return path
-
-
-def write_zip(path, entries):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return path
 
 

@@ -17,27 +17,12 @@ from evaluation.models import MetricResult
 from inference.models import CaseImage, ImageRole, Membership, MemberStatus, Phase, Run, RunKind
 from inference.services import participation
 from tests.support.factories import add_image, make_task
+from tests.support.files import outputs_zip
 from tests.support.jobs import run_job
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-enough-passphrase"
-
-
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, dtype=np.float32))
-    return buffer.getvalue()
-
-
-def outputs_zip(task, value=0.5):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for case in task.dataset.cases.all():
-            archive.writestr(f"{case.case_id}.npy", npy(np.full(case.images.get(role="input").shape, value)))
-    buffer.seek(0)
-    buffer.name = "outputs.zip"
-    return buffer
 
 
 def participant_api(username="alice"):
@@ -238,7 +223,8 @@ def test_others_runs_of_a_hidden_task_are_on_the_board_but_not_open(django_user_
     alices = submit(alice, task).json()["id"]
     assert bob.get(f"/api/runs/{alices}/").status_code == 404
     assert bob.get(f"/api/runs/{alices}/outputs/").status_code == 404
-    assert alice.get(f"/api/runs/{alices}/").status_code == 200
+    own = alice.get(f"/api/runs/{alices}/")
+    assert own.status_code == 200 and own.json()["id"] == alices
 
 
 # --- the leaderboard ------------------------------------------------------------------------------

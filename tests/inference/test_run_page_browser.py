@@ -2,7 +2,6 @@
 static/js/job_progress.js follows every job on the page (run, evaluation, downstream) until the
 API says it is final."""
 
-import shutil
 import threading
 import time
 
@@ -18,12 +17,6 @@ from tests.support.browser import chromium_page
 from tests.support.factories import Slow, make_task, save_torchscript
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_chromium():
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
 
 
 @pytest.mark.worker

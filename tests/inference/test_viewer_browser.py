@@ -16,16 +16,10 @@ from core.models import JobStatus
 from evaluation.models import CaseResult
 from inference.models import Case, CaseOutput, ImageRole, Run
 from inference.storage import save_array
-from tests.support.browser import chromium_page, have_chromium
+from tests.support.browser import chromium_page
 from tests.support.factories import TaskFactory, add_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_chromium():
-    if not have_chromium():
-        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
 
 
 def phantom(shape, seed):

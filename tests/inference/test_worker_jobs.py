@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from core import jobs
 from core.models import JobStatus
@@ -11,28 +10,11 @@ from core.tasks import execute_job
 from inference.models import CaseOutput, GenerativeModel, ModelStatus, Run
 from inference.services import runs
 from tests.support.factories import Scale, Slow, WrongShape, make_task, save_torchscript
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import wait_for_job, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
-
-
-def wait_until(predicate, timeout=60, poll=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    token = Token.objects.create(user=staff_user)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return api_client
 
 
 def upload(staff_api, task, path, **fields):

@@ -100,7 +100,8 @@ def test_non_staff_editors_need_the_permission_and_see_only_their_studies(client
     participation.add_organiser(task, user=editor)
     assert client.post("/studies/new/", form_data(task, runs)).status_code == 302
     mine = ReaderStudy.objects.get()
-    assert client.get(f"/studies/{mine.pk}/").status_code == 200
+    page = client.get(f"/studies/{mine.pk}/")
+    assert page.status_code == 200 and mine.title in page.content.decode()
     others = ReaderStudy.objects.create(title="not yours", task=task, design="turing")
     assert client.get(f"/studies/{others.pk}/").status_code == 404
     assert client.post(f"/studies/{others.pk}/start/").status_code == 404

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 
 from inference.models import Case, ImageRole
 from readerstudy import views
-from readerstudy.models import Assignment, ImageSource, ReaderSession, ReaderStudy, StudyImage, StudyStatus
+from readerstudy.models import Answer, Assignment, ImageSource, ReaderSession, ReaderStudy, StudyImage, StudyStatus
 from readerstudy.services import build, publishing, studies
 from readerstudy.services.reading import reader_session, state, submit
 from tests.support.study_data import answer_for, form_data, make_reader, make_study, make_study_task
@@ -86,28 +86,30 @@ def test_a_non_staff_creator_cannot_list_themselves_as_a_reader(client):
     task, runs = make_study_task(n_cases=10, n_runs=1)
     client.force_login(creator)
     response = client.post("/studies/new/", _form_data(task, runs, readers=[creator.pk]))
-    study = ReaderStudy.objects.filter(title="Review study").first()
-    assert response.status_code == 200 and study is None, "the creator was accepted as a reader of their own study"
+    assert response.status_code == 200
+    assert response.context["form"].errors["readers"] == ["A reader cannot also edit the study: creator."]
+    assert not ReaderStudy.objects.filter(title="Review study").exists()
 
 
 # --- Bad input -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field,value", [("seed", "-1"), ("real_ratio", "1e308")])
-def test_study_settings_the_form_accepts_do_not_crash_the_start(staff_client, field, value):
-    """A negative seed (numpy's default_rng refuses it) or a huge real ratio (round(inf)) passes the form and then
-    raises ValueError/OverflowError in freeze: a 500 instead of a message."""
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("seed", "-1", "Ensure this value is greater than or equal to 0."),
+        ("real_ratio", "1e308", "Ensure this value is less than or equal to 20."),
+    ],
+)
+def test_study_settings_that_would_crash_the_start_are_refused_by_the_form(staff_client, field, value, message):
+    """A negative seed (numpy's default_rng refuses it) or a huge real ratio (round(inf)) used to pass the form and
+    then raise ValueError/OverflowError in freeze: a 500 instead of a message. The form refuses them now."""
     staff_client.raise_request_exception = False
     task, runs = make_study_task(n_cases=10, n_runs=1)
     response = staff_client.post("/studies/new/", _form_data(task, runs, **{field: value}))
-    study = ReaderStudy.objects.filter(title="Review study").first()
-    if response.status_code == 200:  # fixed: the form refuses it
-        assert study is None
-        return
-    response = staff_client.post(f"/studies/{study.pk}/start/")
-    assert response.status_code < 500
-    study.refresh_from_db()
-    assert study.status == StudyStatus.DRAFT
+    assert response.status_code == 200
+    assert response.context["form"].errors == {field: [message]}
+    assert not ReaderStudy.objects.exists()
 
 
 @pytest.mark.parametrize("key", [["realism"], {"k": 1}])
@@ -117,6 +119,7 @@ def test_likert_scale_with_an_unhashable_key_is_a_form_error(staff_client, key):
     scales = [{"key": key, "label": "Realism", "anchors": ["a", "b", "c", "d", "e"]}]
     response = staff_client.post("/studies/new/", _form_data(task, runs, design="likert", scales=json.dumps(scales)))
     assert response.status_code == 200
+    assert response.context["form"].errors == {"__all__": ["A scale's key and label are non-empty texts."]}
     assert not ReaderStudy.objects.exists()
 
 
@@ -132,9 +135,14 @@ def reading(client):
 def test_deeply_nested_json_body_is_a_400_not_a_500(reading):
     study, _reader, client = reading
     client.raise_request_exception = False
+    session = reader_session(study.uid, _reader)
     for url in (f"/api/read/{study.uid}/answers/", f"/api/read/{study.uid}/draft/"):
         response = _post(client, url, "[" * 100_000 + "]" * 100_000)
         assert response.status_code == 400, (url, response.status_code)
+        assert response.json() == {"detail": "The request body must be JSON."}
+    assert not Answer.objects.exists()
+    session.refresh_from_db()
+    assert session.answered == 0 and not session.assignments.exclude(draft=None).exists()
 
 
 def test_huge_integer_mark_coordinate_is_a_400_not_a_500(client):
@@ -148,18 +156,25 @@ def test_huge_integer_mark_coordinate_is_a_400_not_a_500(client):
     body = '{"item": "%s", "key": "k1", "answer": {"marks": [{"type": "point", "slice": 0, "points": [[1%s, 2]]}]}}'
     response = _post(client, f"/api/read/{study.uid}/answers/", body % (token, "0" * 400))
     assert response.status_code == 400
-    assert not study.sessions.get().answers.exists()
+    assert response.json() == {"detail": "A mark lies outside the image."}
+    assert not Answer.objects.exists()
 
 
 def test_a_null_idempotency_key_is_refused(reading):
     """`str(body.get("key", ""))` turns null into the key "None": accepted once, after which every null-key answer
     is taken as a replay and silently dropped (200, nothing stored)."""
     study, _reader, client = reading
+    url = f"/api/read/{study.uid}/answers/"
     token = _current(client, study)["item"]["token"]
-    response = _post(
-        client, f"/api/read/{study.uid}/answers/", {"item": token, "answer": answer_for("turing"), "key": None}
-    )
-    assert response.status_code == 400
+    for _ in range(2):  # refused every time: not stored once and then dropped as a replay
+        response = _post(client, url, {"item": token, "answer": answer_for("turing"), "key": None})
+        assert response.status_code == 400
+        assert response.json()["detail"] == "'key' must be a non-empty string."
+        assert not Answer.objects.exists()
+    assert _current(client, study)["item"]["token"] == token  # still the item to answer
+    # The same answer with a real key is stored once.
+    assert _post(client, url, {"item": token, "answer": answer_for("turing"), "key": "k1"}).status_code == 200
+    assert Answer.objects.filter(assignment__token=token).count() == 1
 
 
 def test_reusing_an_idempotency_key_for_another_item_does_not_silently_drop_the_answer(reading):
@@ -169,9 +184,12 @@ def test_reusing_an_idempotency_key_for_another_item_does_not_silently_drop_the_
     assert _post(client, url, {"item": first, "answer": answer_for("turing"), "key": "same"}).status_code == 200
     second = _current(client, study)["item"]["token"]
     response = _post(client, url, {"item": second, "answer": answer_for("turing"), "key": "same"})
-    stored = Assignment.objects.get(token=second)
-    # Either the answer is stored, or the client is told (4xx) that the key belongs to another item.
-    assert hasattr(stored, "answer") or response.status_code >= 400, response.json()
+    # Not dropped silently: the client is told that the key belongs to another item, and nothing is stored for it.
+    assert response.status_code == 409, response.json()
+    assert response.json()["detail"] == "This idempotency key was used for another item: send a new key per answer."
+    assert response.json()["state"]["item"]["token"] == second and response.json()["state"]["done"] == 1
+    assert not hasattr(Assignment.objects.get(token=second), "answer")
+    assert Answer.objects.count() == 1
 
 
 # --- State machine and atomicity -----------------------------------------------------------------------------------
@@ -227,6 +245,11 @@ def test_reopening_a_published_study_does_not_leave_stale_results_on_the_leaderb
             session.refresh_from_db()
     studies.close(study)
     publishing.publish(study)
-    staff_client.post(f"/studies/{study.pk}/reopen/")
+    response = staff_client.post(f"/studies/{study.pk}/reopen/", follow=True)
     study.refresh_from_db()
-    assert study.status == StudyStatus.CLOSED or study.published_at is None
+    # Refused with the reason: a published study stays closed (and published).
+    assert study.status == StudyStatus.CLOSED and study.published_at is not None
+    assert [str(m) for m in response.context["messages"]] == [
+        "Its results were published, which showed its readers the images' sources; a reopened study would not be "
+        "blind. Start a new study instead."
+    ]

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from readerstudy.models import Answer, Assignment
-from tests.support.browser import chromium_page, have_chromium
+from tests.support.browser import chromium_page
 from tests.support.study_data import make_reader, make_study, make_study_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,12 +19,6 @@ PASSWORD = "reader-pass-123"
 #: What must never reach a reader's browser: the run names and case ids of tests/study_data.py.
 SECRETS = ("Model A", "Model B", "case0")
 VIEWPORT = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(autouse=True)
-def _needs_chromium():
-    if not have_chromium():
-        pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh)")
 
 
 def log_in(page, site, username, password=PASSWORD):

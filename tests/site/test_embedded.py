@@ -2,7 +2,6 @@
 starting its own worker. `make test` runs these in a second pass with the environment cleared."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from inference.services.artifacts import register_model
 from tests.conftest import ROOT
 from tests.support.factories import Scale, make_task, save_torchscript
 from tests.support.jobs import wait_for_job
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
@@ -47,12 +47,6 @@ def test_run_through_a_worker_on_the_filesystem_broker(celery_worker, tmp_path):
     run = wait_for_job(Run, run.pk, timeout=90)
     assert run.status == JobStatus.SUCCEEDED, run.error + celery_worker.read_log()[-2000:]
     assert CaseOutput.objects.filter(run=run).count() == 4
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_starts_the_site_and_its_own_worker(tmp_path):

@@ -9,9 +9,7 @@ participant with a run, a baseline), a running reader study on a task of its own
 reader), and staff.
 """
 
-import io
 import json
-import zipfile
 from datetime import timedelta
 
 import numpy as np
@@ -31,6 +29,7 @@ from inference.services.runs import store_output
 from inference.storage import save_array
 from readerstudy.models import Assignment, Invitation
 from tests.support.factories import make_task
+from tests.support.files import outputs_zip
 from tests.support.study_data import make_reader, make_study, make_study_task
 
 pytestmark = pytest.mark.django_db
@@ -257,18 +256,6 @@ def test_every_route_has_an_entry():
     assert declared - route_names() == set(), "entries for routes that no longer exist"
 
 
-def outputs_zip(task):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for case in task.dataset.cases.all():
-            out = io.BytesIO()
-            np.save(out, np.zeros((1, 8, 8), np.float32))
-            archive.writestr(f"{case.case_id}.npy", out.getvalue())
-    buffer.seek(0)
-    buffer.name = "outputs.zip"
-    return buffer
-
-
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
     """Built once for the module inside an outer transaction (as Django's setUpTestData does): each test's
@@ -357,7 +344,7 @@ def request_body(body, objects, task):
     if body == "draft":
         return {"item": objects["item_token"], "answer": {"not": "an answer"}}, "application/json"
     if body == "submission":
-        return {"task": task.slug, "name": "m", "file": outputs_zip(task)}, None
+        return {"task": task.slug, "name": "m", "file": outputs_zip(task, value=0.0)}, None
     return body, "application/json" if body is not None else None
 
 

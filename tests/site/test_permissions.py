@@ -1,10 +1,13 @@
 """Anonymous users and readers can read public tasks but cannot upload or start anything."""
 
-import pytest
-from rest_framework.authtoken.models import Token
+import pickle
 
-from inference.models import GenerativeModel, ModelStatus, Run
+import pytest
+
+from inference.models import Dataset, GenerativeModel, ModelStatus, Run
 from inference.services import artifacts
+from inference.services.runs import create_run
+from tests.support.api import assert_refused, token_client
 from tests.support.factories import Scale, make_task, save_onnx_scale, save_torchscript
 from tests.support.jobs import validate
 
@@ -25,11 +28,6 @@ def valid_model(task, tmp_path):
     return GenerativeModel.objects.get(pk=model.pk)
 
 
-def token_client(api_client, user):
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return api_client
-
-
 def model_form(task, path):
     return {"name": "m", "task": task.slug, "file": open(path, "rb"), "spatial_shape": "[16, 16]"}
 
@@ -39,9 +37,7 @@ def test_non_staff_cannot_upload_a_model_through_the_api(who, api_client, reader
     if who == "reader":
         token_client(api_client, reader_user)
     path = save_torchscript(Scale(), tmp_path / "s.pt")
-    response = api_client.post("/api/models/", model_form(task, path), format="multipart")
-    assert response.status_code in (401, 403)
-    assert "detail" in response.json()
+    assert_refused(api_client.post("/api/models/", model_form(task, path), format="multipart"), who)
     assert not GenerativeModel.objects.exists()
 
 
@@ -49,12 +45,10 @@ def test_non_staff_cannot_upload_a_model_through_the_api(who, api_client, reader
 def test_non_staff_cannot_start_or_cancel_runs_through_the_api(who, api_client, reader_user, valid_model):
     if who == "reader":
         token_client(api_client, reader_user)
-    assert api_client.post("/api/runs/", {"model": valid_model.pk}, format="json").status_code in (401, 403)
+    assert_refused(api_client.post("/api/runs/", {"model": valid_model.pk}, format="json"), who)
     assert not Run.objects.exists()
-    from inference.services.runs import create_run
-
     run = create_run(valid_model)
-    assert api_client.post(f"/api/runs/{run.pk}/cancel/").status_code in (401, 403)
+    assert_refused(api_client.post(f"/api/runs/{run.pk}/cancel/"), who)
     run.refresh_from_db()
     assert run.status == "queued"
 
@@ -66,10 +60,11 @@ def test_non_staff_cannot_upload_datasets_or_submissions(who, api_client, reader
     archive = tmp_path / "x.zip"
     archive.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     with open(archive, "rb") as handle:
-        assert api_client.post("/api/datasets/", {"name": "d", "file": handle}).status_code in (401, 403)
+        assert_refused(api_client.post("/api/datasets/", {"name": "d", "file": handle}), who)
     with open(archive, "rb") as handle:
         data = {"task": task.slug, "name": "s", "file": handle}
-        assert api_client.post("/api/submissions/", data).status_code in (401, 403)
+        assert_refused(api_client.post("/api/submissions/", data), who)
+    assert list(Dataset.objects.all()) == [task.dataset] and not Run.objects.exists()
 
 
 def test_non_staff_pages_do_not_offer_or_accept_uploads_and_runs(client, reader_user, valid_model, tmp_path):
@@ -86,8 +81,6 @@ def test_non_staff_pages_do_not_offer_or_accept_uploads_and_runs(client, reader_
 
 
 def test_anonymous_reads_public_runs_but_not_private_ones(api_client, valid_model, tmp_path):
-    from inference.services.runs import create_run
-
     public_run = create_run(valid_model)
     private_task = make_task(n_cases=1, is_public=False)
     hidden = artifacts.register_model(
@@ -106,7 +99,9 @@ def test_anonymous_reads_public_runs_but_not_private_ones(api_client, valid_mode
     assert api_client.get(f"/api/runs/{private_run.pk}/").status_code == 404
     assert api_client.get(f"/runs/{private_run.pk}/").status_code == 404
     assert api_client.get(f"/tasks/{private_task.slug}/").status_code == 404
-    assert api_client.get(f"/runs/{public_run.pk}/").status_code == 200
+    page = api_client.get(f"/runs/{public_run.pk}/")
+    assert page.status_code == 200 and page.context["run"] == public_run
+    assert valid_model.name in page.content.decode() and private_task.name not in page.content.decode()
 
 
 def test_staff_uploads_a_model_and_starts_a_run_from_the_pages(staff_client, task, tmp_path):
@@ -132,12 +127,11 @@ def test_staff_uploads_a_model_and_starts_a_run_from_the_pages(staff_client, tas
     run = Run.objects.get(model=model)
     assert response.url == f"/runs/{run.pk}/"
     assert run.status == "queued"
-    assert staff_client.get(f"/runs/{run.pk}/").status_code == 200
+    page = staff_client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200 and page.context["run"] == run and "page-model" in page.content.decode()
 
 
 def test_pickle_upload_is_refused_with_a_message(staff_client, api_client, staff_user, task, tmp_path):
-    import pickle
-
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     token_client(api_client, staff_user)

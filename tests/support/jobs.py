@@ -1,5 +1,7 @@
 """Running and waiting for jobs in tests, through the same `core.jobs` a worker uses."""
 
+import time
+
 from core import jobs
 from inference.models import GenerativeModel
 
@@ -18,3 +20,13 @@ def validate(model):
 def wait_for_job(model, pk, timeout=60.0):
     """The job once it is final (or when the time is up), waited for by polling the database."""
     return jobs.wait_for(model, [pk], timeout=timeout)[0]
+
+
+def wait_until(predicate, timeout=90.0, poll=0.1, what="condition"):
+    """`predicate()`'s first true value, polled every `poll` s; an AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what} not reached in {timeout} s")
