@@ -22,7 +22,6 @@ under 2 busy cores (bench/load.py); the bytes served must equal the peer's exact
 import argparse
 import os
 import sys
-import tempfile
 import tracemalloc
 from pathlib import Path
 from time import perf_counter
@@ -30,7 +29,7 @@ from time import perf_counter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads  # noqa: E402
+from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads, setup_django  # noqa: E402
 
 
 def percentiles(times_s):
@@ -68,27 +67,14 @@ def main():
     args.requests = args.requests or (50 if args.quick else 200)
     set_threads(args.threads)
 
-    data_dir = tempfile.mkdtemp(prefix="medgen-bench-")
-    os.environ["MEDGEN_DATA_DIR"] = data_dir
-    os.environ.pop("MEDIA_ROOT", None)
-    os.environ["CELERY_BROKER_URL"] = "memory://"
-    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
-
-    import django
-
-    django.setup()
+    data_dir = setup_django("medgen-bench-", sqlite=False)  # PostgreSQL when DATABASE_URL is set
     import numpy as np
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
     from inference.models import Case, CaseImage, Dataset, ImageRole, Task, TaskKind
     from inference.storage import load_array, save_array
 
-    setup_test_environment()  # allows the test Client's host name
-    call_command("migrate", verbosity=0)
     print(f"database: {connection.vendor}; media in {data_dir}")
 
     rng = np.random.default_rng(0)

@@ -18,16 +18,14 @@ printed should be about 1). The bytes served are checked to have the same length
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads  # noqa: E402
+from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads, setup_django  # noqa: E402
 
 
 def main():
@@ -38,25 +36,12 @@ def main():
     n = args.requests or (150 if args.quick else 300)
     set_threads(args.threads)
 
-    os.environ["MEDGEN_DATA_DIR"] = tempfile.mkdtemp(prefix="medgen-bench-blinding-")
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("MEDIA_ROOT", None)
-    os.environ["CELERY_BROKER_URL"] = "memory://"
-    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    setup_django("medgen-bench-blinding-")
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
     from readerstudy.models import Assignment, ImageSource
     from tests.support.study_data import make_reader, make_study, make_study_task
 
-    setup_test_environment()  # allows the test Client's host name
-    call_command("migrate", verbosity=0)
     reader = make_reader()
     task, runs = make_study_task(n_cases=12, n_runs=2, shape=(1, 128, 128))
     study = make_study(task, runs, readers=[reader], items_per_model=4, attention_checks=1, repeated_items=2)

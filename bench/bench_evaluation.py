@@ -18,14 +18,13 @@ mean SSIM and PSNR against scikit-image's over the same cases, within 1e-6 absol
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads  # noqa: E402
+from bench.load import Measure, add_arguments, run_quiet_and_loaded, set_threads, setup_django  # noqa: E402
 
 
 def main():
@@ -38,17 +37,7 @@ def main():
         args.cases = 10
     set_threads(args.threads)
 
-    data_dir = tempfile.mkdtemp(prefix="medgen-bench-")
-    os.environ["MEDGEN_DATA_DIR"] = data_dir
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["CELERY_BROKER_URL"] = "memory://"  # jobs are run in-process below
-    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
-    os.environ["MEDGEN_FEATURE_EXTRACTORS"] = "radiomics"
-
-    import django
-
-    django.setup()
+    setup_django("medgen-bench-", MEDGEN_FEATURE_EXTRACTORS="radiomics")  # jobs are run in-process below
     import numpy as np
     from django.core.management import call_command
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -59,7 +48,6 @@ def main():
     from evaluation.models import Evaluation, MetricResult
     from inference.models import ImageRole, ModelValidation, Run, Task
 
-    call_command("migrate", verbosity=0)
     started = time.monotonic()
     call_command("seed_demo", "--fast", "--cases", str(args.cases), "--volumes", "0", stdout=open(os.devnull, "w"))
     print(f"demo built in {time.monotonic() - started:.0f} s ({args.cases} cases of 128 × 128)")

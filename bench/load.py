@@ -242,3 +242,30 @@ def run_quiet_and_loaded(fn, *, bench: str | None = None, busy: int = BUSY, load
         print("results disagree with the peer", file=sys.stderr)
         raise SystemExit(1)
     return quiet + (measured or [])
+
+
+def setup_django(prefix: str, *, sqlite: bool = True, **environ: str) -> str:
+    """Django for a bench, in a throw-away data directory: jobs in-process (memory broker), a bench-only
+    secret key, `environ` set, the database migrated; SQLite there unless `sqlite` is False (then
+    DATABASE_URL, when set, is used). Returns the data directory."""
+    import tempfile
+
+    data_dir = tempfile.mkdtemp(prefix=prefix)
+    os.environ["MEDGEN_DATA_DIR"] = data_dir
+    if sqlite:
+        os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("MEDIA_ROOT", None)
+    os.environ["CELERY_BROKER_URL"] = "memory://"
+    os.environ.setdefault("SECRET_KEY", "medgen-bench-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medgen_site.settings")
+    os.environ.update(environ)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # allows the test Client's host name
+    call_command("migrate", verbosity=0)
+    return data_dir
