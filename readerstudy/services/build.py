@@ -53,9 +53,6 @@ def freeze(study: ReaderStudy) -> ReaderStudy:
             if study.status != StudyStatus.DRAFT:
                 raise StudyError("The study has already started: its items are frozen.")
             check_ready(study)
-            editing = [user.username for user in study.readers.all() if study.is_editor(user)]
-            if editing:
-                raise StudyError(f"Editors of the study cannot read it: {', '.join(editing)}.")
             builder = _Builder(study)
             _build_items(study, builder)
             _refuse_exposed(study)
