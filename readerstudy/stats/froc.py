@@ -193,10 +193,22 @@ def _collect(marks, lesions, cases, readers=None, modalities=None) -> _Froc:
     return _Froc(readers, modalities, normal, abnormal, fp, tp, ll, lesion_case, weight)
 
 
-def _psi(fp, ll):
-    """ψ(FP_n, LL_l) for every normal case × lesion: (..., K1, L); ties (−∞ included) ½."""
-    x, y = fp[..., :, None], ll[..., None, :]
-    return (y > x) + 0.5 * (y == x)
+def _placements(fp, ll, coef):
+    """ψ summed both ways for one modality × reader, by sorting (O((K1 + L) log), no K1 × L matrix).
+
+    fp: (K1,) normal-case ratings, ll: (L,) lesion ratings, coef: (L,) lesion coefficients.
+    Returns v (L,) = mean over normal cases of ψ(FP_n, LL_l), and row (K1,) = Σ_l coef_l ψ(FP_n, LL_l).
+    """
+    fs = np.sort(fp)
+    below = np.searchsorted(fs, ll, side="left")  # normal cases rated below each lesion
+    tied = np.searchsorted(fs, ll, side="right") - below  # −∞ = −∞ counts as a tie
+    v = (below + 0.5 * tied) / fp.size
+    order = np.argsort(ll, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(coef[order])])
+    lo = np.searchsorted(ll[order], fp, side="left")
+    hi = np.searchsorted(ll[order], fp, side="right")
+    row = (cum[-1] - cum[hi]) + 0.5 * (cum[hi] - cum[lo])
+    return v, row
 
 
 def _full_and_loo(data: _Froc, fom: str):
@@ -208,26 +220,25 @@ def _full_and_loo(data: _Froc, fom: str):
         loo_neg = (k1 * theta[..., None] - v01) / (k1 - 1) if k1 > 1 else np.full(v01.shape, np.nan)
         loo_pos = (k2 * theta[..., None] - v10) / (k2 - 1) if k2 > 1 else np.full(v10.shape, np.nan)
         return theta, np.concatenate([loo_neg, loo_pos], axis=-1)
-    psi = _psi(data.fp, data.ll)  # (t, r, K1, L)
-    per_case = np.zeros((data.ll.shape[-1], k2))
-    per_case[np.arange(data.ll.shape[-1]), data.lesion_case] = 1.0  # lesion → its case
-    if fom == "wAFROC":
-        coef = data.weight  # θ = Σ_n Σ_l w_l ψ / (K1 K2)
-        denom_full = np.full(k2, float(k2))
-        denom_loo = np.full(k2, float(k2 - 1))
-    else:  # AFROC: θ = Σ_n Σ_l ψ / (K1 L)
-        coef = np.ones(data.ll.shape[-1])
-        n_les = per_case.sum(axis=0)
-        denom_full = np.full(k2, n_les.sum())
-        denom_loo = n_les.sum() - n_les
-    total = denom_full[0]
-    by_normal = psi @ coef / total  # (t, r, K1): normal case n's share, times K1
-    theta = by_normal.mean(axis=-1)
-    loo_neg = (k1 * theta[..., None] - by_normal) / (k1 - 1) if k1 > 1 else np.full(by_normal.shape, np.nan)
-    by_case = (psi.mean(axis=-2) * coef) @ per_case  # (t, r, K2): Σ over a case's lesions of w_l·mean_n ψ
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loo_pos = (total * theta[..., None] - by_case) / denom_loo
-    return theta, np.concatenate([loo_neg, loo_pos], axis=-1)
+    n_les = np.bincount(data.lesion_case, minlength=k2).astype(float)
+    if fom == "wAFROC":  # θ = Σ_n Σ_l w_l ψ / (K1 K2); dropping an abnormal case leaves K2 − 1
+        coef, total, denom_loo = data.weight, float(k2), np.full(k2, k2 - 1.0)
+    else:  # AFROC: θ = Σ_n Σ_l ψ / (K1 L); dropping an abnormal case removes its lesions from L
+        coef, total = np.ones(data.ll.shape[-1]), n_les.sum()
+        denom_loo = total - n_les
+    t, r = data.ll.shape[:2]
+    theta = np.empty((t, r))
+    loo = np.empty((t, r, k1 + k2))
+    for i in range(t):
+        for j in range(r):
+            v, row = _placements(data.fp[i, j], data.ll[i, j], coef)
+            by_normal = row / total  # normal case n's term; θ is their mean
+            theta[i, j] = by_normal.mean()
+            loo[i, j, :k1] = (k1 * theta[i, j] - by_normal) / (k1 - 1) if k1 > 1 else np.nan
+            by_case = np.bincount(data.lesion_case, weights=v * coef, minlength=k2)  # a case's share of θ·total
+            with np.errstate(invalid="ignore", divide="ignore"):
+                loo[i, j, k1:] = (total * theta[i, j] - by_case) / denom_loo
+    return theta, loo
 
 
 def figure_of_merit(

@@ -14,6 +14,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from readerstudy.stats import froc
@@ -351,10 +352,10 @@ def test_hand_computed_values_and_weights():
 
 def test_two_marks_on_one_lesion_count_once_at_the_higher_rating():
     base = [("n1", None, 3), ("a2", "L1", 4)]
-    twice = base + [("a1", "L1", 2), ("a1", "L1", 5)]
     once = base + [("a1", "L1", 5)]
-    for fom in froc.FOMS:
-        assert one_reader(twice, fom) == one_reader(once, fom)
+    for twice in (base + [("a1", "L1", 2), ("a1", "L1", 5)], base + [("a1", "L1", 5), ("a1", "L1", 2)]):
+        for fom in froc.FOMS:
+            assert one_reader(twice, fom) == one_reader(once, fom)
     assert one_reader(twice, "AFROC") == pytest.approx((1 + 1 + 0 + 0.5 + 1 + 1) / 6)
 
 
@@ -394,3 +395,74 @@ def test_unknown_fom_and_too_small_designs_are_refused(dataset05):
         froc.significance([m for m in marks if m[0] == "1"], lesions, cases)
     with pytest.raises(ValueError, match="not among the readers"):
         froc.figure_of_merit(marks, lesions, cases, readers=["1"])
+
+
+def test_book_nine_case_example():
+    """RJafrocFrocBook (Chakraborty), chapter "Empirical plots from FROC data", section "AFROC vs. wAFROC": 4 normal
+    and 5 abnormal cases. The book prints the empirical operating points, AFROC (0, 0), (0, 0.7777778),
+    (0.5, 0.7777778), (0.5, 0.8888889), (0.75, 0.8888889), (1, 1) and wAFROC (0, 0), (0, 0.62), (0.5, 0.62),
+    (0.5, 0.82), (0.75, 0.82), (1, 1), and takes the areas under them (trapezoids) as the AUCs."""
+    cases = [f"n{k}" for k in range(1, 5)] + [f"d{k}" for k in range(1, 6)]
+    nl = {"n2": [0.5], "n3": [0.7, 0.6], "n4": [-0.3], "d1": [1.5]}  # n1 unmarked
+    ll = {"d1": [0.9], "d2": [-0.2], "d3": [1.6, None], "d4": [3, 2], "d5": [1, 2.5, 1]}  # None: unmarked
+    weights = {"d1": [1.0], "d2": [1.0], "d3": [0.1, 0.9], "d4": [0.9, 0.1], "d5": [0.3, 0.4, 0.3]}
+    lesions = [(c, k, w) for c, ws in weights.items() for k, w in enumerate(ws)]
+    marks = [("R", "M", c, None, z) for c, zs in nl.items() for z in zs]
+    marks += [("R", "M", c, k, z) for c, zs in ll.items() for k, z in enumerate(zs) if z is not None]
+
+    def trapezoids(points):
+        return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True))
+
+    afroc = [(0, 0), (0, 0.7777778), (0.5, 0.7777778), (0.5, 0.8888889), (0.75, 0.8888889), (1, 1)]
+    wafroc = [(0, 0), (0, 0.62), (0.5, 0.62), (0.5, 0.82), (0.75, 0.82), (1, 1)]
+    foms = {fom: froc.figure_of_merit(marks, lesions, cases, fom)[("M", "R")] for fom in ("AFROC", "wAFROC")}
+    assert foms["AFROC"] == pytest.approx(trapezoids(afroc), abs=1e-7)  # 0.8472222
+    assert foms["wAFROC"] == pytest.approx(trapezoids(wafroc), abs=1e-12)  # 0.7425
+
+
+def brute_force(marks, lesions, cases, fom):
+    """The definitions written out literally (RJafroc's src/MyFOM.cpp loops), one modality × reader."""
+    lesion_w = {(c, k): w for c, k, w in lesions}
+    abnormal = sorted({c for c, _, _ in lesions})
+    normal = sorted(set(cases) - set(abnormal))
+    best = {}
+    for _, _, case, lesion, z in marks:
+        best[(case, lesion)] = max(best.get((case, lesion), -math.inf), z)
+    fp = [max([z for (c, k), z in best.items() if c == n], default=-math.inf) for n in normal]
+    ll = [(c, lesion_w[(c, k)], best.get((c, k), -math.inf)) for c, k, _ in lesions]
+
+    def psi(x, y):
+        return 1.0 if y > x else 0.5 if y == x else 0.0
+
+    if fom == "HrAuc":
+        tp = [max([z for (c, _), z in best.items() if c == a], default=-math.inf) for a in abnormal]
+        return sum(psi(x, y) for x in fp for y in tp) / (len(fp) * len(tp))
+    if fom == "AFROC":
+        return sum(psi(x, y) for x in fp for _, _, y in ll) / (len(fp) * len(ll))
+    return sum(w * psi(x, y) for x in fp for _, w, y in ll) / (len(fp) * len(abnormal))
+
+
+@pytest.mark.parametrize("fom", froc.FOMS)
+def test_fast_figures_of_merit_and_jackknife_equal_the_literal_definitions(fom):
+    rng = np.random.default_rng(7)
+    cases = [f"c{k}" for k in range(14)]
+    lesions = []
+    for case in cases[6:]:  # 6 normal, 8 abnormal with 1–3 lesions
+        n = int(rng.integers(1, 4))
+        raw = rng.random(n) + 0.1
+        lesions += [(case, k, float(w)) for k, w in enumerate(raw / raw.sum())]
+    marks = []
+    for case in cases:
+        for _ in range(int(rng.integers(0, 3))):
+            marks.append(("R", "M", case, None, float(rng.integers(1, 4))))  # coarse ratings: ties
+    for case, k, _ in lesions:
+        for _ in range(int(rng.integers(0, 3))):
+            marks.append(("R", "M", case, k, float(rng.integers(1, 4))))
+    jk = froc.jackknife(marks, lesions, cases, fom)
+    assert jk.full[0, 0] == pytest.approx(brute_force(marks, lesions, cases, fom), abs=1e-12)
+    for index, left_out in enumerate(jk.cases):
+        kept_cases = [c for c in cases if c != left_out]
+        kept_lesions = [row for row in lesions if row[0] != left_out]
+        kept_marks = [m for m in marks if m[2] != left_out]
+        expected = brute_force(kept_marks, kept_lesions, kept_cases, fom)
+        assert jk.values[0, 0, index] == pytest.approx(expected, abs=1e-12)
