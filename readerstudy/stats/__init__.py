@@ -5,6 +5,8 @@ turing: visual Turing tests (real/synthetic calls): ratings, per-reader accuracy
 Fleiss' kappa. agreement: Likert mean opinion scores (two-way bootstrap), ICC(2,1)/ICC(2,k), weighted kappa.
 pairwise: Bradley–Terry strengths (Hunter's MM) with Fisher-information or bootstrap CIs.
 marks: hallucination marks per image.
+froc: lesion-level (FROC) figures of merit (wAFROC, AFROC, HrAuc) and their OR significance test, as RJafroc
+computes them (``from readerstudy.stats import froc``; ``froc.figure_of_merit``, ``froc.significance``).
 """
 
 from .agreement import icc, mean_opinion_score, weighted_kappa
