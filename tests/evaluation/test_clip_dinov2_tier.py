@@ -31,7 +31,7 @@ def _task(n_cases=6):
 
 
 @pytest.mark.django_db
-def test_listed_metrics_without_weights_say_which_settings_to_set(settings):
+def test_listed_metrics_without_weights_say_which_settings_to_set(settings, client):
     settings.MEDGEN_FEATURE_EXTRACTORS = []
     settings.MEDGEN_CLIP_WEIGHTS = ""
     settings.MEDGEN_DINOV2_WEIGHTS = ""
@@ -41,10 +41,12 @@ def test_listed_metrics_without_weights_say_which_settings_to_set(settings):
     assert "MEDGEN_DINOV2_WEIGHTS" in evaluation.unavailable["dinov2"]
     assert not MetricResult.objects.filter(run=run, tier=catalog.FEATURE).exists()
     assert MetricResult.objects.filter(run=run, metric="psnr").exists()
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="evaluation-unavailable"' in page and "MEDGEN_CLIP_WEIGHTS" in page and "MEDGEN_DINOV2_WEIGHTS" in page
 
 
 @pytest.mark.django_db
-def test_clip_and_dinov2_metrics_equal_the_reference_models(settings, tmp_path, monkeypatch):
+def test_clip_and_dinov2_metrics_equal_the_reference_models(settings, tmp_path, monkeypatch, client):
     clip_path = save_openai_clip_torchscript(random_openai_clip(), tmp_path / "ViT-B-32.pt")
     dino = random_dinov2()
     dino_path = tmp_path / "dinov2_vitb14_pretrain.pth"
@@ -97,3 +99,6 @@ def test_clip_and_dinov2_metrics_equal_the_reference_models(settings, tmp_path, 
     assert stored[("fd_dinov2", "dinov2")].value == pytest.approx(
         frechet_distance_from_features(g_dino, r_dino), rel=1e-4
     )
+    page = client.get(run.get_absolute_url()).content.decode()
+    for label in ("CLIP similarity", "CMMD", "FD_CLIP", "FD_DINOv2"):
+        assert label in page, label

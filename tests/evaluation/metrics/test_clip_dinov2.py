@@ -347,3 +347,16 @@ def test_no_network_and_no_archive_execution_in_the_sources():
         source = Path(module.__file__).read_text()
         for banned in ("torch.hub", "urllib", "http", "requests", "socket", "jit.load(", "weights_only=False"):
             assert banned not in source, f"{banned} in {module.__name__}"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_features_equal_cpu_features_without_tf32(clip_file, dino_file):
+    images = np.random.default_rng(0).random((3, 1, 96, 120)).astype(np.float32)
+    for name, path in (("clip", clip_file), ("dinov2", dino_file)):
+        cpu = get_extractor(name, weights_path=path, device="cpu", verify_sha256=False).extract(
+            images, data_range=(0, 1)
+        )
+        gpu = get_extractor(name, weights_path=path, device="cuda", verify_sha256=False).extract(
+            images, data_range=(0, 1)
+        )
+        assert np.abs(gpu - cpu).max() <= 1e-4 * np.abs(cpu).max(), name
