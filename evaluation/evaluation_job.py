@@ -30,7 +30,7 @@ def evaluate(evaluation, context):
     metric_keys = pixel_metrics_for(task)
     window, range_source = resolve_intensity_window(task)
     data_range = window[1] - window[0]
-    extractors = list(settings.MEDGEN_FEATURE_EXTRACTORS)
+    extractors = extractors_for(task)
     cases = list(task.dataset.cases.order_by("case_id").prefetch_related("images"))
     config = {
         "pixel_metrics": metric_keys,
@@ -89,6 +89,15 @@ def evaluate(evaluation, context):
         seconds=seconds,
         cases_per_second=len(cases) / seconds if seconds else None,
     )
+
+
+def extractors_for(task):
+    """The platform's extractors, then those whose metrics the task lists (CLIP, DINOv2) if not among them."""
+    names = list(settings.MEDGEN_FEATURE_EXTRACTORS)
+    for name, keys in catalog.EMBEDDING_EXTRACTOR_METRICS.items():
+        if name not in names and any(key in (task.metrics or []) for key in keys):
+            names.append(name)
+    return names
 
 
 def pixel_metrics_for(task):

@@ -14,7 +14,7 @@ from .features import extract, reference_features, save_run_features
 from .metrics import bootstrap, catalog, feature
 from .metrics.extractors import ExtractorUnavailable, get_extractor
 from .metrics.radiomics import feature_names
-from .selectors import extractor_status, extractor_weights
+from .selectors import extractor_sha256, extractor_status, extractor_weights
 from .services import EvaluationError, store_metric
 
 
@@ -24,7 +24,7 @@ def feature_tier(run, name, cases, usable, range_pair):
     available, reason = extractor_status(name)
     if not available:
         raise ExtractorUnavailable(reason)
-    extractor = get_extractor(name, weights_path=extractor_weights(name))
+    extractor = get_extractor(name, weights_path=extractor_weights(name), weights_sha256=extractor_sha256(name))
     ordered = [case for case in cases if case.pk in usable]
     if len(ordered) < 2:
         raise ExtractorUnavailable("Fewer than two cases have usable outputs; feature metrics need a set.")
@@ -95,6 +95,8 @@ def feature_metrics(run, name, generated, reference, *, paired, excluded=0):
             extra={"reference_n": int(len(reference)), "dim": int(generated.shape[1])},
         )
     }
+    if name in catalog.EMBEDDING_EXTRACTOR_METRICS:
+        return written | embedding_metrics(run, name, generated, reference, paired=paired, excluded=excluded)
     keys = ["kid"]
     if n > catalog.PRC_NEIGHBOURS and len(reference) > catalog.PRC_NEIGHBOURS:
         keys += ["precision", "recall"]
@@ -110,3 +112,30 @@ def frd_columns(dim):
     if dim % len(names):
         raise EvaluationError(f"Radiomics features have {dim} columns, not a multiple of {len(names)}.")
     return np.array([not catalog.FRD_EXCLUDED_FEATURES.search(n) for n in names * (dim // len(names))])
+
+
+def embedding_metrics(run, name, generated, reference, *, paired, excluded):
+    """The CLIP / DINOv2 extractor's metrics besides its Fréchet distance: CMMD on the sets; CLIP similarity
+    per case (row i of `generated` and `reference` is case i's output and reference where `paired`), its mean
+    with a bootstrap CI over cases. Without paired references CLIP similarity is not defined and not stored."""
+    frechet_key = catalog.FRECHET_BY_EXTRACTOR[name]
+    written = set()
+    for key in catalog.EMBEDDING_EXTRACTOR_METRICS[name]:
+        if key == frechet_key or (key in catalog.PAIRED_METRICS and not paired):
+            continue
+        compute = catalog.get(key).compute
+        fields = {"n_cases": len(generated), "n_excluded": excluded}
+        if key in catalog.PAIRED_METRICS:
+            ci = bootstrap.bootstrap_statistic_ci(
+                len(generated),
+                lambda indices, compute=compute: compute(generated[indices], reference[indices])[0],
+                n_resamples=settings.MEDGEN_BOOTSTRAP_RESAMPLES,
+                seed=settings.MEDGEN_BOOTSTRAP_SEED,
+            )
+            _, extra = compute(generated, reference)
+            fields.update(ci_low=ci.low, ci_high=ci.high, n_resamples=ci.n_resamples, confidence=ci.confidence)
+            value = ci.estimate
+        else:
+            value, extra = compute(generated, reference)
+        written.add(store_metric(run, key, extractor=name, value=value, extra=extra, **fields))
+    return written

@@ -10,7 +10,7 @@ from inference.storage import load_array
 
 from .formatting import decode_value, encode_value
 from .metrics import catalog
-from .metrics.extractors import availability, configured_weights_path
+from .metrics.extractors import availability, configured_weights_path, configured_weights_sha256
 from .models import CaseResult, CaseStatus, Evaluation
 
 
@@ -25,9 +25,14 @@ def extractor_weights(name):
     return configured_weights_path(name, settings)
 
 
+def extractor_sha256(name):
+    """The sha256 the admin pinned for extractor `name`'s weights (DINOv2: none is published), else None."""
+    return configured_weights_sha256(name, settings)
+
+
 def extractor_status(name):
     """(available, reason) for the page, without loading anything."""
-    return availability(name, extractor_weights(name))
+    return availability(name, extractor_weights(name), weights_sha256=extractor_sha256(name))
 
 
 def case_order(requested, metric_keys, primary):

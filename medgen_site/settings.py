@@ -372,6 +372,12 @@ MEDGEN_FEATURE_EXTRACTORS = [
 # Local weights files, never downloaded, one setting per extractor (its spec's weights_setting):
 # pt_inception-2015-12-05-6726825d.pth for FID.
 MEDGEN_INCEPTION_WEIGHTS = os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")
+# ViT-B-32.pt (OpenAI's CLIP TorchScript file) for CLIP similarity, CMMD and FD_CLIP; a task listing one of
+# them gets the "clip" extractor even when MEDGEN_FEATURE_EXTRACTORS leaves it out.
+MEDGEN_CLIP_WEIGHTS = os.environ.get("MEDGEN_CLIP_WEIGHTS", "")
+# dinov2_vitb14_pretrain.pth for FD_DINOv2, and its sha256 (facebookresearch/dinov2 publishes none: pin yours).
+MEDGEN_DINOV2_WEIGHTS = os.environ.get("MEDGEN_DINOV2_WEIGHTS", "")
+MEDGEN_DINOV2_WEIGHTS_SHA256 = os.environ.get("MEDGEN_DINOV2_WEIGHTS_SHA256", "")
 # Downstream task: CPU threads per training job. One thread is fastest on a small shared machine
 # (more oversubscribe the cores the web server and other jobs use); the same count gives the same numbers.
 MEDGEN_DOWNSTREAM_THREADS = env_int("MEDGEN_DOWNSTREAM_THREADS", 1)

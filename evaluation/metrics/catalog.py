@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import feature, pixel
+from . import clip_metrics, feature, pixel
 from .extractors import REGISTRY
 
 PIXEL = "pixel"
@@ -219,6 +219,73 @@ FEATURE_METRICS = {
     ),
 }
 
+
+# Metrics on CLIP and DINOv2 embeddings (extractors "clip" and "dinov2"; see embedding.py).
+def _clip_similarity(generated, reference):
+    """Paired: row i of each is case i's output and reference embedding."""
+    return clip_metrics.clip_score(generated, reference), {"pairs": int(len(generated))}
+
+
+def _cmmd(generated, reference):
+    return clip_metrics.cmmd(generated, reference), {
+        "sigma": clip_metrics.CMMD_SIGMA,
+        "scale": clip_metrics.CMMD_SCALE,
+    }
+
+
+EMBEDDING_METRICS = {
+    "clip_similarity": MetricInfo(
+        "clip_similarity",
+        "CLIP similarity",
+        FEATURE,
+        HIGHER,
+        "",
+        "Image–image CLIP score: torchmetrics' CLIP score (100 · cosine similarity of CLIP ViT-B/32 embeddings, "
+        "mean over pairs, clamped at 0) between each case's output and its reference; bootstrap CI over cases. "
+        "Needs paired references (the task's own cases).",
+        version="1",
+        compute=_clip_similarity,
+    ),
+    "cmmd": MetricInfo(
+        "cmmd",
+        "CMMD",
+        FEATURE,
+        LOWER,
+        "",
+        "CLIP maximum mean discrepancy (Jayasumana et al. 2024), as google-research/cmmd computes it: biased MMD² "
+        "with a Gaussian RBF kernel (σ = 10) on L2-normalised CLIP image embeddings, × 1000. On ViT-B/32 "
+        "embeddings (the paper uses ViT-L/14 at 336 px), so values are not comparable with published CMMD.",
+        version="1",
+        compute=_cmmd,
+    ),
+    "fd_clip": MetricInfo(
+        "fd_clip",
+        "FD_CLIP",
+        FEATURE,
+        LOWER,
+        "",
+        "Fréchet distance between the outputs' and the references' CLIP ViT-B/32 image embeddings (as FID, "
+        "another network).",
+        version=FRECHET_VERSION,
+        compute=_frechet,
+    ),
+    "fd_dinov2": MetricInfo(
+        "fd_dinov2",
+        "FD_DINOv2",
+        FEATURE,
+        LOWER,
+        "",
+        "Fréchet distance on DINOv2 ViT-B/14 CLS features (Stein et al. 2023, dgm-eval's representation and "
+        "preprocessing: 224×224 bicubic, ImageNet normalisation).",
+        version=FRECHET_VERSION,
+        compute=_frechet,
+    ),
+}
+# The metrics each of these extractors gives (a task listing one gets its extractor run).
+EMBEDDING_EXTRACTOR_METRICS = {"clip": ("fd_clip", "cmmd", "clip_similarity"), "dinov2": ("fd_dinov2",)}
+PAIRED_METRICS = frozenset({"clip_similarity"})
+FEATURE_METRICS.update(EMBEDDING_METRICS)
+
 # The clinical tier's downstream task (evaluation/segmentation.py, evaluation/downstream/): a
 # segmentation network trained on a run's outputs, tested on the real images of held-out cases.
 CLINICAL_METRICS = {
@@ -306,7 +373,7 @@ METRICS.update(CLINICAL_METRICS)
 METRICS.update(READER_METRICS)
 
 # The Fréchet distance is called FRD on radiomics features and FID on Inception features.
-FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid"}
+FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid", "clip": "fd_clip", "dinov2": "fd_dinov2"}
 DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
 
 
@@ -329,6 +396,6 @@ def metric_version(key, extractor=""):
 def label(key, extractor=""):
     """'KID (radiomics)' for feature metrics that exist for several extractors."""
     info = get(key)
-    if extractor and key not in ("frd", "fid") and key not in READER_METRICS:
+    if extractor and key not in ("frd", "fid") and key not in READER_METRICS and key not in EMBEDDING_METRICS:
         return f"{info.label} ({extractor.replace('_', '-')})"
     return info.label

@@ -35,6 +35,15 @@ Extractors:
     and a volume's feature vector is the mean of its slices' features, so each row is still
     one case (which case-resampling bootstraps need).
 
+``clip`` (CLIP similarity, CMMD, FD_CLIP; needs OpenAI's ``ViT-B-32.pt``) and ``dinov2``
+(FD_DINOv2; needs ``dinov2_vitb14_pretrain.pth``)
+    512-d CLIP ViT-B/32 image embeddings and 768-d DINOv2 ViT-B/14 CLS features; intensity
+    mapping, channels, volumes and preprocessing in ``embedding`` (its docstring). The CLIP file is
+    a TorchScript archive whose tensors are read without running it (``clip``); the DINOv2 file is
+    a state dict for the safe loader. OpenAI pins the CLIP file's sha256 (in its download URL);
+    facebookresearch/dinov2 publishes none, so the DINOv2 file is loaded only once the admin pins
+    its sha256 (``MEDGEN_DINOV2_WEIGHTS_SHA256``). Neither reference publishes a file size.
+
 Every ``extract`` returns an (N, d) float64 array, one row per image or volume.
 """
 
@@ -54,6 +63,14 @@ INCEPTION_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1be
 INCEPTION_WEIGHTS_BYTES = 95_628_359
 INCEPTION_WEIGHTS_SETTING = "MEDGEN_INCEPTION_WEIGHTS"
 
+# CLIP ViT-B/32 and DINOv2 ViT-B/14; clip.py and dinov2.py hold the same constants (a test checks).
+CLIP_WEIGHTS_FILENAME = "ViT-B-32.pt"
+CLIP_WEIGHTS_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+CLIP_WEIGHTS_SETTING = "MEDGEN_CLIP_WEIGHTS"
+DINOV2_WEIGHTS_FILENAME = "dinov2_vitb14_pretrain.pth"
+DINOV2_WEIGHTS_SETTING = "MEDGEN_DINOV2_WEIGHTS"
+DINOV2_WEIGHTS_SHA256_SETTING = "MEDGEN_DINOV2_WEIGHTS_SHA256"
+
 # Refuse to read a weights file larger than this when its exact size is not checked.
 MAX_WEIGHTS_BYTES = 1 << 30
 
@@ -71,6 +88,8 @@ class ExtractorSpec:
     feature_dim: int | None
     description: str
     weights_bytes: int | None = None  # size of the standard file, checked without reading it
+    # Where no reference publishes a sha256: the setting in which the admin pins the file's hash.
+    weights_sha256_setting: str | None = None
 
     @property
     def needs_weights(self):
@@ -217,6 +236,47 @@ _INCEPTION_SPEC = ExtractorSpec(
     weights_bytes=INCEPTION_WEIGHTS_BYTES,
 )
 
+_CLIP_SPEC = ExtractorSpec(
+    name="clip",
+    label="CLIP ViT-B/32",
+    version="1",
+    input_size=(224, 224),
+    normalisation=(
+        "Intensities mapped linearly from the data range to 0–255 with clipping and rounded to 8 bits; grey "
+        "replicated to RGB; OpenAI's CLIP preprocessing (shorter side to 224 with PIL bicubic, centre crop "
+        "224×224, CLIP mean/std). Volumes: every axial slice, embeddings averaged per volume."
+    ),
+    weights_setting=CLIP_WEIGHTS_SETTING,
+    weights_filename=CLIP_WEIGHTS_FILENAME,
+    weights_sha256=CLIP_WEIGHTS_SHA256,
+    feature_dim=512,
+    description=(
+        "512-d image embeddings of OpenAI's CLIP ViT-B/32 (the TorchScript ViT-B-32.pt of openai/CLIP, read as "
+        "tensors), trained on natural image–text pairs."
+    ),
+)
+
+_DINOV2_SPEC = ExtractorSpec(
+    name="dinov2",
+    label="DINOv2 ViT-B/14",
+    version="1",
+    input_size=(224, 224),
+    normalisation=(
+        "Intensities mapped linearly from the data range to 0–255 with clipping and rounded to 8 bits; grey "
+        "replicated to RGB; dgm-eval's DINOv2 preprocessing (PIL bicubic resize to 224×224, ImageNet mean/std). "
+        "Volumes: every axial slice, features averaged per volume."
+    ),
+    weights_setting=DINOV2_WEIGHTS_SETTING,
+    weights_filename=DINOV2_WEIGHTS_FILENAME,
+    weights_sha256=None,  # facebookresearch/dinov2 publishes none (its hub entry point loads it unchecked)
+    feature_dim=768,
+    description=(
+        "768-d CLS features of DINOv2 ViT-B/14 (dinov2_vitb14_pretrain.pth, self-supervised on LVD-142M), "
+        "the representation of Stein et al. 2023 (dgm-eval)."
+    ),
+    weights_sha256_setting=DINOV2_WEIGHTS_SHA256_SETTING,
+)
+
 _RADIOMICS_WRAPPER_VERSION = "1"
 
 
@@ -272,7 +332,12 @@ class _Registry(Mapping):
 
 
 REGISTRY: Mapping[str, ExtractorSpec] = _Registry(
-    {"radiomics": _radiomics_spec, "inception_v3": lambda: (_INCEPTION_SPEC, True)}
+    {
+        "radiomics": _radiomics_spec,
+        "inception_v3": lambda: (_INCEPTION_SPEC, True),
+        "clip": lambda: (_CLIP_SPEC, True),
+        "dinov2": lambda: (_DINOV2_SPEC, True),
+    }
 )
 DEFAULT_EXTRACTOR = "radiomics"
 
@@ -292,6 +357,25 @@ def configured_weights_path(name, settings=None, environ=None):
     if not value:
         value = (os.environ if environ is None else environ).get(spec.weights_setting)
     return os.fspath(value) if value else None
+
+
+def configured_weights_sha256(name, settings=None, environ=None):
+    """The sha256 the admin pinned for ``name``'s file (where no reference publishes one), else None."""
+    spec = _spec(name)
+    if not spec.weights_sha256_setting:
+        return None
+    value = getattr(settings, spec.weights_sha256_setting, None) if settings is not None else None
+    if not value:
+        value = (os.environ if environ is None else environ).get(spec.weights_sha256_setting)
+    return value.strip().lower() if value else None
+
+
+def _unpinned_message(spec):
+    return (
+        f"{spec.label}: the reference code publishes no sha256 for {spec.weights_filename}, so the file must be "
+        f"pinned here: set {spec.weights_sha256_setting} to the sha256 of the file that {spec.weights_setting} "
+        f"names. Nothing is downloaded."
+    )
 
 
 def _weights_file(spec, weights_path, verify_sha256):
@@ -326,8 +410,11 @@ def _weights_file(spec, weights_path, verify_sha256):
     return path, info.st_size
 
 
-def availability(name, weights_path=None, *, verify_sha256=True):
-    """(available, reason for the page), without loading weights (the sha256 is checked at load)."""
+def availability(name, weights_path=None, *, verify_sha256=True, weights_sha256=None):
+    """(available, reason for the page), without loading weights (the sha256 is checked at load).
+
+    ``weights_sha256``: the admin's pin (:func:`configured_weights_sha256`) for files without a published one.
+    """
     try:
         spec = _spec(name)
         if name == "radiomics":
@@ -337,6 +424,8 @@ def availability(name, weights_path=None, *, verify_sha256=True):
                 return False, f"{spec.label} is not installed: {exc}."
             return True, f"{spec.label}: built in, no weights needed."
         path, size = _weights_file(spec, weights_path, verify_sha256)
+        if verify_sha256 and spec.weights_sha256_setting and not (spec.weights_sha256 or weights_sha256):
+            raise ExtractorUnavailable(_unpinned_message(spec))
     except ExtractorUnavailable as exc:
         return False, str(exc)
     return True, f"{spec.label}: weights file {path} ({size / 1e6:.1f} MB); its sha256 is checked when it is loaded."
@@ -434,11 +523,12 @@ def _make_inception(spec, weights_path, device, verify_sha256):
     return InceptionV3Extractor(spec, model.to(device), device)
 
 
-def get_extractor(name, *, weights_path=None, device=None, verify_sha256=True) -> FeatureExtractor:
+def get_extractor(name, *, weights_path=None, device=None, verify_sha256=True, weights_sha256=None) -> FeatureExtractor:
     """A ready extractor, or ExtractorUnavailable with a message for the page.
 
     ``weights_path``: the local weights file (see :func:`configured_weights_path`); never fetched.
     ``verify_sha256=False`` skips the sha256 and exact-size checks (for generated test weights).
+    ``weights_sha256``: the admin's pin where the spec declares none (:func:`configured_weights_sha256`).
     """
     spec = _spec(name)
     if name == "radiomics":
@@ -447,4 +537,10 @@ def get_extractor(name, *, weights_path=None, device=None, verify_sha256=True) -
         except ImportError as exc:
             raise ExtractorUnavailable(f"{spec.label} is not installed: {exc}.") from None
         return RadiomicsExtractor(spec)
+    if name in ("clip", "dinov2"):
+        from . import embedding  # lazy: the registry is read without torch
+
+        if name == "clip":
+            return embedding.make_clip(spec, weights_path, device, verify_sha256)
+        return embedding.make_dinov2(spec, weights_path, device, verify_sha256, weights_sha256)
     return _make_inception(spec, weights_path, device, verify_sha256)

@@ -22,3 +22,64 @@ def random_fid_inception(seed=0):
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_var.mul_(torch.empty_like(module.running_var).uniform_(0.8, 1.25))
     return model
+
+
+def random_openai_clip(seed=0, *, vision_width=128, vision_layers=2, patch=32, resolution=224, embed_dim=48):
+    """OpenAI's CLIP (vendored clip/model.py) with seeded random weights, converted to fp16 as OpenAI ships it.
+
+    Small widths keep tests fast; the keys and the file format are those of ViT-B-32.pt.
+    """
+    from tests.support.refs import openai_clip_model
+
+    torch.manual_seed(seed)
+    model = openai_clip_model.CLIP(embed_dim, resolution, vision_layers, vision_width, patch, 8, 64, 64, 1, 1)
+    with torch.no_grad():  # LayerNorms away from the identity, so the test sees their parameters
+        for name, param in model.named_parameters():
+            if ".ln_" in name or name.startswith(("visual.ln_", "ln_")):
+                param.add_(torch.randn_like(param) * 0.1)
+    return model.eval()
+
+
+def save_openai_clip_torchscript(model, path):
+    """Trace and save as OpenAI did (torch.jit.trace of CLIP.forward(image, text)), weights in fp16."""
+    resolution = model.visual.input_resolution
+    image = torch.zeros(1, 3, resolution, resolution)
+    text = torch.zeros(1, model.context_length, dtype=torch.long)
+    traced = torch.jit.trace(model, (image, text), check_trace=False)
+    traced.half()
+    torch.jit.save(traced, str(path))
+    return path
+
+
+def random_dinov2(seed=0, *, dim=128, depth=2, heads=2):
+    """The reference DINOv2 ViT (vendored dinov2 code) as torch.hub's dinov2_vitb14 builds it, narrower."""
+    import os
+    from functools import partial
+
+    os.environ.setdefault("XFORMERS_DISABLED", "1")
+    from tests.support.refs.dinov2.layers import MemEffAttention, NestedTensorBlock
+    from tests.support.refs.dinov2.models.vision_transformer import DinoVisionTransformer
+
+    torch.manual_seed(seed)
+    model = DinoVisionTransformer(
+        img_size=518,
+        patch_size=14,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=4,
+        init_values=1.0,
+        block_fn=partial(NestedTensorBlock, attn_class=MemEffAttention),
+        block_chunks=0,
+        num_register_tokens=0,
+        interpolate_antialias=False,
+        interpolate_offset=0.1,
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("gamma", "norm1.weight", "norm2.weight", "norm.weight")):
+                param.copy_(torch.empty_like(param).uniform_(0.5, 1.5))
+            elif name.endswith("bias"):
+                param.copy_(torch.randn_like(param) * 0.02)
+        model.cls_token.normal_(0, 0.5)
+    return model.eval()

@@ -21,6 +21,8 @@ OLD_FEATURE_VERSIONS = {"frechet_distance": "1", "kid": "1", "precision": "1", "
 OLD_CLINICAL_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
 OLD_CLINICAL_VERSIONS.update({key: "1" for key in ("reader_auc", "reader_mos", "reader_preference", "reader_marks")})
 OLD_FRD_SELECTION_VERSION = "1"
+# Added since (no stored results to keep): the CLIP and DINOv2 metrics.
+NEW_EMBEDDING_VERSIONS = {"clip_similarity": "1", "cmmd": "1", "fd_clip": "1", "fd_dinov2": "1"}
 
 
 def old_metric_version(key, extractor=""):
@@ -28,7 +30,10 @@ def old_metric_version(key, extractor=""):
         return OLD_PIXEL_VERSIONS[key]
     if key in OLD_CLINICAL_VERSIONS:
         return OLD_CLINICAL_VERSIONS[key]
-    base = OLD_FEATURE_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
+    if key in NEW_EMBEDDING_VERSIONS:
+        base = NEW_EMBEDDING_VERSIONS[key]
+    else:
+        base = OLD_FEATURE_VERSIONS["frechet_distance" if key in ("frd", "fid") else key]
     if key == "frd":
         base = f"{base}.{OLD_FEATURE_VERSIONS['frd']}.s{OLD_FRD_SELECTION_VERSION}"
     if extractor:
@@ -39,7 +44,7 @@ def old_metric_version(key, extractor=""):
 def test_every_metric_is_catalogued_in_one_table_of_tiers():
     assert set(catalog.METRICS) == set(OLD_PIXEL_VERSIONS) | {"frd", "fid", "kid", "precision", "recall"} | set(
         OLD_CLINICAL_VERSIONS
-    )
+    ) | set(NEW_EMBEDDING_VERSIONS)
     for key, info in catalog.METRICS.items():
         assert info.key == key and info.version and info.direction in (catalog.HIGHER, catalog.LOWER)
 
@@ -61,7 +66,10 @@ def test_version_strings_spelled_out():
         "precision": "1",
         "recall": "1",
         **OLD_CLINICAL_VERSIONS,
+        **NEW_EMBEDDING_VERSIONS,
     }
+    assert catalog.metric_version("cmmd", "clip") == "1+clip-1"
+    assert catalog.metric_version("fd_dinov2", "dinov2") == "1+dinov2-1"
     radiomics = REGISTRY["radiomics"].version
     assert catalog.metric_version("frd", "radiomics") == f"1.1.s1+radiomics-{radiomics}"
     assert catalog.metric_version("kid", "inception_v3") == f"1+inception_v3-{REGISTRY['inception_v3'].version}"
@@ -73,7 +81,7 @@ def test_an_unknown_metric_or_extractor_has_no_version():
     with pytest.raises(KeyError, match="Unknown metric 'lpips'"):
         catalog.metric_version("lpips")
     with pytest.raises(KeyError):
-        catalog.metric_version("kid", "clip")
+        catalog.metric_version("kid", "vgg")
     with pytest.raises(KeyError):
         catalog.metric_version("frd", "old-study")
 

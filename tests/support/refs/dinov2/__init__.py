@@ -1,0 +1,1 @@
+# Vendored DINOv2 reference code (tests only); see each file header.
