@@ -372,6 +372,11 @@ MEDGEN_FEATURE_EXTRACTORS = [
 # Local weights files, never downloaded, one setting per extractor (its spec's weights_setting):
 # pt_inception-2015-12-05-6726825d.pth for FID.
 MEDGEN_INCEPTION_WEIGHTS = os.environ.get("MEDGEN_INCEPTION_WEIGHTS", "")
+# LPIPS (a task that lists "lpips" among its metrics): the trunk (alex | vgg | squeeze), torchvision's file of
+# that trunk (alexnet-owt-7be5be79.pth for alex), and the heads file (default: the installed lpips wheel's).
+MEDGEN_LPIPS_NET = os.environ.get("MEDGEN_LPIPS_NET", "alex")
+MEDGEN_LPIPS_WEIGHTS = os.environ.get("MEDGEN_LPIPS_WEIGHTS", "")
+MEDGEN_LPIPS_HEADS = os.environ.get("MEDGEN_LPIPS_HEADS", "")
 # Downstream task: CPU threads per training job. One thread is fastest on a small shared machine
 # (more oversubscribe the cores the web server and other jobs use); the same count gives the same numbers.
 MEDGEN_DOWNSTREAM_THREADS = env_int("MEDGEN_DOWNSTREAM_THREADS", 1)
