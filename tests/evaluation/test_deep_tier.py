@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from evaluation import services
+from evaluation.formatting import format_value
 from evaluation.leaderboard import queries
 from evaluation.metrics import bootstrap
 from evaluation.metrics import lpips as lp
@@ -86,7 +87,7 @@ def test_a_task_without_lpips_does_not_compute_or_mention_it(settings):
 
 
 @pytest.mark.django_db
-def test_lpips_per_case_equals_the_lpips_package_with_a_per_run_bootstrap_ci(pinned_weights, settings):
+def test_lpips_per_case_equals_the_lpips_package_with_a_per_run_bootstrap_ci(pinned_weights, settings, client):
     state, heads = pinned_weights
     task = lpips_task(5)
     run = succeeded_run(task, noisy(0.1), samples=2)
@@ -121,6 +122,11 @@ def test_lpips_per_case_equals_the_lpips_package_with_a_per_run_bootstrap_ci(pin
     assert stored.ci_low < stored.value < stored.ci_high
     assert stored.extra["net"] == "alex" and stored.extra["heads_from"] == "MEDGEN_LPIPS_HEADS"
     assert stored.version == "1"
+
+    # The run page's per-case table has an LPIPS column (sortable like the pixel metrics').
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert '<th data-metric="lpips">' in page
+    assert all(f'<td class="num">{format_value(v, 4)}</td>' in page for v in values)
 
     # The leaderboard's LPIPS column is per case, so the paired test and the rank bootstrap can use it.
     column = next(c for c in queries.columns(task, [stored]) if c.metric == "lpips")
