@@ -128,6 +128,11 @@ def test_lpips_per_case_equals_the_lpips_package_with_a_per_run_bootstrap_ci(pin
     assert '<th data-metric="lpips">' in page
     assert all(f'<td class="num">{format_value(v, 4)}</td>' in page for v in values)
 
+    # The per-case export carries it too.
+    exported = client.get(f"/api/tasks/{task.slug}/case-results/").json()
+    assert "lpips" in exported["metrics"]
+    assert sorted(row["values"]["lpips"] for row in exported["results"]) == pytest.approx(sorted(values), rel=1e-12)
+
     # The leaderboard's LPIPS column is per case, so the paired test and the rank bootstrap can use it.
     column = next(c for c in queries.columns(task, [stored]) if c.metric == "lpips")
     assert column.per_case and column.tier == "feature"
