@@ -146,3 +146,23 @@ def test_images_too_small_for_the_trunk_are_named_not_scored(pinned_weights):
     evaluation = evaluate(succeeded_run(task, noisy(0.05)))
     assert "at least 31 × 31 px, got 24 × 24" in evaluation.unavailable["lpips"]
     assert not MetricResult.objects.filter(metric="lpips").exists()
+
+
+@pytest.mark.django_db
+def test_a_task_ranked_by_lpips_ranks_lower_first_and_tests_against_the_leader_per_case(pinned_weights, client):
+    task = lpips_task(6)
+    task.primary_metric = "lpips"
+    task.save(update_fields=["primary_metric"])
+    close = succeeded_run(task, noisy(0.02), name="close")
+    far = succeeded_run(task, noisy(0.3), name="far")
+    evaluate(close)
+    evaluate(far)
+    board = client.get(f"/api/tasks/{task.slug}/leaderboard/?format=json").json()
+    assert board["ranking"]["primary_metric"] == "lpips" and board["significance_metric"] == "lpips"
+    column = next(c for c in board["columns"] if c["key"] == "lpips")
+    assert column["tier"] == "feature" and column["direction"] == "lower"
+    rows = {row["run"]["name"]: row for row in board["rows"]}
+    assert rows["close"]["rank"] == 1 and rows["far"]["rank"] == 2
+    assert rows["close"]["values"]["lpips"]["value"] < rows["far"]["values"]["lpips"]["value"]
+    versus = rows["far"]["versus_leader"]
+    assert versus["n_pairs"] == 6 and versus["mean_difference"] > 0
