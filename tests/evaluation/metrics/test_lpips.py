@@ -112,6 +112,23 @@ def test_torchvisions_file_names_carry_the_pinned_sha256_prefix_and_mib_size():
         assert spec.weights_setting == "MEDGEN_LPIPS_WEIGHTS"
 
 
+def test_the_trunks_have_torchvisions_published_parameter_counts():
+    # torchvision's weights metadata: "num_params" of AlexNet_Weights, VGG16_Weights, SqueezeNet1_1_Weights
+    # IMAGENET1K_V1, i.e. of the whole model in its file: features (ours) + the classifier (checked shapes).
+    from evaluation.metrics.lpips_networks import BACKBONES, Backbone
+    from tests.support.torchvision_standin import BUILDERS
+
+    published = {"alex": 61_100_840, "vgg": 138_357_544, "squeeze": 1_235_496}
+    for net, count in published.items():
+        features = sum(p.numel() for p in Backbone(net).parameters())
+        classifier = sum(int(np.prod(shape)) for shape in BACKBONES[net][3].values())
+        assert features + classifier == count, net
+        assert sum(p.numel() for p in BUILDERS[net]().parameters()) == count, net
+        standin = {k: tuple(v.shape) for k, v in BUILDERS[net]().state_dict().items()}
+        ours = {f"features.{k}": tuple(v.shape) for k, v in Backbone(net).features.state_dict().items()}
+        assert standin == {**ours, **BACKBONES[net][3]}, net
+
+
 def test_the_heads_are_located_without_importing_lpips():
     code = (
         "import sys; from evaluation.metrics import lpips; p = lpips.installed_heads_path('alex'); "
