@@ -13,10 +13,11 @@ TEST_SECRET_KEY ?= medgen-tests-only-not-a-secret
 
 .PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean bench
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-refs.txt

@@ -14,6 +14,7 @@ from django.conf import settings
 from core.models import JobStatus
 from inference.models import CaseImage, CaseOutput, ImageRole
 
+from .deep_tier import deep_metrics_for, deep_tier
 from .feature_tier import feature_tier
 from .metrics import catalog
 from .metrics.extractors import ExtractorUnavailable
@@ -28,6 +29,7 @@ def evaluate(evaluation, context):
     run = evaluation.run
     task = run.task
     metric_keys = pixel_metrics_for(task)
+    deep_keys = deep_metrics_for(task)
     window, range_source = resolve_intensity_window(task)
     data_range = window[1] - window[0]
     extractors = extractors_for(task)
@@ -42,7 +44,8 @@ def evaluate(evaluation, context):
             "seed": settings.MEDGEN_BOOTSTRAP_SEED,
             "confidence": 0.95,
         },
-        "versions": {key: catalog.metric_version(key) for key in metric_keys},
+        "deep_metrics": deep_keys,
+        "versions": {key: catalog.metric_version(key) for key in metric_keys + deep_keys},
         "samples_per_case": run.model.samples_per_case if run.model and run.model.stochastic else 1,
     }
     context.progress(
@@ -62,6 +65,7 @@ def evaluate(evaluation, context):
 
     evaluated = pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, unavailable)
     written = pixel_summaries(run, metric_keys, data_range, unavailable)
+    written |= deep_tier(run, cases, outputs_by_case, window, unavailable, metric_keys=deep_keys)
 
     for position, name in enumerate(extractors):
         context.progress(done=len(cases) + position, phase=f"features: {name}")

@@ -74,7 +74,9 @@ def run_evaluation_panel(run, *, case_sort=""):
     results = list(run.metric_results.all())
     pixel = sorted((r for r in results if r.tier == catalog.PIXEL), key=_pixel_order)
     feature = [r for r in results if r.tier == catalog.FEATURE]
-    metric_keys = [r.metric for r in pixel]
+    metric_keys = [r.metric for r in pixel] + [
+        r.metric for r in feature if r.metric in catalog.PER_CASE_FEATURE_METRICS
+    ]
     primary = run.task.primary_metric if run.task.primary_metric in metric_keys else next(iter(metric_keys), "")
     case_results = list(run.case_results.select_related("case"))
     sort_key, worst_first = case_order(case_sort, metric_keys, primary)

@@ -378,6 +378,11 @@ MEDGEN_CLIP_WEIGHTS = os.environ.get("MEDGEN_CLIP_WEIGHTS", "")
 # dinov2_vitb14_pretrain.pth for FD_DINOv2, and its sha256 (facebookresearch/dinov2 publishes none: pin yours).
 MEDGEN_DINOV2_WEIGHTS = os.environ.get("MEDGEN_DINOV2_WEIGHTS", "")
 MEDGEN_DINOV2_WEIGHTS_SHA256 = os.environ.get("MEDGEN_DINOV2_WEIGHTS_SHA256", "")
+# LPIPS (a task that lists "lpips" among its metrics): the trunk (alex | vgg | squeeze), torchvision's file of
+# that trunk (alexnet-owt-7be5be79.pth for alex), and the heads file (default: the installed lpips wheel's).
+MEDGEN_LPIPS_NET = os.environ.get("MEDGEN_LPIPS_NET", "alex")
+MEDGEN_LPIPS_WEIGHTS = os.environ.get("MEDGEN_LPIPS_WEIGHTS", "")
+MEDGEN_LPIPS_HEADS = os.environ.get("MEDGEN_LPIPS_HEADS", "")
 # Downstream task: CPU threads per training job. One thread is fastest on a small shared machine
 # (more oversubscribe the cores the web server and other jobs use); the same count gives the same numbers.
 MEDGEN_DOWNSTREAM_THREADS = env_int("MEDGEN_DOWNSTREAM_THREADS", 1)

@@ -154,6 +154,7 @@ def columns(task, results):
                 info.definition,
                 metric=metric,
                 extractor=extractor,
+                per_case=metric in catalog.PER_CASE_FEATURE_METRICS,
             )
         )
     reader_columns = _reader_study_columns(results)

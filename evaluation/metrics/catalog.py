@@ -11,7 +11,10 @@ re-evaluated. Two signatures, generated first, reference second:
   returns the ``(N,)`` float64 values (see ``pixel``; MSE, MAE and NMSE ignore ``data_range``);
 * feature metrics: ``compute(generated, reference)`` on ``(n_gen, d)`` and ``(n_ref, d)`` feature
   arrays returns ``(value, extra)``: the set-level value and what the result keeps beside it (the
-  settings it used, KID's spread over its subsets).
+  settings it used, KID's spread over its subsets);
+* per-case deep metrics (``PER_CASE_FEATURE_METRICS``: LPIPS), feature-tier metrics of image pairs:
+  ``compute(generated, reference, *, window, network)`` on ``(N, C, *spatial)`` arrays returns the
+  ``(N,)`` float64 values (see ``lpips``); their per-run mean gets a bootstrap CI like a pixel metric's.
 
 Clinical metrics come from the downstream recipe (``evaluation.segmentation``) and from reader
 studies; they have no ``compute`` here. A pure module: the metric library, no Django.
@@ -22,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import clip_metrics, feature, pixel
+from . import clip_metrics, feature, lpips, pixel
 from .extractors import REGISTRY
 
 PIXEL = "pixel"
@@ -217,7 +220,22 @@ FEATURE_METRICS = {
         version="1",
         compute=_recall,
     ),
+    "lpips": MetricInfo(
+        "lpips",
+        "LPIPS",
+        FEATURE,
+        LOWER,
+        "",
+        "Learned Perceptual Image Patch Similarity (Zhang et al. 2018) v0.1, AlexNet trunk unless "
+        "MEDGEN_LPIPS_NET says otherwise (the net is stored with the result); per case, as the lpips package "
+        "computes it, on grey images mapped from the task's intensity window to [−1, 1] (clipped) and repeated "
+        "to three channels; volumes slice by slice along the first axis, channels and slices averaged.",
+        version="1",
+        compute=lpips.lpips_distance,
+    ),
 }
+# Feature-tier metrics computed per case (stored in each case's values, as pixel metrics are).
+PER_CASE_FEATURE_METRICS = ("lpips",)
 
 
 # Metrics on CLIP and DINOv2 embeddings (extractors "clip" and "dinov2"; see embedding.py).

@@ -83,3 +83,33 @@ def random_dinov2(seed=0, *, dim=128, depth=2, heads=2):
                 param.copy_(torch.randn_like(param) * 0.02)
         model.cls_token.normal_(0, 0.5)
     return model.eval()
+
+
+def random_lpips_backbone(net, seed=0, *, classifier=False):
+    """A torchvision-layout state dict for LPIPS's trunk `net` ("alex", "vgg", "squeeze"), seeded random.
+
+    Built from the test-only stand-in of torchvision's model (not from the product's network), so the
+    keys are torchvision's own. ``classifier=False`` keeps only ``features.*`` (the classifiers of AlexNet
+    and VGG16 are 58 M and 124 M parameters, which LPIPS never uses).
+    """
+    from tests.support.torchvision_standin import BUILDERS
+
+    torch.manual_seed(seed)
+    state = BUILDERS[net]().state_dict()
+    return {k: v for k, v in state.items() if classifier or k.startswith("features.")}
+
+
+LPIPS_HEAD_CHANNELS = {
+    "alex": (64, 192, 384, 256, 256),
+    "vgg": (64, 128, 256, 512, 512),
+    "squeeze": (64, 128, 256, 384, 384, 512, 512),
+}
+
+
+def random_lpips_heads(net, seed=0):
+    """Heads in the lpips wheel's format: ``lin{l}.model.1.weight`` (1, C_l, 1, 1), non-negative as trained."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        f"lin{i}.model.1.weight": torch.rand((1, c, 1, 1), generator=generator) * 0.2
+        for i, c in enumerate(LPIPS_HEAD_CHANNELS[net])
+    }

@@ -78,3 +78,37 @@ def torch_fidelity():
     """The torch_fidelity package (metric_kid, metric_prc, FeatureExtractorInceptionV3)."""
     _ensure_torchvision()
     return importlib.import_module("torch_fidelity")
+
+
+def lpips_package():
+    """The lpips package (LPIPS v0.1), its trunks built by test-only stand-ins of torchvision's models.
+
+    ``lpips.pretrained_networks`` calls ``torchvision.models.alexnet(pretrained=…)`` (and ``vgg16``,
+    ``squeezenet1_1``) at construction; where torchvision is the empty stand-in, the builders of
+    `tests.support.torchvision_standin` are put in its place. Build with ``pnet_rand=True`` (nothing is
+    downloaded) and load the trunk's weights into ``net`` with `load_lpips_trunk`.
+    """
+    _ensure_torchvision()
+    models = sys.modules["torchvision.models"]
+    if not hasattr(models, "__file__"):  # the stand-in, not a real torchvision
+        from tests.support import torchvision_standin
+
+        models.alexnet = torchvision_standin.alexnet
+        models.vgg16 = torchvision_standin.vgg16
+        models.squeezenet1_1 = torchvision_standin.squeezenet1_1
+    return importlib.import_module("lpips")
+
+
+def load_lpips_trunk(reference, state):
+    """Copy a torchvision state dict's ``features.N.*`` tensors into an lpips.LPIPS's trunk (its ``net.sliceK``
+    modules hold torchvision's ``features[N]`` under the name ``N``); every trunk tensor must be filled."""
+    import torch
+
+    filled = 0
+    with torch.no_grad():
+        for name, tensor in reference.net.state_dict(keep_vars=True).items():
+            _slice, index, rest = name.split(".", 2)
+            tensor.copy_(state[f"features.{index}.{rest}"])
+            filled += 1
+    if filled != sum(1 for key in state if key.startswith("features.")):
+        raise AssertionError("the trunk and the state dict's features differ in size")
