@@ -66,6 +66,7 @@ def _as_dict(board, task):
             "description": board.ranking_text,
         },
         "downstream_reference": _reference_dict(board.downstream_reference),
+        "pixel_convention": board.convention,
         "significance": board.significance_text,
         "significance_metric": board.significance_column.key if board.significance_column else None,
         "rank_stability": board.stability_text,
@@ -135,7 +136,7 @@ def csv_rows(board):
 
 def case_rows(task, user_runs):
     """Every per-case result of the task's succeeded runs, flat: for the CSV/JSON export."""
-    metrics = [key for key in catalog.PIXEL_METRICS]
+    metrics = [key for key in catalog.PER_CASE_METRICS]
     records = (
         CaseResult.objects.filter(run__in=user_runs, run__task=task, run__status=JobStatus.SUCCEEDED)
         .order_by("run_id", "case__case_id")
@@ -156,7 +157,7 @@ def case_rows(task, user_runs):
     present = set()
     rows = []
     for run_id, run_name, model, case_pk, case_id, status, problem, samples, values, sd_mean, sd_p95 in records:
-        present.update(key for key in values if key in catalog.PIXEL_METRICS)
+        present.update(key for key in values if key in catalog.PER_CASE_METRICS)
         rows.append(
             {
                 "run_id": run_id,
@@ -167,7 +168,7 @@ def case_rows(task, user_runs):
                 "status": status,
                 "problem": problem,
                 "samples": samples,
-                "values": {key: values.get(key) for key in values if key in catalog.PIXEL_METRICS},
+                "values": {key: values.get(key) for key in values if key in catalog.PER_CASE_METRICS},
                 "uncertainty_mean": sd_mean,
                 "uncertainty_p95": sd_p95,
             }
