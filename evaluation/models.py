@@ -16,6 +16,7 @@ from inference.models import Case, Run
 
 from .formatting import decode_value
 from .metrics import catalog
+from .task_settings import computed_in, region_name
 
 
 class Evaluation(Job):
@@ -130,7 +131,10 @@ class MetricResult(models.Model):
 
     @property
     def is_stale(self):
-        return self.version != self.current_version
+        """Computed with another metric version, or (a pixel result) in another region than the task's now."""
+        if self.version != self.current_version:
+            return True
+        return self.tier == catalog.PIXEL and computed_in(self.region) != region_name(self.run.task)
 
     @property
     def is_infinite(self):

@@ -270,7 +270,8 @@ def pixel_summaries(run, metric_keys, data_range, unavailable):
                 confidence=ci.confidence,
                 n_cases=len(values),
                 n_excluded=excluded,
-                data_range=data_range,
+                # The published profiles fix their own intensity range (fastMRI: reference.max(); SynthRAD: 4095 HU).
+                data_range=data_range if run.task.profile == profiles.DEFAULT_PROFILE else None,
                 region=region_name(run.task),
                 extra=_pixel_extra(run, key, values),
             )

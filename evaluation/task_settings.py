@@ -104,4 +104,12 @@ def region_name(task):
         return "each case's ROI/body mask"
     if task.region == EvaluationRegion.REFERENCE_THRESHOLD:
         return f"reference > {task.region_threshold:g} (largest component, holes filled)"
-    return "whole image"
+    return WHOLE_IMAGE
+
+
+#: The region of a pixel result stored before regions existed (blank): they were all computed on the whole image.
+WHOLE_IMAGE = "whole image"
+
+
+def computed_in(result_region):
+    return result_region or WHOLE_IMAGE

@@ -15,6 +15,7 @@ from .. import formatting
 from ..formatting import decode_value
 from ..metrics import catalog
 from ..models import CaseResult, CaseStatus, DownstreamJob, MetricResult
+from ..task_settings import computed_in
 from .shapes import (
     CLINICAL,
     DOWNSTREAM_METRICS,
@@ -247,7 +248,8 @@ def _row(run, columns, results, participants, region=None):
             value=result.value,
             ci_low=result.ci_low,
             ci_high=result.ci_high,
-            stale=result.is_stale or (region is not None and result.tier == catalog.PIXEL and result.region != region),
+            stale=result.is_stale
+            or (region is not None and result.tier == catalog.PIXEL and computed_in(result.region) != region),
             n_cases=result.n_cases,
             n_excluded=result.n_excluded,
             text=formatting.format_value(result.value),

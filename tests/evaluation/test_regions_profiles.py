@@ -106,6 +106,7 @@ def test_a_fastmri_task_stores_fastmris_own_numbers_per_case():
     ssim = MetricResult.objects.get(run=run, metric="fastmri:ssim")
     assert ssim.value == pytest.approx(np.mean([stored(run, c).value("fastmri:ssim") for c in ("volume", "slice")]))
     assert ssim.version == "1" and ssim.region == "whole image" and not ssim.is_stale
+    assert ssim.data_range is None  # fastMRI's peak is each volume's reference.max(), not the task's range
     assert not MetricResult.objects.filter(run=run, metric="ssim").exists()  # no mixing with our SSIM
 
 
@@ -210,9 +211,11 @@ def test_a_model_that_gets_only_the_background_right_no_longer_looks_good_inside
     task.save()
     ranks, board = board_ranks(client, task)
     assert all(row["values"]["psnr"]["stale"] for row in board["rows"])  # computed in another region
+    assert MetricResult.objects.get(run=background, metric="psnr").is_stale
     evaluate(background), evaluate(honest)
     ranks, board = board_ranks(client, task)
     assert ranks == {"background right": 2, "honest": 1}
+    assert not MetricResult.objects.get(run=background, metric="psnr").is_stale
     assert board["pixel_convention"]["region"] == "reference > 0.05 (largest component, holes filled)"
     for run in (background, honest):
         for result in CaseResult.objects.filter(run=run).select_related("case"):
