@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from pydicom import examples
 from scipy import ndimage
 
 from evaluation.metrics import catalog, profiles, regions
@@ -73,9 +74,11 @@ def stored(run, case_id):
 
 
 @pytest.mark.django_db
-def test_a_fastmri_task_stores_fastmris_own_numbers_per_case():
+def test_a_fastmri_task_stores_fastmris_own_numbers_per_case(client):
     rng = np.random.default_rng(0)
     task = TaskFactory(profile="fastmri")
+    mr = examples.mr.pixel_array.astype(np.float32)  # pydicom's MR slice, (64, 64)
+    add_case(task, "mr", mr)
     volume = (smooth(rng, (6, 40, 36)) * 1000).astype(np.float32)
     slice_ = (smooth(rng, (48, 44)) * 50 + 10).astype(np.float32)
     add_case(task, "volume", volume)
@@ -83,11 +86,12 @@ def test_a_fastmri_task_stores_fastmris_own_numbers_per_case():
     predictions = {
         "volume": volume + rng.normal(0, 20, volume.shape),
         "slice": ndimage.gaussian_filter(slice_, 1.0),
+        "mr": ndimage.shift(mr, (0.5, -0.7), order=1, mode="nearest") * 1.05,
     }
     run = succeeded_run(task, outputs_from(predictions))
     evaluation = evaluate(run)
     assert evaluation.config["profile"] == {"name": "fastmri", "version": "1"}
-    for case_id, reference in (("volume", volume), ("slice", slice_)):
+    for case_id, reference in (("volume", volume), ("slice", slice_), ("mr", mr)):
         result = stored(run, case_id)
         assert result.status == CaseStatus.OK and result.region_fraction == 1.0
         output = run.outputs.get(case__case_id=case_id).load()[0]
@@ -104,10 +108,13 @@ def test_a_fastmri_task_stores_fastmris_own_numbers_per_case():
             assert result.value(f"fastmri:{key}") == ours[key]
             assert result.value(f"fastmri:{key}") == pytest.approx(published[key], rel=RTOL)
     ssim = MetricResult.objects.get(run=run, metric="fastmri:ssim")
-    assert ssim.value == pytest.approx(np.mean([stored(run, c).value("fastmri:ssim") for c in ("volume", "slice")]))
+    per_case = [stored(run, c).value("fastmri:ssim") for c in ("volume", "slice", "mr")]
+    assert ssim.value == pytest.approx(np.mean(per_case)) and ssim.n_cases == 3
     assert ssim.version == "1" and ssim.region == "whole image" and not ssim.is_stale
     assert ssim.data_range is None  # fastMRI's peak is each volume's reference.max(), not the task's range
     assert not MetricResult.objects.filter(run=run, metric="ssim").exists()  # no mixing with our SSIM
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "profile fastmri (version 1), region: whole image" in page and "SSIM (fastMRI)" in page
 
 
 def ct_like(rng, shape):
