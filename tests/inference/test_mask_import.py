@@ -10,6 +10,7 @@ from inference.models import CaseImage, ImageRole
 from inference.permissions import SECRET_ROLES
 from inference.services.datasets import import_dataset
 from tests.inference.test_importers import dicom_slice, save_dicom, save_nifti, save_npy, save_png
+from tests.support.factories import add_image, make_task
 
 SHAPE = (12, 10)
 REFERENCE = np.arange(120, dtype=np.uint16).reshape(SHAPE) * 3
@@ -79,3 +80,18 @@ def test_the_mask_is_stored_with_its_role_and_is_secret_like_the_reference(tmp_p
     assert image.get_role_display() == "ROI/body mask"
     assert np.array_equal(image.load()[0] > 0, MASK > 0)
     assert ImageRole.MASK in SECRET_ROLES
+
+
+@pytest.mark.django_db
+def test_on_a_hidden_test_set_the_mask_reaches_organisers_only(client, staff_user, reader_user):
+    task = make_task(n_cases=1, shape=(1, 12, 10), hidden_references=True)
+    case = task.dataset.cases.get()
+    mask = add_image(case, ImageRole.MASK, MASK[None].astype(np.float32))
+    client.force_login(reader_user)
+    assert client.get(f"/cases/{case.pk}/mask/0.png").status_code == 404
+    assert client.get(f"/api/arrays/case-images/{mask.pk}/").status_code == 404
+    listed = client.get(f"/api/cases/?dataset={task.dataset_id}").json()["results"]
+    assert {image["role"] for row in listed for image in row["images"]} == {"input"}
+    client.force_login(staff_user)
+    assert client.get(f"/cases/{case.pk}/mask/0.png").status_code == 200
+    assert client.get(f"/api/arrays/case-images/{mask.pk}/").json()["kind"] == "label"
