@@ -130,9 +130,14 @@ class MetricResult(models.Model):
             return None
 
     @property
+    def version_is_stale(self):
+        return self.version != self.current_version
+
+    @property
     def is_stale(self):
-        """Computed with another metric version, or (a pixel result) in another region than the task's now."""
-        if self.version != self.current_version:
+        """Computed with another metric version, or (a pixel result) in another region than the task's now
+        (reads the run's task: callers over many runs compare the region themselves, as the board does)."""
+        if self.version_is_stale:
             return True
         return self.tier == catalog.PIXEL and computed_in(self.region) != region_name(self.run.task)
 

@@ -139,8 +139,12 @@ def _case_in_region(task, case, reference, samples, metric_keys, data_range, una
 
 def _masked_medgen(sample, reference, mask, metric_keys, data_range, unavailable):
     mask = np.ones(reference.shape[1:], dtype=bool) if mask is None else mask
-    if not regions.reaches_ssim_area(mask):
-        raise RegionError("The region has no voxel farther than 5 voxels from the image border (the SSIM window).")
+    windowed = {"ssim", "ms_ssim"} & set(metric_keys)
+    if windowed and not regions.reaches_ssim_area(mask):
+        raise RegionError(
+            f"The region has no voxel farther than 5 voxels from the image border, where {', '.join(sorted(windowed))} "
+            "(an 11-voxel window) can be computed."
+        )
     values = {}
     for key in metric_keys:
         if key in unavailable:

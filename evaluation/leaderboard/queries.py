@@ -248,7 +248,7 @@ def _row(run, columns, results, participants, region=None):
             value=result.value,
             ci_low=result.ci_low,
             ci_high=result.ci_high,
-            stale=result.is_stale
+            stale=result.version_is_stale
             or (region is not None and result.tier == catalog.PIXEL and computed_in(result.region) != region),
             n_cases=result.n_cases,
             n_excluded=result.n_excluded,

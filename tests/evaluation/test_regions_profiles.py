@@ -345,3 +345,25 @@ def test_the_api_saves_a_profile_with_its_metrics_and_shows_them(staff_api):
     response = staff_api.patch(f"/api/tasks/{task.slug}/", change, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["profile"] == "fastmri" and response.json()["region"] == "whole"
+
+
+@pytest.mark.django_db
+def test_a_case_whose_region_is_empty_or_at_the_border_is_refused_with_the_reason():
+    task = TaskFactory(data_range=1.0, region="reference_threshold", region_threshold=0.5, metrics=["mse", "ssim"])
+    rng = np.random.default_rng(3)
+    dark = (rng.random((32, 32)) * 0.4).astype(np.float32)
+    rim = dark.copy()
+    rim[:3, :3] = 0.9  # a region in the corner: no voxel where the SSIM window fits
+    centre = dark.copy()
+    centre[10:22, 10:22] = 0.9
+    for case_id, reference in (("dark001", dark), ("rim002", rim), ("centre003", centre)):
+        add_case(task, case_id, reference)
+    run = succeeded_run(task, everywhere(0.05))
+    evaluate(run)
+    assert stored(run, "dark001").status == CaseStatus.REFUSED
+    assert "no voxel of the reference is above the region threshold 0.5" in stored(run, "dark001").problem
+    assert stored(run, "rim002").status == CaseStatus.REFUSED
+    assert "farther than 5 voxels from the image border, where ssim" in stored(run, "rim002").problem
+    assert stored(run, "centre003").status == CaseStatus.OK
+    assert stored(run, "centre003").region_fraction == pytest.approx(144 / 1024)
+    assert MetricResult.objects.get(run=run, metric="mse").n_excluded == 2
