@@ -16,11 +16,12 @@ from inference.models import CaseImage, CaseOutput, ImageRole
 
 from .deep_tier import deep_metrics_for, deep_tier
 from .feature_tier import feature_tier
-from .metrics import catalog
+from .metrics import catalog, profiles
 from .metrics.extractors import ExtractorUnavailable
 from .models import CaseResult, MetricResult
 from .pixel_tier import pixel_summaries, pixel_tier
 from .services import EvaluationError
+from .task_settings import region_name
 
 
 def evaluate(evaluation, context):
@@ -36,6 +37,8 @@ def evaluate(evaluation, context):
     cases = list(task.dataset.cases.order_by("case_id").prefetch_related("images"))
     config = {
         "pixel_metrics": metric_keys,
+        "profile": {"name": task.profile, "version": profiles.get(task.profile).version},
+        "region": region_name(task),
         "extractors": extractors,
         "bootstrap": {
             "method": "percentile, case resampling",
@@ -105,8 +108,13 @@ def extractors_for(task):
 
 
 def pixel_metrics_for(task):
-    chosen = [key for key in (task.metrics or []) if key in catalog.PIXEL_METRICS]
-    return chosen or list(catalog.DEFAULT_PIXEL_METRICS)
+    """The pixel metrics the task evaluates: those it lists of its profile's (all of them when it lists none)."""
+    if task.profile == profiles.DEFAULT_PROFILE:
+        own = catalog.PIXEL_METRICS
+    else:
+        own = catalog.PROFILE_KEYS[task.profile]
+    chosen = [key for key in (task.metrics or []) if key in own]
+    return chosen or list(catalog.PROFILE_KEYS[task.profile])
 
 
 def resolve_intensity_window(task):

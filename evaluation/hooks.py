@@ -8,7 +8,7 @@ from core.signals import job_finished
 from inference import extensions
 from inference.models import Run
 
-from . import evaluation_job, pages, permissions, segmentation, services, viewer
+from . import evaluation_job, pages, permissions, segmentation, services, task_settings, viewer
 from .downstream import services as downstream_services
 from .downstream import training
 from .models import DownstreamJob, Evaluation
@@ -19,7 +19,7 @@ def register():
     extensions.add_run_section(pages.evaluation_section)
     extensions.add_run_section(pages.downstream_section)
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
-    extensions.add_task_check(services.check_task_settings)
+    extensions.add_task_check(task_settings.check_task_settings)
     jobs.register(
         Evaluation,
         handler=evaluation_job.evaluate,

@@ -16,6 +16,7 @@ from inference.models import Case, Run
 
 from .formatting import decode_value
 from .metrics import catalog
+from .task_settings import computed_in, region_name
 
 
 class Evaluation(Job):
@@ -45,6 +46,7 @@ class CaseStatus(models.TextChoices):
     WRONG_SHAPE = "wrong_shape", "Wrong output shape"
     MISSING = "missing", "No output or no reference"
     EXTREME = "extreme", "Output values out of any image's range"
+    REFUSED = "refused", "Not scorable under the task's profile or region"
 
 
 def uncertainty_path(instance, filename):
@@ -61,6 +63,9 @@ class CaseResult(models.Model):
     samples = models.PositiveSmallIntegerField(default=1)
     # metric key → value; +inf is stored as the string "inf" (JSON has no infinity).
     values = models.JSONField(default=dict, blank=True)
+    region_fraction = models.FloatField(
+        null=True, blank=True, help_text="Share of the case's voxels inside the region of its pixel metrics."
+    )
     uncertainty_map = models.FileField(upload_to=uncertainty_path, max_length=500, blank=True)
     uncertainty_mean = models.FloatField(null=True, blank=True, help_text="Mean per-voxel SD over samples.")
     uncertainty_p95 = models.FloatField(null=True, blank=True, help_text="95th percentile of the per-voxel SD.")
@@ -94,6 +99,9 @@ class MetricResult(models.Model):
     n_excluded = models.PositiveIntegerField(default=0, help_text="Cases left out: NaN/Inf, wrong shape, missing.")
     data_range = models.FloatField(null=True, blank=True)
     version = models.CharField(max_length=100)
+    region = models.CharField(
+        max_length=200, blank=True, help_text="Pixel metrics: the region they were computed in (see task_settings)."
+    )
     extra = models.JSONField(default=dict, blank=True, help_text="e.g. KID's SD over subsets.")
     computed_at = models.DateTimeField(auto_now=True)
 
@@ -122,8 +130,16 @@ class MetricResult(models.Model):
             return None
 
     @property
-    def is_stale(self):
+    def version_is_stale(self):
         return self.version != self.current_version
+
+    @property
+    def is_stale(self):
+        """Computed with another metric version, or (a pixel result) in another region than the task's now
+        (reads the run's task: callers over many runs compare the region themselves, as the board does)."""
+        if self.version_is_stale:
+            return True
+        return self.tier == catalog.PIXEL and computed_in(self.region) != region_name(self.run.task)
 
     @property
     def is_infinite(self):

@@ -5,19 +5,27 @@ missing, of the wrong shape or has NaN/Inf voxels is stored with the reason inst
 A case's value is the mean over its samples; a stochastic model's per-voxel SD over samples is
 stored as an array. Per-run means get a bootstrap CI over cases. The numbers come from each
 metric's entry in `metrics.catalog`.
+
+The task's profile and region decide how a case is scored (`task_settings`): the "medgen" profile on the
+whole image goes through the batched catalogue functions; inside a region it is `metrics.regions`'
+masked form of the same metrics; "fastmri" and "synthrad2025" are `metrics.profiles.evaluate` per case
+(keys stored as "<profile>:<metric>"). The region is a mask image of the case or one computed from the
+reference (`metrics.regions.mask_from_reference`); a case the profile or region cannot score (no mask,
+an empty region, a 2-D image under SynthRAD2025) is stored as refused, with the reason.
 """
 
 import numpy as np
 from django.conf import settings
 
-from inference.models import CaseOutput, ImageRole
+from inference.models import CaseOutput, EvaluationRegion, ImageRole
 from inference.storage import save_array
 
 from .formatting import decode_value, encode_value
-from .metrics import bootstrap, catalog, pixel
+from .metrics import bootstrap, catalog, pixel, profiles, regions
 from .models import CaseResult, CaseStatus
 from .selectors import case_images
 from .services import store_metric
+from .task_settings import region_name
 
 
 def pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, unavailable):
@@ -27,6 +35,8 @@ def pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, un
     arrays themselves are dropped after each batch, so memory does not grow with the dataset.
     """
     usable = {}
+    task = run.task
+    scored_whole = task.profile == profiles.DEFAULT_PROFILE and task.region == EvaluationRegion.WHOLE
     batch_size = settings.MEDGEN_EVALUATION_BATCH_SIZE
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
@@ -51,16 +61,99 @@ def pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, un
                 status, text = problem
                 _store_case(run, case, status, text, samples=len(outputs))
                 continue
+            if not scored_whole:
+                try:
+                    values, fraction = _case_in_region(
+                        task, case, reference, samples, metric_keys, data_range, unavailable
+                    )
+                except RegionError as exc:
+                    _store_case(run, case, CaseStatus.REFUSED, str(exc), samples=len(outputs))
+                    continue
+                result = _store_case(
+                    run, case, CaseStatus.OK, "", samples=len(samples), values=values, region_fraction=fraction
+                )
+                if len(samples) > 1:
+                    _store_uncertainty(result, samples)
+                usable[case.pk] = (outputs[0], spacing, samples.shape[1:])
+                continue
             loaded.append((case, reference, samples, spacing))
         for group in _group_by_shape(loaded).values():
             values = _pixel_values(group, metric_keys, data_range, unavailable)
             for (case, _, samples, spacing), case_values in zip(group, values, strict=True):
-                result = _store_case(run, case, CaseStatus.OK, "", samples=len(samples), values=case_values)
+                result = _store_case(
+                    run, case, CaseStatus.OK, "", samples=len(samples), values=case_values, region_fraction=1.0
+                )
                 if len(samples) > 1:
                     _store_uncertainty(result, samples)
                 usable[case.pk] = (outputs_by_case[case.pk][0], spacing, samples.shape[1:])
         context.progress(done=min(start + batch_size, len(cases)))
     return usable
+
+
+class RegionError(ValueError):
+    """The case cannot be scored under the task's profile and region; the message says why."""
+
+
+def region_mask(task, case, reference):
+    """The case's region as a boolean ``(*spatial)`` array, None for the whole image; RegionError when it has none."""
+    if task.region == EvaluationRegion.CASE_MASK:
+        masks = case_images(case, ImageRole.MASK)
+        if not masks:
+            raise RegionError("The case has no ROI/body mask image, and the task scores inside each case's mask.")
+        mask = masks[0].load()
+        if mask.shape[1:] != reference.shape[1:]:
+            raise RegionError(f"The case's mask has shape {mask.shape[1:]}; its reference {reference.shape[1:]}.")
+        try:
+            return regions.inside_of(mask[0], reference.shape[1:])
+        except ValueError as exc:
+            raise RegionError(f"The case's mask cannot be used: {exc}.") from None
+    if task.region == EvaluationRegion.REFERENCE_THRESHOLD:
+        try:
+            return regions.mask_from_reference(reference[0], task.region_threshold)
+        except ValueError as exc:
+            raise RegionError(f"No region from the reference: {exc}.") from None
+    return None
+
+
+def _case_in_region(task, case, reference, samples, metric_keys, data_range, unavailable):
+    """({key: encoded mean over samples}, share of voxels inside) of one case under the task's profile and region."""
+    mask = region_mask(task, case, reference)
+    fraction = 1.0 if mask is None else float(mask.mean())
+    per_sample = []
+    for sample in samples:
+        if task.profile == profiles.DEFAULT_PROFILE:
+            per_sample.append(_masked_medgen(sample, reference, mask, metric_keys, data_range, unavailable))
+            continue
+        if reference.shape[0] != 1:
+            raise RegionError(
+                f"The {task.profile} profile scores single-channel images; this case has {reference.shape[0]}."
+            )
+        try:
+            values = profiles.evaluate(task.profile, sample[0], reference[0], mask)
+        except ValueError as exc:
+            raise RegionError(f"The {catalog.PROFILE_LABELS[task.profile]} profile refuses this case: {exc}.") from None
+        per_sample.append({f"{task.profile}:{key}": value for key, value in values.items()})
+    keys = [key for key in metric_keys if all(key in values for values in per_sample)]
+    return {key: encode_value(float(np.mean([values[key] for values in per_sample]))) for key in keys}, fraction
+
+
+def _masked_medgen(sample, reference, mask, metric_keys, data_range, unavailable):
+    mask = np.ones(reference.shape[1:], dtype=bool) if mask is None else mask
+    windowed = {"ssim", "ms_ssim"} & set(metric_keys)
+    if windowed and not regions.reaches_ssim_area(mask):
+        raise RegionError(
+            f"The region has no voxel farther than 5 voxels from the image border, where {', '.join(sorted(windowed))} "
+            "(an 11-voxel window) can be computed."
+        )
+    values = {}
+    for key in metric_keys:
+        if key in unavailable:
+            continue
+        try:
+            values.update(regions.masked_pixel_metrics(sample, reference, mask, data_range=data_range, keys=[key]))
+        except ValueError as exc:
+            unavailable[key] = str(exc)
+    return values
 
 
 def _reference_array(case):
@@ -125,7 +218,7 @@ def _pixel_values(group, metric_keys, data_range, unavailable):
     return per_case
 
 
-def _store_case(run, case, status, problem, *, samples, values=None):
+def _store_case(run, case, status, problem, *, samples, values=None, region_fraction=None):
     result, _ = CaseResult.objects.update_or_create(
         run=run,
         case=case,
@@ -134,6 +227,7 @@ def _store_case(run, case, status, problem, *, samples, values=None):
             "problem": problem,
             "samples": samples,
             "values": values or {},
+            "region_fraction": region_fraction,
             "uncertainty_mean": None,
             "uncertainty_p95": None,
         },
@@ -180,7 +274,9 @@ def pixel_summaries(run, metric_keys, data_range, unavailable):
                 confidence=ci.confidence,
                 n_cases=len(values),
                 n_excluded=excluded,
-                data_range=data_range,
+                # The published profiles fix their own intensity range (fastMRI: reference.max(); SynthRAD: 4095 HU).
+                data_range=data_range if run.task.profile == profiles.DEFAULT_PROFILE else None,
+                region=region_name(run.task),
                 extra=_pixel_extra(run, key, values),
             )
         )
@@ -190,7 +286,7 @@ def pixel_summaries(run, metric_keys, data_range, unavailable):
 def _pixel_extra(run, key, values):
     if key == "psnr":
         return {"infinite_cases": int(np.isinf(values).sum())}
-    if key == "ms_ssim":
+    if key == "ms_ssim" and run.task.profile == profiles.DEFAULT_PROFILE:
         # Images smaller than 176 px use the finest scales that fit, weights renormalised (see pixel.ms_ssim).
         shapes = {
             tuple(shape) for shape in CaseOutput.objects.filter(run=run, sample=0).values_list("shape", flat=True)

@@ -100,20 +100,3 @@ def store_metric(
         },
     )
     return result
-
-
-def check_task_settings(settings_of_task):
-    """{field: message} for a task's metric settings that name no catalogued metric (refused, with the
-    known names), or a primary metric the task does not evaluate. Registered as an inference task check."""
-    errors = {}
-    evaluated = {**catalog.PIXEL_METRICS, **catalog.FEATURE_METRICS}
-    metrics = settings_of_task.get("metrics") or []
-    unknown = [key for key in metrics if key not in evaluated]
-    if unknown:
-        errors["metrics"] = f"Unknown metric(s) {', '.join(unknown)}. Known: {', '.join(evaluated)}."
-    primary = settings_of_task.get("primary_metric") or ""
-    if primary and primary not in catalog.METRICS:
-        errors["primary_metric"] = f"Unknown metric '{primary}'. Known: {', '.join(catalog.METRICS)}."
-    elif primary in catalog.PIXEL_METRICS and metrics and primary not in metrics:
-        errors["primary_metric"] = f"'{primary}' is not among the task's metrics ({', '.join(metrics)})."
-    return errors

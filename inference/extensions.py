@@ -5,8 +5,9 @@ importing them (they register from their `AppConfig.ready`).
   `Section` (rendered HTML and the scripts it needs) or None. The evaluation app adds the
   metrics and downstream blocks this way.
 * Task settings checks: `add_task_check(check)`, where `check(settings)` gets the task's
-  `metrics`, `primary_metric` and `ranking` and returns {field: message} for what is wrong (the
-  evaluation app knows the metric catalogue).
+  `metrics`, `primary_metric`, `ranking`, `profile`, `region`, `region_threshold` and `dataset` (None
+  when not chosen yet) and returns {field: message} for what is wrong (the evaluation app knows the
+  metric catalogue and the profiles). `Task.clean` runs them, so the admin and every model form do.
 * Array sources for the viewer's endpoints: `add_array_source(name, source)`, where
   `source(request, pk)` returns an `ArraySource` the user may see (or raises a 404); the URL
   patterns that serve it belong to the registering app.

@@ -6,8 +6,7 @@ from django import forms
 
 from core import policy
 
-from . import extensions
-from .models import Normalisation, Task
+from .models import EvaluationProfile, EvaluationRegion, Normalisation, Task
 
 #: The largest size of one declared spatial axis: the dry run allocates an array of the declared shape.
 MAX_DECLARED_AXIS = 4096
@@ -73,21 +72,17 @@ class SubmissionForm(forms.Form):
 
 
 class TaskForm(forms.ModelForm):
-    """A task's settings as every task form checks them: the metrics come from the catalogue (the checks
-    the apps above register), so a typo is refused with the known names rather than silently ignored."""
+    """A task's settings as every task form checks them: the metrics, profile and region come from the
+    catalogue (`Task.clean` runs the checks the apps above register), so a typo is refused with the known
+    names rather than silently ignored."""
 
     class Meta:
         model = Task
         fields = [
             "slug", "name", "kind", "description", "dataset", "reference_dataset", "data_range",
-            "metrics", "primary_metric", "ranking", "is_public",
+            "metrics", "primary_metric", "ranking", "profile", "region", "region_threshold", "is_public",
         ]  # fmt: skip
-
-    def clean(self):
-        data = super().clean()
-        if not isinstance(data.get("metrics"), list) or not all(isinstance(key, str) for key in data["metrics"]):
-            self.add_error("metrics", 'Give a list of metric names, e.g. ["psnr", "ssim"].')
-            return data
-        for field, message in extensions.check_task_settings(data).items():
-            self.add_error(field, message)
-        return data
+        error_messages = {
+            "profile": {"invalid_choice": f"Unknown profile %(value)r. Known: {', '.join(EvaluationProfile.values)}."},
+            "region": {"invalid_choice": f"Unknown region %(value)r. Known: {', '.join(EvaluationRegion.values)}."},
+        }

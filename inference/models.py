@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from core.models import Job
 
+from . import extensions
 from .storage import load_array
 
 
@@ -70,6 +71,7 @@ class ImageRole(models.TextChoices):
     INPUT = "input", "Input"
     REFERENCE = "reference", "Reference"
     LABEL = "label", "Label mask"
+    MASK = "mask", "ROI/body mask"
 
 
 def case_image_path(instance, filename):
@@ -122,6 +124,27 @@ class LeaderboardEntry(models.TextChoices):
     LATEST = "latest", "Each participant's latest run"
 
 
+class EvaluationProfile(models.TextChoices):
+    """The convention a task's pixel tier follows. Written out here (inference does not import evaluation);
+    tests/evaluation/test_regions_profiles.py checks that it names exactly `evaluation.metrics.profiles.PROFILES`."""
+
+    MEDGEN = "medgen", "MedGen Eval (Wang et al. SSIM, MONAI MS-SSIM, the task's data range)"
+    FASTMRI = "fastmri", "fastMRI (evaluate.py: NMSE, PSNR, SSIM)"
+    SYNTHRAD2025 = "synthrad2025", "SynthRAD2025 (image_metrics.py: MAE, PSNR, MS-SSIM in the mask)"
+
+
+class EvaluationRegion(models.TextChoices):
+    """The voxels a task's pixel metrics are computed over."""
+
+    WHOLE = "whole", "Whole image"
+    CASE_MASK = "case_mask", "The mask that comes with each case (its ROI/body mask image)"
+    REFERENCE_THRESHOLD = "reference_threshold", "From the reference: threshold, largest component, holes filled"
+
+
+def _known(choices):
+    return ", ".join(choices.values)
+
+
 class Task(models.Model):
     """A benchmark: a kind of generation problem on a test dataset."""
 
@@ -145,6 +168,26 @@ class Task(models.Model):
     primary_metric = models.CharField(max_length=50, blank=True)
     ranking = models.CharField(
         max_length=20, choices=[("primary", "Primary metric"), ("mean_rank", "Mean rank")], default="primary"
+    )
+    profile = models.CharField(
+        max_length=30,
+        choices=EvaluationProfile.choices,
+        default=EvaluationProfile.MEDGEN,
+        help_text="The convention the pixel tier scores by; its metrics are keyed by it (e.g. fastmri:ssim).",
+        error_messages={"invalid_choice": f"Unknown profile %(value)r. Known: {_known(EvaluationProfile)}."},
+    )
+    region = models.CharField(
+        max_length=30,
+        choices=EvaluationRegion.choices,
+        default=EvaluationRegion.WHOLE,
+        help_text="The voxels every pixel metric is computed over.",
+        error_messages={"invalid_choice": f"Unknown region %(value)r. Known: {_known(EvaluationRegion)}."},
+    )
+    region_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="For a region computed from the reference: the intensity above which a voxel is inside "
+        "(reference units, e.g. -500 HU for a CT body).",
     )
     is_public = models.BooleanField(default=False, help_text="Readable without login (demo tasks).")
     hidden_references = models.BooleanField(
@@ -172,6 +215,21 @@ class Task(models.Model):
 
     def get_absolute_url(self):
         return reverse("task-detail", args=[self.slug])
+
+    #: What the task checks (`extensions.check_task_settings`) are given.
+    SETTINGS_FIELDS = ("metrics", "primary_metric", "ranking", "profile", "region", "region_threshold", "dataset")
+
+    def settings_for_checks(self):
+        return {field: getattr(self, field, None) for field in self.SETTINGS_FIELDS}
+
+    def clean(self):
+        """The metric, profile and region settings as the apps above check them (the metric catalogue):
+        an unknown name is refused with the known ones, whichever form, API or script saves the task."""
+        if not isinstance(self.metrics, list) or not all(isinstance(key, str) and key for key in self.metrics):
+            raise ValidationError({"metrics": 'Give a list of metric names, e.g. ["psnr", "ssim"].'})
+        errors = extensions.check_task_settings(self.settings_for_checks())
+        if errors:
+            raise ValidationError(errors)
 
 
 class MemberRole(models.TextChoices):

@@ -31,7 +31,7 @@ from .models import (
     Task,
 )
 
-SECRET_ROLES = (ImageRole.REFERENCE, ImageRole.LABEL)
+SECRET_ROLES = (ImageRole.REFERENCE, ImageRole.LABEL, ImageRole.MASK)
 
 
 def _accepted(user, role=None):

@@ -11,6 +11,8 @@ from .models import (
     CaseImage,
     CaseOutput,
     Dataset,
+    EvaluationProfile,
+    EvaluationRegion,
     GenerativeModel,
     Membership,
     ModelFormat,
@@ -54,10 +56,25 @@ class TaskSerializer(serializers.ModelSerializer):
             "metrics",
             "primary_metric",
             "ranking",
+            "profile",
+            "region",
+            "region_threshold",
             "is_public",
             "created_at",
             "url",
         ]
+        extra_kwargs = {
+            "profile": {
+                "error_messages": {
+                    "invalid_choice": f'Unknown profile "{{input}}". Known: {", ".join(EvaluationProfile.values)}.'
+                }
+            },
+            "region": {
+                "error_messages": {
+                    "invalid_choice": f'Unknown region "{{input}}". Known: {", ".join(EvaluationRegion.values)}.'
+                }
+            },
+        }
 
     def get_url(self, obj) -> str:
         return obj.get_absolute_url()
@@ -75,8 +92,8 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def _current(self):
         if self.instance is None:
-            return {}
-        return {field: getattr(self.instance, field) for field in ("metrics", "primary_metric", "ranking")}
+            return {field: None for field in Task.SETTINGS_FIELDS}
+        return self.instance.settings_for_checks()
 
 
 class DatasetSerializer(serializers.ModelSerializer):

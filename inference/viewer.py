@@ -70,7 +70,7 @@ def spacing_of(case):
 
 def case_image_source(request, pk):
     image = policy.get_visible(request.user, CaseImage, pk=pk)
-    kind = "label" if image.role == ImageRole.LABEL else "image"
+    kind = "label" if image.role in (ImageRole.LABEL, ImageRole.MASK) else "image"
     return ArraySource(open_field(image.array), image.spacing, kind)
 
 

@@ -131,7 +131,7 @@ def case_image_png(request, pk, role, index):
     image = selectors.case_image(request.user, case, role, index)
     if image is None:
         raise Http404
-    return png_response(image.load(), label=role == ImageRole.LABEL)
+    return png_response(image.load(), label=role in (ImageRole.LABEL, ImageRole.MASK))
 
 
 def output_png(request, pk, output_pk):

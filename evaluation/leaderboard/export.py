@@ -66,6 +66,7 @@ def _as_dict(board, task):
             "description": board.ranking_text,
         },
         "downstream_reference": _reference_dict(board.downstream_reference),
+        "pixel_convention": board.convention,
         "significance": board.significance_text,
         "significance_metric": board.significance_column.key if board.significance_column else None,
         "rank_stability": board.stability_text,
@@ -135,7 +136,7 @@ def csv_rows(board):
 
 def case_rows(task, user_runs):
     """Every per-case result of the task's succeeded runs, flat: for the CSV/JSON export."""
-    metrics = [*catalog.PIXEL_METRICS, *catalog.PER_CASE_FEATURE_METRICS]
+    metrics = [*catalog.PER_CASE_METRICS, *catalog.PER_CASE_FEATURE_METRICS]
     records = (
         CaseResult.objects.filter(run__in=user_runs, run__task=task, run__status=JobStatus.SUCCEEDED)
         .order_by("run_id", "case__case_id")

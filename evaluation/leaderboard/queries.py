@@ -15,6 +15,7 @@ from .. import formatting
 from ..formatting import decode_value
 from ..metrics import catalog
 from ..models import CaseResult, CaseStatus, DownstreamJob, MetricResult
+from ..task_settings import computed_in
 from .shapes import (
     CLINICAL,
     DOWNSTREAM_METRICS,
@@ -58,7 +59,8 @@ def data_version(task):
         DownstreamJob.objects.filter(setup__task=task, run__isnull=True).values_list("pk", "status", "finished_at")
     )
     settings_of_task = (
-        task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics, task.leaderboard_entry
+        task.pk, task.slug, task.name, task.primary_metric, task.ranking, task.metrics, task.leaderboard_entry,
+        task.profile, task.region, task.region_threshold,
     )  # fmt: skip
     raw = repr((settings_of_task, runs, results, downstream, closed))
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
@@ -101,6 +103,7 @@ def run_results(task):
             "ci_low",
             "ci_high",
             "version",
+            "region",
             "n_cases",
             "n_excluded",
             "extra",
@@ -108,15 +111,16 @@ def run_results(task):
     )
 
 
-def rows(runs, columns, results, participants=frozenset()):
+def rows(runs, columns, results, participants=frozenset(), *, region=None):
     """One row per run (in run order) with a cell per column; `participants` are the user ids whose runs
-    are a participant's entries (one per participant on the board)."""
+    are a participant's entries (one per participant on the board). A pixel result computed in another
+    region than `region` (the task's now) is stale, like one of another metric version."""
     by_run = {run.pk: {} for run in runs}
     for result in results:
         key = column_key(result.metric, result.extractor)
         if result.run_id in by_run:
             by_run[result.run_id][key] = result
-    return [_row(run, columns, by_run[run.pk], participants) for run in runs]
+    return [_row(run, columns, by_run[run.pk], participants, region) for run in runs]
 
 
 def column_key(metric, extractor):
@@ -127,9 +131,10 @@ def columns(task, results):
     """The board's columns, tier by tier: the task's pixel metrics, the feature metrics present, the clinical
     tier (reader studies, downstream), efficiency."""
     present = {(result.metric, result.extractor, result.tier) for result in results}
-    wanted = task.metrics or catalog.DEFAULT_PIXEL_METRICS
-    pixel_keys = [key for key in catalog.DEFAULT_PIXEL_METRICS if key in wanted]
-    pixel_keys += [key for key in wanted if key in catalog.PIXEL_METRICS and key not in pixel_keys]
+    own = catalog.PROFILE_KEYS.get(task.profile, catalog.DEFAULT_PIXEL_METRICS)
+    wanted = task.metrics or own
+    pixel_keys = [key for key in own if key in wanted]
+    pixel_keys += [key for key in wanted if key in catalog.PER_CASE_METRICS and key not in pixel_keys]
     columns = []
     for key in pixel_keys:
         info = catalog.get(key)
@@ -222,7 +227,7 @@ def _reader_study_columns(results):
     return columns
 
 
-def _row(run, columns, results, participants):
+def _row(run, columns, results, participants, region=None):
     cells = {}
     for column in columns:
         if column.tier == EFFICIENCY:
@@ -244,7 +249,8 @@ def _row(run, columns, results, participants):
             value=result.value,
             ci_low=result.ci_low,
             ci_high=result.ci_high,
-            stale=result.is_stale,
+            stale=result.version_is_stale
+            or (region is not None and result.tier == catalog.PIXEL and computed_in(result.region) != region),
             n_cases=result.n_cases,
             n_excluded=result.n_excluded,
             text=formatting.format_value(result.value),

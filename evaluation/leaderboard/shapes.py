@@ -109,6 +109,7 @@ class Leaderboard:
     exported: dict | None = None
     downstream_reference: dict | None = None  # the task's real→real downstream result (downstream.task_reference)
     rendered: dict = field(default_factory=dict)  # format → response bytes, built once per board
+    convention: dict | None = None  # the pixel tier's profile and region (standings.pixel_convention)
 
     def tiers(self):
         """(tier, label, columns) for the grouped table header, in tier order, empty tiers left out."""

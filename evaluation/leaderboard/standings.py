@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import frontier, ranking
 from ..downstream.selectors import task_reference
-from ..metrics import catalog
+from ..metrics import catalog, profiles
+from ..task_settings import region_name
 from . import queries
 from .shapes import RANKING_METHODS, Leaderboard
 
@@ -30,7 +31,7 @@ def compute(task, *, method="primary", chosen=None, private=False):
     runs = queries.succeeded_runs(task, private=private)
     results = queries.run_results(task)
     columns = queries.columns(task, results)
-    rows = queries.rows(runs, columns, results, queries.participant_ids(task))
+    rows = queries.rows(runs, columns, results, queries.participant_ids(task), region=region_name(task))
     primary = _primary(task, columns)
     rows = _one_entry_per_participant(rows, primary, task.leaderboard_entry)
     kept = {row.run_id for row in rows}
@@ -62,7 +63,22 @@ def compute(task, *, method="primary", chosen=None, private=False):
     _pareto(board)
     board.rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.run_id))
     board.downstream_reference = task_reference(task)
+    board.convention = pixel_convention(task)
     return board
+
+
+def pixel_convention(task):
+    """How the board's pixel tier was scored: the task's profile (with the link to its definition) and region."""
+    profile = profiles.get(task.profile)
+    url = catalog.PROFILE_URLS.get(profile.name, "")
+    return {
+        "profile": profile.name,
+        "label": profile.label,
+        "version": profile.version,
+        "definition_url": url,
+        "description": profile.description,
+        "region": region_name(task),
+    }
 
 
 def _one_entry_per_participant(rows, primary, entry):

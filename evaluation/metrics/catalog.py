@@ -165,6 +165,60 @@ PIXEL_METRICS = {
     ),
 }
 
+DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
+
+# The published conventions' pixel metrics (``profiles``: fastMRI, SynthRAD2025), keyed "<profile>:<metric>" so
+# that they never mix with ours. They are computed per case by ``profiles.evaluate`` (hence no ``compute``);
+# written out here because ``profiles`` builds on this module: tests/evaluation/test_regions_profiles.py checks
+# them against ``profiles.PROFILES`` (keys, directions, version, definition_url).
+PROFILE_LABELS = {"medgen": "MedGen Eval", "fastmri": "fastMRI", "synthrad2025": "SynthRAD2025"}
+PROFILE_URLS = {
+    "fastmri": "https://github.com/facebookresearch/fastMRI/blob/91f2df4711adbb6d643df1810f234e4abcf5881b/"
+    "fastmri/evaluate.py",
+    "synthrad2025": "https://github.com/SynthRAD2025/evaluation/blob/17cac47b6288fcb66c5818c9d50eb9534d613fa2/"
+    "image_metrics.py",
+}
+_PROFILE_ROWS = (
+    # profile, metric, label, direction, unit, definition (the profile's version is the metric's)
+    ("fastmri", "nmse", "NMSE", LOWER, "", "‖reference − output‖² / ‖reference‖² over the volume."),
+    ("fastmri", "psnr", "PSNR", HIGHER, "dB", "10·log10(reference.max()² / MSE) over the volume."),
+    ("fastmri", "ssim", "SSIM", HIGHER, "", "scikit-image's default SSIM (7 × 7 uniform window, sample "
+     "covariance) per slice with data_range = reference.max() of the volume, averaged over slices."),
+    ("synthrad2025", "mae", "MAE", LOWER, "HU", "Mean |reference − output| over the voxels inside the mask."),
+    ("synthrad2025", "psnr", "PSNR", HIGHER, "dB", "Both clipped to [−1024, 3071] HU; 10·log10(4095² / MSE) "
+     "with the MSE over the voxels inside the mask."),
+    ("synthrad2025", "ms_ssim", "MS-SSIM", HIGHER, "", "Masked 3-D MS-SSIM (7-voxel uniform window, five scales) "
+     "on images clipped to [−1024, 3071] HU whose outside-mask voxels are set to −1024."),
+)  # fmt: skip
+PROFILE_VERSIONS = {"fastmri": "1", "synthrad2025": "1"}
+PROFILE_METRICS = {
+    f"{profile}:{metric}": MetricInfo(
+        f"{profile}:{metric}",
+        f"{label} ({PROFILE_LABELS[profile]})",
+        PIXEL,
+        direction,
+        unit,
+        f"{PROFILE_LABELS[profile]}'s convention: {definition} Defined by {PROFILE_URLS[profile]}",
+        version=PROFILE_VERSIONS[profile],
+    )
+    for profile, metric, label, direction, unit, definition in _PROFILE_ROWS
+}
+#: The pixel metrics each profile computes, in the order the leaderboard shows them.
+PROFILE_KEYS = {"medgen": DEFAULT_PIXEL_METRICS} | {
+    profile: tuple(f"{profile}:{metric}" for p, metric, *_ in _PROFILE_ROWS if p == profile) for profile in PROFILE_URLS
+}
+
+
+#: Every pixel metric a task can choose, with per-case values: ours and the published conventions'.
+PER_CASE_METRICS = {**PIXEL_METRICS, **PROFILE_METRICS}
+
+
+def profile_of(key):
+    """The profile whose convention a pixel metric follows: "fastmri" for "fastmri:ssim", else "medgen"."""
+    prefix, _, rest = key.partition(":")
+    return prefix if rest and prefix in PROFILE_URLS else "medgen"
+
+
 FEATURE_METRICS = {
     "frd": MetricInfo(
         "frd",
@@ -386,13 +440,12 @@ READER_METRICS = {
 }
 
 
-METRICS = {**PIXEL_METRICS, **FEATURE_METRICS}
+METRICS = {**PIXEL_METRICS, **PROFILE_METRICS, **FEATURE_METRICS}
 METRICS.update(CLINICAL_METRICS)
 METRICS.update(READER_METRICS)
 
 # The Fréchet distance is called FRD on radiomics features and FID on Inception features.
 FRECHET_BY_EXTRACTOR = {"radiomics": "frd", "inception_v3": "fid", "clip": "fd_clip", "dinov2": "fd_dinov2"}
-DEFAULT_PIXEL_METRICS = ("psnr", "ssim", "ms_ssim", "nmse", "mae", "mse")
 
 
 def get(key):

@@ -28,20 +28,20 @@ from .base import (
 )
 from .reading import read_image
 
-ROLE_ORDER = {"input": 0, "reference": 1, "label": 2}
+ROLE_ORDER = {"input": 0, "reference": 1, "label": 2, "mask": 3}
 METADATA_FILE = "metadata.json"
 MAX_CASE_ID_LENGTH = 200
 
 
 def role_of(entry):
-    """(role, index) for an entry named input, input_N, reference or label; None otherwise."""
+    """(role, index) for an entry named input, input_N, reference, label or mask; None otherwise."""
     stem = entry.name if entry.is_dir() else split_name(entry.name)[0]
-    match = re.fullmatch(r"(input)(?:_(\d+))?|(reference)|(label)", stem.lower())
+    match = re.fullmatch(r"(input)(?:_(\d+))?|(reference|label|mask)", stem.lower())
     if not match:
         return None
     if match.group(1):
         return "input", int(match.group(2) or 0)
-    return match.group(3) or match.group(4), 0
+    return match.group(3), 0
 
 
 def _is_case_folder(folder):
@@ -85,7 +85,8 @@ def scan_dataset(root, *, root_name=None, limits=None):
     """Read every case under `root` (a folder, or a single image file) without touching the database.
 
     Case layout: each top-level folder is a case, holding input (or input_0, input_1, …),
-    reference and label images and an optional metadata.json. Otherwise the flat layout:
+    reference and label images, a mask (the ROI or body mask a task may score inside: boolean, or
+    non-negative with > 0 inside) and an optional metadata.json. Otherwise the flat layout:
     each image file or DICOM series folder is a case with one input, named by its stem.
     A folder holding one series, or a single file, is one case. A lone wrapping folder
     (how zipping a folder often comes out) is looked through.
@@ -169,7 +170,7 @@ def _plan_case_folder(folder, display, errors):
                 ImageImportError(
                     display(child),
                     f"unexpected entry in case '{plan.case_id}': name images input (or input_0, input_1, …), "
-                    "reference or label",
+                    "reference, label or mask",
                 )
             )
         elif key in plan.images:
@@ -306,4 +307,12 @@ def _check_case(plan, images, display, errors):
                     )
                 )
                 ok = False
+        if item.role == "mask" and (item.image.array < 0).any():
+            errors.append(
+                ImageImportError(
+                    display(item.original_path),
+                    f"case '{plan.case_id}': mask has negative values; a ROI/body mask is 0 outside, > 0 inside",
+                )
+            )
+            ok = False
     return ok

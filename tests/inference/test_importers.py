@@ -558,7 +558,7 @@ def test_scan_reports_every_problem_at_once(tmp_path):
     (root / "broken" / "metadata.json").write_text("{not json")
     save_npy(root / "noinput" / "reference.npy", np.zeros((4, 4)))
     save_npy(root / "extra" / "input.npy", np.zeros((4, 4)))
-    save_npy(root / "extra" / "mask.npy", np.zeros((4, 4)))
+    save_npy(root / "extra" / "segmentation.npy", np.zeros((4, 4)))
     (root / "stray.txt").write_text("x")
     with pytest.raises(DatasetImportError) as caught:
         scan_dataset(root)
@@ -567,7 +567,7 @@ def test_scan_reports_every_problem_at_once(tmp_path):
     for fragment in (
         "broken/input.dcm: pixel data is truncated",
         "broken/metadata.json: not valid JSON",
-        "extra/mask.npy: unexpected entry in case 'extra'",
+        "extra/segmentation.npy: unexpected entry in case 'extra'",
         "noinput: case 'noinput' has no input image",
         "shape/reference.npy: case 'shape': reference shape (5, 5) does not match input shape (4, 4)",
         "soft/label.npy: case 'soft': label has non-integer values (e.g. 0.5)",

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         if run_ids:
             runs = runs.filter(pk__in=run_ids)
         elif stale:
-            stale_ids = {r.run_id for r in MetricResult.objects.all() if r.is_stale}
+            stale_ids = {r.run_id for r in MetricResult.objects.select_related("run__task") if r.is_stale}
             runs = runs.filter(pk__in=stale_ids)
         elif not all:
             raise CommandError("Name runs, or pass --stale or --all.")

@@ -46,7 +46,9 @@ def old_metric_version(key, extractor=""):
 def test_every_metric_is_catalogued_in_one_table_of_tiers():
     assert set(catalog.METRICS) == set(OLD_PIXEL_VERSIONS) | {"frd", "fid", "kid", "precision", "recall"} | set(
         OLD_CLINICAL_VERSIONS
-    ) | set(NEW_EMBEDDING_VERSIONS) | set(NEW_VERSIONS)
+    ) | set(NEW_EMBEDDING_VERSIONS) | set(NEW_VERSIONS) | {
+        f"{p}:{m}" for p, m in [("fastmri", "nmse"), ("fastmri", "psnr"), ("fastmri", "ssim")]
+    } | {f"synthrad2025:{m}" for m in ("mae", "psnr", "ms_ssim")}
     for key, info in catalog.METRICS.items():
         assert info.key == key and info.version and info.direction in (catalog.HIGHER, catalog.LOWER)
 
@@ -54,6 +56,8 @@ def test_every_metric_is_catalogued_in_one_table_of_tiers():
 @pytest.mark.parametrize("extractor", ["", "radiomics", "inception_v3", "study-7", "study-7:realism"])
 def test_stored_version_strings_are_the_old_ones_for_every_metric(extractor):
     for key, info in catalog.METRICS.items():
+        if key in catalog.PROFILE_METRICS:
+            continue  # the profiles' metrics: versioned by their profile (tests/evaluation/test_regions_profiles.py)
         if info.tier == catalog.FEATURE and extractor.startswith("study"):
             continue  # a study is no feature extractor (both versions raise KeyError: see below)
         if key in NEW_VERSIONS:
@@ -72,6 +76,7 @@ def test_version_strings_spelled_out():
         **OLD_CLINICAL_VERSIONS,
         **NEW_EMBEDDING_VERSIONS,
         **NEW_VERSIONS,
+        **{key: "1" for key in catalog.PROFILE_METRICS},
     }
     assert catalog.metric_version("cmmd", "clip") == "1+clip-1"
     assert catalog.metric_version("fd_dinov2", "dinov2") == "1+dinov2-1"
