@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from inference.storage import load_array
 
-from .formatting import decode_value, encode_value
+from .formatting import decode_value, encode_value, feature_note
 from .metrics import catalog
 from .metrics.extractors import availability, configured_weights_path
 from .models import CaseResult, CaseStatus, Evaluation
@@ -69,6 +69,8 @@ def run_evaluation_panel(run, *, case_sort=""):
     results = list(run.metric_results.all())
     pixel = sorted((r for r in results if r.tier == catalog.PIXEL), key=_pixel_order)
     feature = [r for r in results if r.tier == catalog.FEATURE]
+    for result in feature:  # what a number rests on: why precision is 0, how many values were clipped
+        result.note = feature_note(result.metric, result.extra, result.n_cases)
     metric_keys = [r.metric for r in pixel]
     primary = run.task.primary_metric if run.task.primary_metric in metric_keys else next(iter(metric_keys), "")
     case_results = list(run.case_results.select_related("case"))
