@@ -116,8 +116,8 @@ def format_interval(value, low, high, digits=4):
 
 def feature_note(metric, extra, n_cases):
     """A sentence for the run page that says what a feature-tier number rests on, or "" (plain text):
-    why precision or recall is (near) 0 when the outputs sit outside every reference ball, and how many
-    radiomics values were clipped to ±`zscore_clip` reference standard deviations."""
+    why precision or recall is (near) 0 when the outputs sit outside every reference ball, and (on FRD) how
+    many radiomics values were clipped to ±`zscore_clip` reference standard deviations."""
     extra = extra or {}
     notes = []
     radius, nearest = extra.get("median_reference_radius"), extra.get("median_nearest_reference")
@@ -130,10 +130,10 @@ def feature_note(metric, extra, n_cases):
             "finding, not a failure to compute. With few cases in many dimensions the neighbourhoods are small; "
             "FRD and KID grade distances that precision and recall only count."
         )
-    if extra.get("values_clipped"):
+    if metric == "frd" and extra.get("values_clipped"):  # once per extractor: KID and precision/recall share it
         notes.append(
             f"{extra['values_clipped']} output values in {extra['features_clipped']} radiomics features lay more "
-            f"than {format_value(extra['zscore_clip'], 3)} reference standard deviations from the references' mean "
-            "and were clipped to it."
+            f"than {extra['zscore_clip']:g} reference standard deviations from the references' mean and were "
+            "clipped to it (for FRD, KID, precision and recall)."
         )
     return " ".join(notes)
