@@ -243,6 +243,19 @@ def _separation(board):
         highs = [np.nan if c is None or c.ci_high is None else c.ci_high for c in cells]
         if ranking.cis_all_overlap(lows, highs):
             board.inseparable.append(column.key)
+    empty = [
+        column.label
+        for column in board.columns
+        if column.metric in ("precision", "recall")
+        and len(board.rows) > 1
+        and all(row.cells[column.key].value == 0 for row in board.rows)
+    ]
+    if empty:
+        board.notes.append(
+            f"{', '.join(empty)}: 0 for every run. No output lies inside the references' k-NN neighbourhoods in "
+            "that feature space (each run's page gives the distances): a finding about these outputs, not a "
+            "failure to compute; FRD and KID grade how far they are."
+        )
     if board.inseparable:
         labels = ", ".join(board.column(key).label for key in board.inseparable)
         board.notes.append(

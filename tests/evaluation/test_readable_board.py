@@ -134,3 +134,13 @@ def test_a_value_and_its_ci_are_rounded_alike_on_the_board(client):
     assert (cell.text, cell.ci_text) == ("179.60", "[179.80, 180.20]")
     page = client.get(reverse("task-leaderboard", args=[task.slug])).content.decode()
     assert '179.60 <span class="ci">[179.80, 180.20]</span>' in page and "[180, 180]" not in page
+
+
+def test_a_precision_of_0_for_every_run_is_explained_on_the_board():
+    task = make_task(n_cases=3, primary_metric="ssim", metrics=["ssim"])
+    add_scored_run(task, "a", {"ssim": [0.8] * 3}, feature={("precision", "radiomics"): 0.0})
+    add_scored_run(task, "b", {"ssim": [0.7] * 3}, feature={("precision", "radiomics"): 0.0})
+    board = leaderboard.build(task)
+    assert any(note.startswith("Precision (radiomics): 0 for every run.") for note in board.notes)
+    add_scored_run(task, "c", {"ssim": [0.6] * 3}, feature={("precision", "radiomics"): 0.25})
+    assert not any("0 for every run" in note for note in leaderboard.build(task).notes)
