@@ -3,7 +3,9 @@
 One sample per case (sample 0), so each output pairs with its case's reference where the task's
 real images are its own cases' references (paired); a separate reference set is resampled on its
 own. The Fréchet distance (FRD on radiomics, FID on Inception features) gets a bootstrap CI over
-cases; KID, precision and recall are stored as they are. The numbers come from each metric's entry
+cases; KID, precision and recall are stored as they are. Radiomics features are z-scored against the
+reference set and clipped to ±`catalog.FRD_ZSCORE_CLIP` first (how many values were clipped is kept
+with each result); FRD also keeps its authors' log(d²). The numbers come from each metric's entry
 in `metrics.catalog`.
 """
 
@@ -54,9 +56,19 @@ def feature_tier(run, name, cases, usable, range_pair):
 
 def feature_metrics(run, name, generated, reference, *, paired, excluded=0):
     """Fréchet distance (FRD or FID) with a bootstrap CI, KID, precision and recall of (n, d) features."""
+    standardised = {}
     if name == "radiomics":
         columns = frd_columns(generated.shape[1])
-        generated, reference, _ = feature.zscore_against_reference(generated[:, columns], reference[:, columns])
+        generated, reference, kept = feature.zscore_against_reference(generated[:, columns], reference[:, columns])
+        limit = catalog.FRD_ZSCORE_CLIP
+        beyond = np.abs(generated) > limit
+        generated, reference = np.clip(generated, -limit, limit), np.clip(reference, -limit, limit)
+        standardised = {
+            "zscore_clip": limit,
+            "features_kept": int(kept.sum()),
+            "features_clipped": int(beyond.any(axis=0).sum()),
+            "values_clipped": int(beyond.sum()),
+        }
     frechet_key = catalog.FRECHET_BY_EXTRACTOR.get(name, "fid")
     frechet_distance = catalog.get(frechet_key).compute
     n = len(generated)
@@ -92,7 +104,12 @@ def feature_metrics(run, name, generated, reference, *, paired, excluded=0):
             confidence=ci.confidence,
             n_cases=n,
             n_excluded=excluded,
-            extra={"reference_n": int(len(reference)), "dim": int(generated.shape[1])},
+            extra={
+                "reference_n": int(len(reference)),
+                "dim": int(generated.shape[1]),
+                **standardised,
+                **(_frd_logs(ci) if frechet_key == "frd" else {}),
+            },
         )
     }
     if name in catalog.EMBEDDING_EXTRACTOR_METRICS:
@@ -102,8 +119,19 @@ def feature_metrics(run, name, generated, reference, *, paired, excluded=0):
         keys += ["precision", "recall"]
     for key in keys:
         value, extra = catalog.get(key).compute(generated, reference)
+        extra = {**extra, **standardised}
         written.add(store_metric(run, key, extractor=name, value=value, n_cases=n, n_excluded=excluded, extra=extra))
     return written
+
+
+def _frd_logs(ci):
+    """FRD as its authors' v1 code reports it, log(d²), with the CI's bounds on the same scale (log is
+    monotone); None where d² is 0 (log −inf)."""
+
+    def log(value):
+        return None if value is None or value <= 0 else feature.frd_log(value)
+
+    return {"log": log(ci.estimate), "log_ci": [log(ci.low), log(ci.high)]}
 
 
 def frd_columns(dim):

@@ -34,17 +34,21 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
+from evaluation.metrics import catalog
 from evaluation.metrics.bootstrap import bootstrap_mean_ci
 
 __all__ = [
     "PairedComparison",
     "RankStability",
     "aggregate_cases",
+    "cis_all_overlap",
     "compare_to_leader",
     "competition_ranks",
     "holm_adjust",
     "kendall_tau_b",
     "mean_ranks",
+    "oriented",
+    "rank_by_direction",
     "rank_stability",
     "wilcoxon_p_value",
 ]
@@ -134,6 +138,54 @@ def competition_ranks(values, higher_is_better: bool) -> np.ndarray:
     if values.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {values.shape}")
     return _competition_ranks_last_axis(-values if higher_is_better else values)
+
+
+def oriented(values, direction, target=None) -> np.ndarray:
+    """A metric's values turned so that higher is better, for ranking by any of the catalogue's directions.
+
+    Args:
+        values: float array of any shape (NaN = missing stays NaN).
+        direction: ``catalog.HIGHER`` (v), ``catalog.LOWER`` (−v) or ``catalog.TARGET`` (−|v − target|:
+            best at the target, equally good at the same distance on either side, so a Turing-test AUC
+            of 0.3 ties with 0.7 and both rank below 0.45).
+        target: the best value, for ``catalog.TARGET`` only.
+
+    Returns:
+        A float64 array of the same shape; rank it with ``higher_is_better=True``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if direction == catalog.HIGHER:
+        return values
+    if direction == catalog.LOWER:
+        return -values
+    if direction == catalog.TARGET:
+        if target is None or not math.isfinite(target):
+            raise ValueError("direction 'target' needs a finite target value")
+        return -np.abs(values - float(target))
+    raise ValueError(f"Unknown direction {direction!r}")
+
+
+def cis_all_overlap(lows, highs) -> bool | None:
+    """Whether every pair of the intervals [lowᵢ, highᵢ] overlaps, i.e. a metric does not separate the runs.
+
+    Args:
+        lows, highs: (n_runs,) CI bounds; a run with a NaN bound has no CI and is left out.
+
+    Returns:
+        True when at least two runs have a CI and all pairs overlap (intervals on a line pairwise
+        intersect exactly when the largest lower bound is at most the smallest upper bound; touching
+        counts as overlapping), False when some pair is apart, None with fewer than two CIs.
+    """
+    lows, highs = np.asarray(lows, dtype=np.float64), np.asarray(highs, dtype=np.float64)
+    present = ~(np.isnan(lows) | np.isnan(highs))
+    if present.sum() < 2:
+        return None
+    return bool(lows[present].max() <= highs[present].min())
+
+
+def rank_by_direction(values, direction, target=None) -> np.ndarray:
+    """:func:`competition_ranks` of (n_runs,) values by a catalogue direction (see :func:`oriented`)."""
+    return competition_ranks(oriented(values, direction, target), True)
 
 
 def _directions(higher_is_better, n_metrics):

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from inference.storage import load_array
 
-from .formatting import decode_value, encode_value
+from .formatting import decode_value, encode_value, feature_note
 from .metrics import catalog
 from .metrics.extractors import availability, configured_weights_path, configured_weights_sha256
 from .models import CaseResult, CaseStatus, Evaluation
@@ -74,6 +74,8 @@ def run_evaluation_panel(run, *, case_sort=""):
     results = list(run.metric_results.all())
     pixel = sorted((r for r in results if r.tier == catalog.PIXEL), key=_pixel_order)
     feature = [r for r in results if r.tier == catalog.FEATURE]
+    for result in feature:  # what a number rests on: why precision is 0, how many values were clipped
+        result.note = feature_note(result.metric, result.extra, result.n_cases)
     metric_keys = [r.metric for r in pixel] + [
         r.metric for r in feature if r.metric in catalog.PER_CASE_FEATURE_METRICS
     ]

@@ -157,7 +157,8 @@ def _turing(study, records, regular, complete, result):
         for model, entry in result["turing_models"].items()
     }
     for model, entry in result["turing_models"].items():
-        _published(result, model, "reader_auc", entry["estimate"].auc, entry["estimate"].ci, len(complete))
+        # The logit-scale CI (inside [0, 1]); the symmetric OR interval stays with the analysis and TOST.
+        _published(result, model, "reader_auc", entry["estimate"].auc, entry["estimate"].ci_bounded, len(complete))
     pairs = _pairs(records)
     first = [stats.synthetic_rating(a["call"], a["confidence"]) for reader in pairs for a, _ in pairs[reader]]
     second = [stats.synthetic_rating(b["call"], b["confidence"]) for reader in pairs for _, b in pairs[reader]]

@@ -83,6 +83,8 @@ def _as_dict(board, task):
                 "extractor": column.extractor or None,
                 "placeholder": column.placeholder or None,
                 "link": column.link or None,
+                "target": column.target,
+                "separates_runs": board.separates(column.key) if column.direction else None,
             }
             for column in board.columns
         ],

@@ -222,6 +222,7 @@ def _reader_study_columns(results):
                 metric=metric,
                 extractor=extractor,
                 link=extra.get("study_url", ""),
+                target=info.target,
             )
         )
     return columns
@@ -245,6 +246,7 @@ def _row(run, columns, results, participants, region=None):
         if result is None:
             cells[column.key] = Cell(text=column.placeholder or "—")
             continue
+        text, low_text, high_text = formatting.format_interval(result.value, result.ci_low, result.ci_high)
         cells[column.key] = Cell(
             value=result.value,
             ci_low=result.ci_low,
@@ -253,7 +255,13 @@ def _row(run, columns, results, participants, region=None):
             or (region is not None and result.tier == catalog.PIXEL and computed_in(result.region) != region),
             n_cases=result.n_cases,
             n_excluded=result.n_excluded,
-            text=formatting.format_value(result.value),
+            text=text,
+            ci_text=f"[{low_text}, {high_text}]" if result.ci_low is not None and result.ci_high is not None else "",
+            order_value=(
+                float(column.oriented(result.value))
+                if column.direction == catalog.TARGET and result.value is not None
+                else None
+            ),
         )
     return Row(
         run_id=run.pk,

@@ -39,10 +39,20 @@ class Column:
     per_case: bool = False
     placeholder: str = ""  # text shown in every cell of a column nothing fills yet
     link: str = ""  # where the column's values come from (a published reader study)
+    target: float | None = None  # the best value of a column with direction catalog.TARGET
 
     @property
     def higher_is_better(self):
         return self.direction == catalog.HIGHER
+
+    @property
+    def better_text(self):
+        """'higher', 'lower' or 'closest to 0.5', for "… is better"."""
+        return f"closest to {self.target:g}" if self.direction == catalog.TARGET else (self.direction or "")
+
+    def oriented(self, values):
+        """The column's values turned so that higher is better (`ranking.oriented`)."""
+        return ranking.oriented(values, self.direction, self.target)
 
     @property
     def short_label(self):
@@ -54,6 +64,8 @@ class Column:
 
     @property
     def arrow(self):
+        if self.direction == catalog.TARGET:
+            return f"→{self.target:g}"
         return {catalog.HIGHER: "↑", catalog.LOWER: "↓"}.get(self.direction, "")
 
 
@@ -66,10 +78,12 @@ class Cell:
     n_cases: int | None = None
     n_excluded: int | None = None
     text: str = ""
+    ci_text: str = ""  # "[low, high]" rounded as `text` is (formatting.format_interval)
+    order_value: float | None = None  # what the page sorts by where it is not the value (−|v − target|)
 
     @property
     def sort_key(self):
-        return formatting.sort_number(self.value)
+        return formatting.sort_number(self.value if self.order_value is None else self.order_value)
 
 
 @dataclass
@@ -110,6 +124,11 @@ class Leaderboard:
     downstream_reference: dict | None = None  # the task's real→real downstream result (downstream.task_reference)
     rendered: dict = field(default_factory=dict)  # format → response bytes, built once per board
     convention: dict | None = None  # the pixel tier's profile and region (standings.pixel_convention)
+    inseparable: list = field(default_factory=list)  # keys of the columns whose CIs all overlap
+
+    def separates(self, key):
+        """False for a column whose CIs overlap for every pair of runs (see `ranking.cis_all_overlap`)."""
+        return key not in self.inseparable
 
     def tiers(self):
         """(tier, label, columns) for the grouped table header, in tier order, empty tiers left out."""

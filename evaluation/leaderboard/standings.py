@@ -54,13 +54,16 @@ def compute(task, *, method="primary", chosen=None, private=False):
     rankable = [column for column in columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)]
     if method == "mean_rank":
         wanted = set(chosen or [])
-        board.chosen = [column for column in rankable if column.key in wanted] or rankable
+        # Set-level clinical columns (a reader study's AUC) enter the mean rank when asked for by name.
+        askable = rankable + [c for c in columns if c.direction and c.tier == catalog.CLINICAL and c.key in wanted]
+        board.chosen = [column for column in askable if column.key in wanted] or rankable
     else:
         board.chosen = [board.primary] if board.primary else []
     _rank(board)
     _significance(board, per_case_columns, per_case)
     _stability(board, per_case_columns, per_case)
     _pareto(board)
+    _separation(board)
     board.rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.run_id))
     board.downstream_reference = task_reference(task)
     board.convention = pixel_convention(task)
@@ -97,8 +100,7 @@ def _one_entry_per_participant(rows, primary, entry):
         scored = [row for row in candidates if row.cells.get(primary.key) and row.cells[primary.key].value is not None]
         if not scored:
             return max(candidates, key=lambda row: (row.created_at, row.run_id))
-        sign = 1 if primary.higher_is_better else -1
-        return max(scored, key=lambda row: (sign * row.cells[primary.key].value, row.created_at))
+        return max(scored, key=lambda row: (float(primary.oriented(row.cells[primary.key].value)), row.created_at))
 
     kept = others + [best(candidates) for candidates in chosen.values()]
     return sorted(kept, key=lambda row: row.run_id)
@@ -128,20 +130,27 @@ def _rank(board):
         board.ranking_text = "No metric to rank by yet."
         return
     if board.method == "mean_rank":
-        matrix = np.column_stack([_values(board, column) for column in board.chosen])
-        scores, ranks = ranking.mean_ranks(matrix, [column.higher_is_better for column in board.chosen])
+        # Each column turned so that higher is better (a target metric: closeness to its target).
+        matrix = np.column_stack([column.oriented(_values(board, column)) for column in board.chosen])
+        scores, ranks = ranking.mean_ranks(matrix, True)
         labels = ", ".join(column.label for column in board.chosen)
         board.ranking_text = (
             f"Mean rank over {labels}: each metric ranks the runs (ties share the best rank, a run without the "
             "metric ranks last), the ranks are averaged, and the mean rank is ranked again."
         )
+        targets = [column for column in board.chosen if column.direction == catalog.TARGET]
+        if targets:
+            board.ranking_text += " " + " ".join(
+                f"{column.label} ranks by closeness to {column.target:g} ({column.target:g} − x and "
+                f"{column.target:g} + x rank alike)."
+                for column in targets
+            )
     else:
         column = board.primary
         scores = _values(board, column)
-        ranks = ranking.competition_ranks(scores, column.higher_is_better)
-        better = "higher" if column.higher_is_better else "lower"
+        ranks = ranking.rank_by_direction(scores, column.direction, column.target)
         board.ranking_text = (
-            f"Ranked by the task's primary metric, {column.label} ({better} is better); ties share a rank."
+            f"Ranked by the task's primary metric, {column.label} ({column.better_text} is better); ties share a rank."
         )
     for row, rank, score in zip(board.rows, ranks, scores, strict=True):
         row.rank = None if np.isnan(rank) else int(rank)
@@ -237,6 +246,36 @@ def _stability(board, per_case_columns, per_case):
         board.notes.append(
             f"{', '.join(skipped)}: set-level metrics without per-case values, so they are not part of the rank "
             "stability resampling."
+        )
+
+
+def _separation(board):
+    """Flag each column whose CIs overlap for every pair of runs: it "does not separate these runs"."""
+    for column in board.columns:
+        if not column.direction:
+            continue
+        cells = [row.cells.get(column.key) for row in board.rows]
+        lows = [np.nan if c is None or c.ci_low is None else c.ci_low for c in cells]
+        highs = [np.nan if c is None or c.ci_high is None else c.ci_high for c in cells]
+        if ranking.cis_all_overlap(lows, highs):
+            board.inseparable.append(column.key)
+    empty = [
+        column.label
+        for column in board.columns
+        if column.metric in ("precision", "recall")
+        and len(board.rows) > 1
+        and all(row.cells[column.key].value == 0 for row in board.rows)
+    ]
+    if empty:
+        board.notes.append(
+            f"{', '.join(empty)}: 0 for every run. No output lies inside the references' k-NN neighbourhoods in "
+            "that feature space (each run's page gives the distances): a finding about these outputs, not a "
+            "failure to compute; FRD and KID grade how far they are."
+        )
+    if board.inseparable:
+        labels = ", ".join(board.column(key).label for key in board.inseparable)
+        board.notes.append(
+            f"{labels}: the 95 % CIs of every pair of runs overlap, so this metric does not separate these runs."
         )
 
 

@@ -33,6 +33,8 @@ FEATURE = "feature"
 CLINICAL = "clinical"
 HIGHER = "higher"
 LOWER = "lower"
+# Best at a target value, worse the farther from it on either side (a Turing-test AUC: 0.5 = chance).
+TARGET = "target"
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,20 @@ class MetricInfo:
     definition: str
     version: str
     compute: Callable | None = None
+    target: float | None = None  # the best value, for direction TARGET
+
+    def __post_init__(self):
+        if (self.direction == TARGET) != (self.target is not None):
+            raise ValueError(f"{self.key}: a target value goes with direction '{TARGET}', and only with it")
 
     @property
     def higher_is_better(self):
         return self.direction == HIGHER
+
+    @property
+    def better_text(self):
+        """'higher', 'lower' or 'closest to 0.5', for "… is better"."""
+        return f"closest to {self.target:g}" if self.direction == TARGET else self.direction
 
 
 def _without_range(function):
@@ -74,6 +86,17 @@ PRC_NEIGHBOURS = 3  # k of improved precision and recall; each set needs more th
 FRD_EXCLUDED_FEATURES = re.compile(r"log_sigma_\d+mm_firstorder_(cov|qcod)$")
 FRD_SELECTION_VERSION = "1"  # bump with FRD_EXCLUDED_FEATURES
 
+# Radiomics features are z-scored against the reference set (the FRD authors' normalisation), then
+# clipped to ±FRD_ZSCORE_CLIP reference standard deviations before FRD, KID and precision/recall.
+# A feature whose reference spread is tiny (the image minimum over a noise-free background: std
+# 1.5e-4 on the demo) otherwise puts an output's value at ~10³ standard deviations, which alone
+# made the demo's FRD 1.8e6 and KID 1e11 and emptied every precision/recall ball. The reference's
+# own values are never clipped while n_ref ≤ 101 (|z| ≤ √(n − 1)); the authors define no floor
+# (frd-score v1 only drops columns whose z-score is NaN/inf), so with no value beyond ±10 the FRD
+# equals theirs. Bump FRD_STANDARDISATION_VERSION with it.
+FRD_ZSCORE_CLIP = 10.0
+FRD_STANDARDISATION_VERSION = "2"  # 1: z-score only; 2: z-score clipped to ±FRD_ZSCORE_CLIP
+
 # feature.frechet_distance_from_features, which FID and FRD share.
 FRECHET_VERSION = "1"
 
@@ -90,14 +113,16 @@ def _kid(generated, reference):
 
 # Precision and recall each make their own k-NN pass over both sets: a small fraction of the
 # Fréchet distance's bootstrap (200 distances), for one function per metric.
+# Each keeps the distances behind it (the reference balls' median radius, the outputs' median distance
+# to their nearest reference), so that a 0 can say why.
 def _precision(generated, reference):
-    precision, _ = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS)
-    return float(precision), {"k": PRC_NEIGHBOURS}
+    precision, _, details = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS, details=True)
+    return float(precision), {"k": PRC_NEIGHBOURS, **details}
 
 
 def _recall(generated, reference):
-    _, recall = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS)
-    return float(recall), {"k": PRC_NEIGHBOURS}
+    _, recall, details = feature.precision_recall(generated, reference, k=PRC_NEIGHBOURS, details=True)
+    return float(recall), {"k": PRC_NEIGHBOURS, **details}
 
 
 PIXEL_METRICS = {
@@ -227,10 +252,11 @@ FEATURE_METRICS = {
         LOWER,
         "",
         "Fréchet Radiomics Distance (Konz et al. 2024): Fréchet distance between the outputs' and the references' "
-        "IBSI radiomics features, each feature z-scored by the reference set. Shown as the distance itself; "
-        "the authors' v1 code reports its natural logarithm.",
-        # The Fréchet distance's version, the z-scoring's (1), the feature selection's.
-        version=f"{FRECHET_VERSION}.1.s{FRD_SELECTION_VERSION}",
+        "IBSI radiomics features, each feature z-scored by the reference set and clipped to ±10 reference "
+        "standard deviations (so that a feature with a tiny reference spread cannot outweigh the others). "
+        "Shown as the squared distance d² and, as the authors' v1 code reports it, log(d²).",
+        # The Fréchet distance's version, the standardisation's, the feature selection's.
+        version=f"{FRECHET_VERSION}.{FRD_STANDARDISATION_VERSION}.s{FRD_SELECTION_VERSION}",
         compute=_frechet,
     ),
     "fid": MetricInfo(
@@ -250,8 +276,8 @@ FEATURE_METRICS = {
         LOWER,
         "",
         "Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD² with the cubic polynomial kernel, "
-        "mean over random subsets.",
-        version="1",
+        "mean over random subsets. On radiomics, of the clipped z-scored features (as FRD).",
+        version="2",  # 2: radiomics features clipped to ±FRD_ZSCORE_CLIP
         compute=_kid,
     ),
     "precision": MetricInfo(
@@ -260,8 +286,10 @@ FEATURE_METRICS = {
         FEATURE,
         HIGHER,
         "",
-        "Improved precision (Kynkäänniemi et al. 2019, k = 3): share of outputs inside the references' manifold.",
-        version="1",
+        "Improved precision (Kynkäänniemi et al. 2019, k = 3): share of outputs inside the references' manifold "
+        "(the union of each reference's ball reaching its 3rd nearest reference). On radiomics, of the clipped "
+        "z-scored features (as FRD).",
+        version="2",  # 2: radiomics features clipped; the median ball radius and nearest distance kept
         compute=_precision,
     ),
     "recall": MetricInfo(
@@ -270,8 +298,9 @@ FEATURE_METRICS = {
         FEATURE,
         HIGHER,
         "",
-        "Improved recall (Kynkäänniemi et al. 2019, k = 3): share of references inside the outputs' manifold.",
-        version="1",
+        "Improved recall (Kynkäänniemi et al. 2019, k = 3): share of references inside the outputs' manifold. "
+        "On radiomics, of the clipped z-scored features (as FRD).",
+        version="2",  # 2: as precision
         compute=_recall,
     ),
     "lpips": MetricInfo(
@@ -400,12 +429,14 @@ READER_METRICS = {
         "reader_auc",
         "Reader AUC",
         CLINICAL,
-        LOWER,
+        TARGET,
         "",
         "Visual Turing test: readers' AUC for telling the run's images from real ones, from their real/synthetic "
-        "calls with confidence (10-point scale); mean over readers, CI by Obuchowski–Rockette with Hillis df. "
-        "0.5 = chance: indistinguishable from real.",
-        version="1",
+        "calls with confidence (10-point scale); mean over readers, CI by Obuchowski–Rockette with Hillis df, "
+        "computed on the logit scale and mapped back so that it stays inside [0, 1]. 0.5 = chance: "
+        "indistinguishable from real; runs rank by closeness to 0.5 (0.3 and 0.7 are equally far).",
+        version="2",  # 2: logit-scale CI (was symmetric, could pass 1)
+        target=0.5,
     ),
     "reader_mos": MetricInfo(
         "reader_mos",

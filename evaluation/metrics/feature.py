@@ -38,6 +38,7 @@ __all__ = [
     "frechet_distance_from_features",
     "frechet_distance_stats",
     "frechet_radiomics_distance",
+    "frd_log",
     "kid",
     "precision_recall",
     "zscore_against_reference",
@@ -488,7 +489,7 @@ def _kid_full(x, y, idx1, idx2, kernel):
 # ----------------------------------------------------------------------------- precision / recall
 
 
-def precision_recall(generated, reference, *, k=3, batch_size=None):
+def precision_recall(generated, reference, *, k=3, batch_size=None, details=False):
     """Improved precision and recall with k-NN balls (Kynkäänniemi et al.); generated first, reference second.
 
     Each sample's radius is the Euclidean distance to its k-th nearest neighbour within its
@@ -510,8 +511,14 @@ def precision_recall(generated, reference, *, k=3, batch_size=None):
         batch_size: rows per distance block (default: about 16 Mi distances per block), so
             10,000 × 10,000 never holds the full distance matrix.
 
+        details: also return a dict of the distances behind the fractions (see below).
+
     Returns:
-        (precision, recall), floats in [0, 1].
+        (precision, recall), floats in [0, 1]; with ``details=True`` (precision, recall, details),
+        where details holds ``median_reference_radius`` (the median k-NN radius of the reference
+        samples) and ``median_nearest_reference`` (the median distance from a generated sample
+        to its nearest reference sample). When the second is larger than the first, most outputs
+        sit outside every reference ball: precision near 0 says so, it is not a failure to compute.
     """
     fake = _features(generated, "generated")
     real = _features(reference, "reference")
@@ -528,12 +535,24 @@ def precision_recall(generated, reference, *, k=3, batch_size=None):
     radius_fake = _knn_radii(fake_t, k, rows)
     fake_covered = torch.zeros(fake.shape[0], dtype=torch.bool)
     real_covered = torch.zeros(real.shape[0], dtype=torch.bool)
+    nearest = torch.empty(fake.shape[0], dtype=torch.float64)
     for start in range(0, fake.shape[0], rows):
         stop = min(start + rows, fake.shape[0])
         dist = torch.cdist(fake_t[start:stop], real_t)  # (r, n_ref)
         fake_covered[start:stop] = (dist <= radius_real[None, :]).any(dim=1)
         real_covered |= (dist <= radius_fake[start:stop, None]).any(dim=0)
-    return float(fake_covered.double().mean()), float(real_covered.double().mean())
+        nearest[start:stop] = dist.min(dim=1).values
+    precision, recall = float(fake_covered.double().mean()), float(real_covered.double().mean())
+    if not details:
+        return precision, recall
+    return (
+        precision,
+        recall,
+        {
+            "median_reference_radius": float(np.median(radius_real.numpy())),
+            "median_nearest_reference": float(np.median(nearest.numpy())),
+        },
+    )
 
 
 def _knn_radii(feats, k, rows):
@@ -548,7 +567,7 @@ def _knn_radii(feats, k, rows):
 # ----------------------------------------------------------------------------- FRD
 
 
-def zscore_against_reference(generated, reference, *, ddof=0):
+def zscore_against_reference(generated, reference, *, ddof=0, clip=None):
     """Standardise both feature sets by the reference set's per-feature mean and standard deviation.
 
     Generated first, reference second.
@@ -566,6 +585,14 @@ def zscore_against_reference(generated, reference, *, ddof=0):
         feature whose mean is not exactly representable), or non-finite, or when any of its
         standardised values in either set is NaN/infinite (which the FRD reference code also
         drops); ``ValueError`` if none is left.
+
+    ``clip``: when given (a positive number c), every standardised value is then clipped to
+    [−c, c] (winsorised). The reference's own values never reach it while c ≥ √(n_ref − 1) (a
+    sample is at most √(n − 1) population standard deviations from its set's mean), so clipping
+    only bounds generated values far outside the reference: a feature whose reference spread is
+    tiny (an image's minimum over a noise-free background) would otherwise put one generated
+    value at 10³ standard deviations and outweigh every other feature in a distance. ``None``
+    (default): no clipping, the FRD authors' z-score.
     """
     gen = _as_float64(generated, "generated", 2)
     ref = _as_float64(reference, "reference", 2)
@@ -584,10 +611,14 @@ def zscore_against_reference(generated, reference, *, ddof=0):
         gen_z, ref_z = gen_z[:, finite], ref_z[:, finite]
     if not kept.any():
         raise ValueError("No feature has a finite, nonzero reference standard deviation")
+    if clip is not None:
+        if not clip > 0:
+            raise ValueError(f"clip must be positive, got {clip}")
+        gen_z, ref_z = np.clip(gen_z, -clip, clip), np.clip(ref_z, -clip, clip)
     return gen_z, ref_z, kept
 
 
-def frechet_radiomics_distance(generated, reference, *, log=False) -> float:
+def frechet_radiomics_distance(generated, reference, *, log=False, clip=None) -> float:
     """Fréchet Radiomic Distance (Konz, Osuala et al. 2024, arXiv:2412.01496); generated first, reference second.
 
     The features (radiomics, one row per image) are z-scored with the reference set's mean and
@@ -599,14 +630,23 @@ def frechet_radiomics_distance(generated, reference, *, log=False) -> float:
     Args:
         generated: generated features, shape (n_gen, d), n_gen ≥ 2.
         reference: reference features, shape (n_ref, d), n_ref ≥ 2.
-        log: return log(FD), the scale the FRD v1 paper and code report. Default False: the
-            distance itself (dimensionless, since features are standardised).
+        log: return log(d²), the scale the FRD v1 code reports (frd-score's default,
+            ``use_paper_log=False``; its paper's Eq. 3 writes log d, half of it). Default False:
+            the squared distance d² itself (dimensionless, since features are standardised).
+        clip: clip the standardised values to [−clip, clip] (see
+            :func:`zscore_against_reference`); None, the authors' definition, by default.
 
     Returns:
         The FRD (float ≥ 0; with ``log=True`` any real number, −inf for identical sets).
     """
-    gen_z, ref_z, _ = zscore_against_reference(generated, reference)
+    gen_z, ref_z, _ = zscore_against_reference(generated, reference, clip=clip)
     value = frechet_distance_from_features(gen_z, ref_z)
-    if log:
-        return math.log(value) if value > 0 else -math.inf
-    return value
+    return frd_log(value) if log else value
+
+
+def frd_log(value) -> float:
+    """log(d²) of a squared Fréchet distance, as the FRD v1 code reports it; −inf for 0."""
+    value = float(value)
+    if value < 0 or math.isnan(value):
+        raise ValueError(f"A squared distance must be a non-negative number, got {value}")
+    return math.log(value) if value > 0 else -math.inf

@@ -32,3 +32,32 @@ def sort_number(value):
 @register.filter
 def percent(value):
     return "—" if value is None else f"{100 * float(value):.0f}%"
+
+
+@register.simple_tag
+def metric_with_ci(value, low, high, digits=4):
+    """'0.812 [0.790, 0.833]': a value and its CI rounded alike (`formatting.format_interval`); the value
+    alone where there is no CI."""
+    shown, low_text, high_text = formatting.format_interval(value, low, high, digits)
+    if decode_missing(low) or decode_missing(high):
+        return shown
+    return f"{shown} [{low_text}, {high_text}]"
+
+
+@register.simple_tag
+def ci_text(value, low, high, digits=4):
+    """'[0.790, 0.833]' rounded as `value` is shown (see `metric_with_ci`); '—' where there is no CI."""
+    _, low_text, high_text = formatting.format_interval(value, low, high, digits)
+    if decode_missing(low) or decode_missing(high):
+        return "—"
+    return f"[{low_text}, {high_text}]"
+
+
+@register.simple_tag
+def value_text(value, low, high, digits=4):
+    """The value rounded alike with its CI (see `metric_with_ci`)."""
+    return formatting.format_interval(value, low, high, digits)[0]
+
+
+def decode_missing(value):
+    return formatting.format_value(value) == "—"

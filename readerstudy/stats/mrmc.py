@@ -81,6 +81,11 @@ class ModalityEstimate:
     """One modality's reader-averaged AUC with its random-reader random-case CI (Hillis 2007 single-treatment).
 
     var = MS(R)/r + max(Cov2, 0); df = [MS(R) + r·max(Cov2, 0)]² / [MS(R)²/(r − 1)].
+
+    ``ci`` is the published symmetric t interval (OR-DBM MRMC, MRMCaov), which can pass 1 for an AUC
+    near 1 (1.04 on the demo). ``ci_bounded`` is the one to show: the same t quantile and SE on the
+    logit scale (delta method, SE/(AUC·(1 − AUC))), mapped back, so it lies inside (0, 1) and is
+    asymmetric near the bounds (:func:`logit_ci`).
     """
 
     modality: Hashable
@@ -91,6 +96,7 @@ class ModalityEstimate:
     ms_r: float
     cov2: float
     var_error: float
+    ci_bounded: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,22 @@ def _t_ci(estimate, se, df, alpha):
     return (float(estimate - q * se), float(estimate + q * se))
 
 
+def logit_ci(estimate, se, df, alpha):
+    """A CI for a proportion-like estimate in [0, 1] (an AUC) on the logit scale, mapped back.
+
+    logit(θ) ± q·SE/(θ(1 − θ)), with q the t quantile on ``df`` (normal when infinite), through
+    the logistic function: inside (0, 1) by construction and, for small SE, equal to the symmetric
+    t interval to first order. Where θ is 0 or 1 (or SE is 0) the logit is not defined; there the
+    symmetric interval clipped to [0, 1] is returned. (low, high) floats.
+    """
+    q = stats.t.ppf(1 - alpha / 2, df) if math.isfinite(df) else stats.norm.ppf(1 - alpha / 2)
+    if not 0 < estimate < 1 or se <= 0:
+        return (float(min(max(estimate - q * se, 0.0), 1.0)), float(min(max(estimate + q * se, 0.0), 1.0)))
+    centre = math.log(estimate / (1 - estimate))
+    half = q * se / (estimate * (1 - estimate))
+    return (float(1 / (1 + math.exp(-(centre - half)))), float(1 / (1 + math.exp(-(centre + half)))))
+
+
 def _hillis_ddf(denominator, ms, df_ms):
     """Satterthwaite-type ddf = denominator² / (MS²/df); infinite when MS is 0 (only the case term remains)."""
     return math.inf if ms == 0 else float(denominator**2 / (ms**2 / df_ms))
@@ -288,7 +310,15 @@ def _or_analysis(theta, cov, readers, modalities, alpha, method, n_pos, n_neg) -
         se_i = math.sqrt(den / r)
         df_i = _hillis_ddf(den, ms, r - 1)
         single[m] = ModalityEstimate(
-            m, float(mean_t[i]), se_i, df_i, _t_ci(mean_t[i], se_i, df_i, alpha), ms, cov2_i, var_i
+            m,
+            float(mean_t[i]),
+            se_i,
+            df_i,
+            _t_ci(mean_t[i], se_i, df_i, alpha),
+            ms,
+            cov2_i,
+            var_i,
+            ci_bounded=logit_ci(float(mean_t[i]), se_i, df_i, alpha),
         )
 
     nan = math.nan

@@ -207,7 +207,11 @@ def test_precision_and_recall_are_those_of_the_outputs_against_the_references():
     precision = MetricResult.objects.get(run=run, metric="precision", extractor="radiomics")
     recall = MetricResult.objects.get(run=run, metric="recall", extractor="radiomics")
     assert (precision.value, recall.value) == (1.0, 1 / 8)
-    assert precision.extra == recall.extra == {"k": 3}
+    assert precision.extra == recall.extra
+    # Every output is a reference (distance 0); nothing lies beyond ±10 reference standard deviations.
+    assert precision.extra["k"] == 3 and precision.extra["median_nearest_reference"] == 0.0
+    assert precision.extra["median_reference_radius"] > 0 and precision.extra["values_clipped"] == 0
+    assert precision.extra["zscore_clip"] == catalog.FRD_ZSCORE_CLIP
 
 
 @pytest.mark.django_db

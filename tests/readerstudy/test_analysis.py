@@ -183,7 +183,9 @@ def test_publish_fills_the_clinical_tier_and_withdrawing_restores_the_placeholde
     for row in board.rows:
         cell = row.cells[key]
         estimate = result["turing_models"][row.run_id]["estimate"]
-        assert cell.value == pytest.approx(estimate.auc) and cell.ci_low == pytest.approx(estimate.ci[0])
+        # The published CI is the logit-scale one (inside [0, 1]), not the symmetric OR interval.
+        assert cell.value == pytest.approx(estimate.auc) and cell.ci_low == pytest.approx(estimate.ci_bounded[0])
+        assert 0 <= cell.ci_low <= cell.value <= cell.ci_high <= 1
     page = client.get(f"/tasks/{task.slug}/leaderboard/").content.decode()
     assert f'href="/studies/{study.pk}/analysis/"' in page and "Reader AUC" in page
     exported = client.get(f"/api/tasks/{task.slug}/leaderboard/?format=json").json()

@@ -17,9 +17,11 @@ ROOT = Path(__file__).resolve().parents[3]
 # The version tables the catalogue replaced (pixel.METRIC_VERSIONS, feature.METRIC_VERSIONS,
 # catalog.CLINICAL_METRIC_VERSIONS and FRD_SELECTION_VERSION), and how metric_version combined them.
 OLD_PIXEL_VERSIONS = {"mse": "1", "mae": "1", "nmse": "1", "psnr": "1", "ssim": "1", "ms_ssim": "1"}
-OLD_FEATURE_VERSIONS = {"frechet_distance": "1", "kid": "1", "precision": "1", "recall": "1", "frd": "1"}
+# kid, precision, recall 2 and the FRD's standardisation 2: radiomics z-scores clipped to ±10 (catalog.FRD_ZSCORE_CLIP).
+OLD_FEATURE_VERSIONS = {"frechet_distance": "1", "kid": "2", "precision": "2", "recall": "2", "frd": "2"}
 OLD_CLINICAL_VERSIONS = {"downstream_dice": "1", "downstream_hd95": "1", "utility_ratio": "1"}
-OLD_CLINICAL_VERSIONS.update({key: "1" for key in ("reader_auc", "reader_mos", "reader_preference", "reader_marks")})
+OLD_CLINICAL_VERSIONS.update({key: "1" for key in ("reader_mos", "reader_preference", "reader_marks")})
+OLD_CLINICAL_VERSIONS["reader_auc"] = "2"  # 2: the logit-scale CI
 OLD_FRD_SELECTION_VERSION = "1"
 # Added since (no stored results to keep): the CLIP and DINOv2 metrics.
 NEW_EMBEDDING_VERSIONS = {"clip_similarity": "1", "cmmd": "1", "fd_clip": "1", "fd_dinov2": "1"}
@@ -50,7 +52,8 @@ def test_every_metric_is_catalogued_in_one_table_of_tiers():
         f"{p}:{m}" for p, m in [("fastmri", "nmse"), ("fastmri", "psnr"), ("fastmri", "ssim")]
     } | {f"synthrad2025:{m}" for m in ("mae", "psnr", "ms_ssim")}
     for key, info in catalog.METRICS.items():
-        assert info.key == key and info.version and info.direction in (catalog.HIGHER, catalog.LOWER)
+        assert info.key == key and info.version and info.direction in (catalog.HIGHER, catalog.LOWER, catalog.TARGET)
+        assert (info.target is not None) == (info.direction == catalog.TARGET)
 
 
 @pytest.mark.parametrize("extractor", ["", "radiomics", "inception_v3", "study-7", "study-7:realism"])
@@ -68,11 +71,11 @@ def test_stored_version_strings_are_the_old_ones_for_every_metric(extractor):
 def test_version_strings_spelled_out():
     assert {key: catalog.metric_version(key) for key in catalog.METRICS} == {
         **OLD_PIXEL_VERSIONS,
-        "frd": "1.1.s1",
+        "frd": "1.2.s1",
         "fid": "1",
-        "kid": "1",
-        "precision": "1",
-        "recall": "1",
+        "kid": "2",
+        "precision": "2",
+        "recall": "2",
         **OLD_CLINICAL_VERSIONS,
         **NEW_EMBEDDING_VERSIONS,
         **NEW_VERSIONS,
@@ -81,8 +84,8 @@ def test_version_strings_spelled_out():
     assert catalog.metric_version("cmmd", "clip") == "1+clip-1"
     assert catalog.metric_version("fd_dinov2", "dinov2") == "1+dinov2-1"
     radiomics = REGISTRY["radiomics"].version
-    assert catalog.metric_version("frd", "radiomics") == f"1.1.s1+radiomics-{radiomics}"
-    assert catalog.metric_version("kid", "inception_v3") == f"1+inception_v3-{REGISTRY['inception_v3'].version}"
+    assert catalog.metric_version("frd", "radiomics") == f"1.2.s1+radiomics-{radiomics}"
+    assert catalog.metric_version("kid", "inception_v3") == f"2+inception_v3-{REGISTRY['inception_v3'].version}"
     # A reader study's result names its study in the extractor field; its version is the metric's.
     assert catalog.metric_version("reader_mos", "study-7:realism") == "1"
 
@@ -139,8 +142,16 @@ def test_feature_metrics_give_the_value_and_what_the_result_keeps():
         {"std_over_subsets": std, "subsets": 100, "subset_size": 40},
     )
     precision, recall = feature.precision_recall(generated, reference, k=3)
-    assert catalog.get("precision").compute(generated, reference) == (precision, {"k": 3})
-    assert catalog.get("recall").compute(generated, reference) == (recall, {"k": 3})
+    # The distances behind them, recomputed here: the references' 3-NN radii and each output's nearest reference.
+    ref_dist = np.linalg.norm(reference[:, None] - reference[None], axis=-1)
+    cross = np.linalg.norm(generated[:, None] - reference[None], axis=-1)
+    details = {
+        "k": 3,
+        "median_reference_radius": pytest.approx(np.median(np.sort(ref_dist, axis=1)[:, 3]), rel=1e-12),
+        "median_nearest_reference": pytest.approx(np.median(cross.min(axis=1)), rel=1e-12),
+    }
+    assert catalog.get("precision").compute(generated, reference) == (precision, details)
+    assert catalog.get("recall").compute(generated, reference) == (recall, details)
     assert precision != recall
 
 
