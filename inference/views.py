@@ -160,7 +160,8 @@ def model_detail(request, pk):
         {
             "model": model,
             "runs": model.runs.all(),
-            "can_run": model.status != ModelStatus.INVALID and policy.can(request.user, "inference.start_run"),
+            # Only a valid model is offered a run (one started by the API before waits for the validation).
+            "can_run": model.status == ModelStatus.VALID and policy.can(request.user, "inference.start_run"),
         },
     )
 

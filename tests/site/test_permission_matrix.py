@@ -198,6 +198,7 @@ ROUTES = [
     ("api-model-list", {}, "get", None, PUBLIC),
     ("api-model-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-model-detail", {"pk": "baseline_model"}, "get", None, PUBLIC),
+    ("api-model-validation", {"pk": "baseline_model"}, "get", None, PUBLIC),
     ("api-run-list", {}, "get", None, PUBLIC),
     ("api-run-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-run-detail", {"pk": "own_run"}, "get", None, OWN_RUN),
