@@ -153,6 +153,14 @@ ROUTES = [
         {},
         expect("forbidden", anonymous="login", organiser="ok", staff="ok"),
     ),  # fmt: skip
+    # A valid model is refused (409, counted "ok" here): only its organisers and uploader get that far.
+    (
+        "model-delete",
+        {"pk": "baseline_model"},
+        "post",
+        {},
+        expect("forbidden", anonymous="login", organiser="ok", staff="ok"),
+    ),  # fmt: skip
     ("run-detail", {"pk": "own_run"}, "get", None, OWN_RUN),
     ("run-detail", {"pk": "baseline_run"}, "get", None, SECRET),
     ("run-cancel", {"pk": "own_run"}, "post", {}, OWN_RUN),
