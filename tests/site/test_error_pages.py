@@ -90,3 +90,16 @@ def test_a_reader_who_also_takes_part_in_a_task_keeps_the_full_menu(reader):
     client.force_login(reader)
     nav = re.search(r"<nav>(.*?)</nav>", client.get("/").content.decode(), re.S).group(1)
     assert {"Models", "API", "Your reading"} <= set(re.findall(r">([^<]+)</a>", nav))
+
+
+@override_settings(ROOT_URLCONF="tests.site.error_urls")
+def test_a_500_whose_page_cannot_render_is_a_plain_page(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr("core.error_pages.render", broken)
+    response = Client(raise_request_exception=False).get("/test-crash/")
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "<h1>Something went wrong</h1>" in html and 'href="/"' in html
+    assert "database is gone" not in html and "secret-internal-detail" not in html
