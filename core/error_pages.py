@@ -24,14 +24,23 @@ PLAIN_500 = (
 )
 
 
+#: The errors' generic texts: a page says more than "Not found." under the heading "Not found".
+GENERIC = {"Not found.", "You do not have permission to do this."}
+
+
+def page_message(status, detail):
+    """The message an error page shows for an error's `detail`."""
+    return DEFAULT_MESSAGES.get(status, detail) if not detail or detail in GENERIC else detail
+
+
 def _message(status, exception):
     """A message written for the user (a platform error's, or an Http404/PermissionDenied's own text);
     else the default. The resolver's 404 carries the URL patterns tried: never shown."""
     if isinstance(exception, DomainError):
-        return exception.detail
+        return page_message(status, exception.detail)
     text = exception.args[0] if exception is not None and exception.args else None
     if isinstance(text, str) and text and "matches the given query" not in text:
-        return text
+        return page_message(status, text)
     return DEFAULT_MESSAGES[status]
 
 

@@ -42,6 +42,7 @@ def test_a_hidden_task_is_a_styled_404_with_ways_back_for_a_reader(reader):
     assert response.status_code == 404
     html = in_layout(response)
     assert "<h1>Not found</h1>" in html
+    assert '<p class="lead">There is no page here, or it is not visible to you.</p>' in html
     assert ways_back(html) == ["/reading/", "/"]
 
 
