@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from . import threads
+from . import media, threads
 
 
 class CoreConfig(AppConfig):
@@ -12,3 +12,4 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         threads.connect_worker_signals()
+        media.connect_file_cleanup()

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .error_pages import page_message
 from .errors import DomainError, NotAuthenticated, PermissionDenied
 
 
@@ -82,7 +83,8 @@ class DomainErrorMiddleware:
         elif isinstance(exception, NotAuthenticated):
             return redirect_to_login(request.get_full_path())
         else:
-            response = render(request, "error.html", {"status": status, "message": exception.detail}, status=status)
+            message = page_message(status, exception.detail)
+            response = render(request, "error.html", {"status": status, "message": message}, status=status)
         for key, value in headers.items():
             response[key] = value
         return response

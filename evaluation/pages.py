@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.template.loader import render_to_string
 
 from core import policy
+from core.models import JobStatus
 from inference.extensions import Script, Section
 
 from . import selectors
@@ -22,6 +23,8 @@ def evaluation_section(request, run):
 
 
 def downstream_section(request, run):
+    if run.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return None  # nothing to train on: the run's own error says why
     context = downstream_selectors.run_downstream_panel(run)
     if context is None:
         return None

@@ -8,6 +8,7 @@ tasks, participants join and submit, staff everything). Services raise the platf
 
 from django.db.models import Count, ProtectedError
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -17,10 +18,10 @@ from rest_framework.response import Response
 from core import policy
 from core.errors import Conflict, InvalidInput, NotFound
 from core.parsers import SafeJSONParser
-from core.serializers import MAX_PK
+from core.serializers import MAX_PK, job_progress
 
 from . import selectors
-from .models import Case, Dataset, GenerativeModel, MemberRole, Run, Task
+from .models import VALIDATED, Case, Dataset, GenerativeModel, MemberRole, ModelValidation, Run, Task
 from .serializers import (
     CaseOutputSerializer,
     CaseSerializer,
@@ -177,6 +178,20 @@ class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
         policy.require(request.user, "inference.upload_model", form.validated_data["task"])
         model = register_upload(form.validated_data, user=request.user)
         return Response(GenerativeModelSerializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def validation(self, request, pk=None):
+        """The model's validation job (status, phase, error, times) with `model_status`; `is_final` is
+        true once the validation has decided the model's status (valid or invalid): the model page
+        polls this and shows the outcome then."""
+        model = self.get_object()
+        job = ModelValidation.objects.filter(model=model).first()
+        body = job_progress(job) if job is not None else {"status": model.status, "error": ""}
+        body["model_status"] = model.status
+        body["is_final"] = model.status in VALIDATED
+        body["error"] = model.validation_error or body["error"]
+        return Response(body)
 
 
 class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):

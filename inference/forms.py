@@ -68,7 +68,10 @@ class ModelUploadForm(forms.Form):
 
 class SubmissionForm(forms.Form):
     name = forms.CharField(max_length=200)
-    file = forms.FileField(help_text="A zip of outputs named by case id: <case_id>.nii.gz, .npy, .png, .dcm …")
+    # Django renders help_text as HTML (`|safe`): the angle brackets are written as entities.
+    file = forms.FileField(
+        help_text="A zip of outputs named by case id: <code>&lt;case_id&gt;.nii.gz</code>, .npy, .png, .dcm …"
+    )
 
 
 class TaskForm(forms.ModelForm):

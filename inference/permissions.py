@@ -145,6 +145,11 @@ def _cancel_run(user, run):
     return is_organiser(user, run.task) or run.requested_by_id == user.pk
 
 
+def _delete_model(user, model):
+    """Organisers of its task, and whoever uploaded it (the service lets only an invalid model go)."""
+    return is_organiser(user, model.task) or model.created_by_id == user.pk
+
+
 def _submit(user, task):
     return is_organiser(user, task) or is_participant(user, task)
 
@@ -187,6 +192,7 @@ def register():
     policy.register_rule("inference.upload_model", _upload_model)
     policy.register_rule("inference.start_run", _start_run)
     policy.register_rule("inference.cancel_run", _on_object(_cancel_run))
+    policy.register_rule("inference.delete_model", _on_object(_delete_model))
     policy.register_rule("inference.submit", _on_object(_submit))
     policy.register_rule("inference.join", _on_object(_join))
     policy.register_rule("inference.moderate_run", _on_object(_moderate_run))

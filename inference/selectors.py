@@ -1,5 +1,6 @@
 """Reads of the inference pages, each in a fixed number of queries whatever the number of rows."""
 
+import json
 from datetime import timedelta
 
 from django.db.models import Count, OuterRef, Prefetch, Subquery
@@ -9,7 +10,7 @@ from django.utils import timezone
 from core import policy
 from core.models import JobStatus
 
-from .models import Case, CaseImage, GenerativeModel, MemberStatus, Run, Task
+from .models import Case, CaseImage, GenerativeModel, MemberStatus, ModelStatus, Run, Task
 
 
 def _count(queryset, field):
@@ -33,10 +34,41 @@ def task_rows(user):
 
 
 def task_page(user, slug):
-    """(task, its models, the runs the user may see, its case count) if the user may see the task."""
+    """(task, its models but the invalid ones, the runs the user may see, its case count) if the user
+    may see the task."""
     task = policy.get_visible(user, Task, slug=slug)
     runs = policy.visible(user, Run).filter(task=task).select_related("model")
-    return task, task.models.all(), runs, task.dataset.cases.count()
+    return task, task.models.exclude(status=ModelStatus.INVALID), runs, task.dataset.cases.count()
+
+
+def listed_models(user, *, show_invalid=False):
+    """(the models `user` may see, how many invalid ones are left out): invalid models are listed only
+    when asked for (they cannot be run; their pages keep the reason and a way to delete them)."""
+    models = policy.visible(user, GenerativeModel).select_related("task")
+    invalid = models.filter(status=ModelStatus.INVALID)
+    if show_invalid:
+        return models, 0
+    return models.exclude(status=ModelStatus.INVALID), invalid.count()
+
+
+def metadata_rows(metadata, prefix=""):
+    """A case's metadata (JSON) as (key, text) rows for a table: nested objects as dotted keys, lists of
+    plain values joined by commas, anything else as compact JSON; keys in alphabetical order (the
+    database keeps no order of its own)."""
+    rows = []
+    for key, value in sorted((metadata or {}).items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(metadata_rows(value, prefix=f"{name}."))
+        elif isinstance(value, list) and all(isinstance(v, str | int | float | bool) or v is None for v in value):
+            rows.append((name, ", ".join("—" if v is None else str(v) for v in value)))
+        elif isinstance(value, str | int | float | bool):
+            rows.append((name, ("yes" if value else "no") if isinstance(value, bool) else str(value)))
+        elif value is None:
+            rows.append((name, "—"))
+        else:
+            rows.append((name, json.dumps(value, ensure_ascii=False)))
+    return rows
 
 
 def participation(user, task, *, now=None):

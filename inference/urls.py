@@ -28,6 +28,7 @@ urlpatterns = [
     path("models/new/", views.model_upload, name="model-upload"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/run/", views.model_start_run, name="model-start-run"),
+    path("models/<int:pk>/delete/", views.model_delete, name="model-delete"),
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/outputs/<int:output_pk>.png", views.output_png, name="output-png"),

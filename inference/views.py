@@ -30,7 +30,7 @@ from .models import (
 )
 from .preview import render_png
 from .services import participation
-from .services.artifacts import register_upload
+from .services.artifacts import delete_invalid_model, register_upload
 from .services.runs import cancel_run, create_run
 
 
@@ -119,6 +119,7 @@ def case_detail(request, pk):
             "case": case,
             "images": images,
             "hidden_images": case.images.count() - images.count(),
+            "metadata_rows": selectors.metadata_rows(case.metadata),
             "outputs": outputs.order_by("run_id", "sample"),
         },
     )
@@ -148,8 +149,13 @@ def png_response(array, label=False):
 
 
 def model_list(request):
-    models = policy.visible(request.user, GenerativeModel).select_related("task")
-    return render(request, "inference/model_list.html", {"models": models})
+    show_invalid = request.GET.get("invalid") == "1"
+    models, hidden_invalid = selectors.listed_models(request.user, show_invalid=show_invalid)
+    return render(
+        request,
+        "inference/model_list.html",
+        {"models": models, "hidden_invalid": hidden_invalid, "show_invalid": show_invalid},
+    )
 
 
 def model_detail(request, pk):
@@ -160,7 +166,10 @@ def model_detail(request, pk):
         {
             "model": model,
             "runs": model.runs.all(),
-            "can_run": model.status != ModelStatus.INVALID and policy.can(request.user, "inference.start_run"),
+            # Only a valid model is offered a run (one started by the API before waits for the validation).
+            "can_run": model.status == ModelStatus.VALID and policy.can(request.user, "inference.start_run"),
+            "can_delete": model.status == ModelStatus.INVALID
+            and policy.can(request.user, "inference.delete_model", model),
         },
     )
 
@@ -177,6 +186,15 @@ def model_upload(request):
             messages.success(request, f"Model '{model.name}' uploaded; validation is queued.")
             return redirect(model)
     return render(request, "inference/model_upload.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+def model_delete(request, pk):
+    model = policy.get_visible(request.user, GenerativeModel, pk=pk)
+    policy.require(request.user, "inference.delete_model", model)
+    name = delete_invalid_model(model, user=request.user)
+    messages.success(request, f"Model '{name}' deleted, with its failed runs and files.")
+    return redirect("model-list")
 
 
 @require_POST

@@ -27,6 +27,9 @@ from .models import Design, ItemKind
 EQUIVALENCE_MARGIN = 0.05
 BOOTSTRAP_SEED = 0
 N_BOOT = 2000
+#: Intra-reader κ from fewer repeated pairs is not shown: from one pair it is 0 with a zero-width CI
+#: (or undefined), which reads as a finding.
+MIN_KAPPA_PAIRS = 5
 
 
 def _pairs(records):
@@ -112,6 +115,25 @@ PAIRED_NOTE = (
 )
 
 
+def _repeat_kappa(first, second, **kwargs):
+    """(κ, None) between first and repeat readings, or (None, why it is not given)."""
+    if not first:
+        return None, "No repeated items answered."
+    if len(first) < MIN_KAPPA_PAIRS:
+        return None, (
+            f"not computed from {len(first)} repeated pair{'s' if len(first) != 1 else ''}: "
+            f"it needs at least {MIN_KAPPA_PAIRS}"
+        )
+    return _safe(stats.weighted_kappa, first, second, weights="linear", **kwargs)
+
+
+def _turing_per_run(answers):
+    """Each run's images against the real pool, per reader (every answer given): accuracy, sensitivity,
+    specificity and AUC, shown with or without a between-reader analysis."""
+    runs = sorted({a[1] for a in answers if a[1] is not None})
+    return {run: stats.reader_accuracy([a for a in answers if a[1] in (None, run)]) for run in runs}
+
+
 def _published(result, run_id, metric, value, ci, n, extractor_suffix="", scale_label=None):
     entry = {"metric": metric, "value": value, "ci_low": ci[0], "ci_high": ci[1], "n": n, "suffix": extractor_suffix}
     if scale_label:
@@ -128,6 +150,7 @@ def _turing(study, records, regular, complete, result):
     correct = sum(a.n_correct for a in result["readers"].values())
     total = sum(a.n for a in result["readers"].values())
     result["overall_accuracy"] = (correct / total, stats.wilson_interval(correct, total)) if total else None
+    result["turing_per_run"] = _turing_per_run(answers)
     crossed = [a for a in answers if a[0] in complete]
     result["fleiss_kappa"], result["fleiss_kappa_note"] = _safe(stats.calls_fleiss_kappa, crossed)
     result["mrmc"], result["turing_models"] = None, {}
@@ -162,10 +185,7 @@ def _turing(study, records, regular, complete, result):
     pairs = _pairs(records)
     first = [stats.synthetic_rating(a["call"], a["confidence"]) for reader in pairs for a, _ in pairs[reader]]
     second = [stats.synthetic_rating(b["call"], b["confidence"]) for reader in pairs for _, b in pairs[reader]]
-    result["repeat_kappa"], result["repeat_kappa_note"] = (
-        _safe(stats.weighted_kappa, first, second, weights="linear", categories=range(1, 11)) if first
-        else (None, "No repeated items answered.")
-    )  # fmt: skip
+    result["repeat_kappa"], result["repeat_kappa_note"] = _repeat_kappa(first, second, categories=range(1, 11))
 
 
 def _likert(study, records, regular, complete, result):
@@ -191,10 +211,7 @@ def _likert(study, records, regular, complete, result):
             None, "ICC needs at least two readers who answered every item.")  # fmt: skip
         first = [a["scores"][key] for reader in pairs for a, _ in pairs[reader]]
         second = [b["scores"][key] for reader in pairs for _, b in pairs[reader]]
-        result["repeat_kappa"][key] = (
-            _safe(stats.weighted_kappa, first, second, weights="linear") if first
-            else (None, "No repeated items answered.")
-        )  # fmt: skip
+        result["repeat_kappa"][key] = _repeat_kappa(first, second)
 
 
 def _pairwise(study, records, regular, complete, result):
@@ -315,6 +332,11 @@ def for_public(result):
             model: {**entry, "reader_auc": {alias[name]: auc for name, auc in entry["reader_auc"].items()}}
             for model, entry in result["turing_models"].items()
         }
+    if "turing_per_run" in result:
+        public["turing_per_run"] = {
+            run: {alias[name]: dataclasses.replace(row, reader=alias[name]) for name, row in rows.items()}
+            for run, rows in result["turing_per_run"].items()
+        }
     mrmc = result.get("mrmc")
     if mrmc is not None:
         public["mrmc"] = dataclasses.replace(mrmc, readers=tuple(alias[name] for name in mrmc.readers))
@@ -342,6 +364,10 @@ def tables(result):
              "reader_auc": [entry["reader_auc"].get(reader) for reader in out["mrmc_readers"]]}
             for model, entry in models.items()
         ]  # fmt: skip
+        out["per_run"] = [
+            {"name": _name(result, run), "readers": list(rows.values())}
+            for run, rows in result.get("turing_per_run", {}).items()
+        ]
         mrmc = result.get("mrmc")
         if mrmc is not None:
             out["differences"] = [

@@ -16,6 +16,7 @@ from django.db.models import Count, QuerySet
 
 from core import policy
 from evaluation import formatting
+from inference.models import GenerativeModel, Membership
 
 from .models import Answer, ItemKind, ReaderSession, ReaderStudy, StudyStatus
 
@@ -81,6 +82,18 @@ def my_reading(user: AbstractBaseUser) -> list[dict[str, Any]]:
 def has_reading(user: AbstractBaseUser) -> bool:
     """Whether `user` reads a study that is running or not started yet."""
     return ReaderStudy.objects.filter(readers=user).exclude(status=StudyStatus.CLOSED).exists()
+
+
+def is_only_reader(user: AbstractBaseUser) -> bool:
+    """Whether `user` takes part only as a reader: reads a study, and neither edits one, nor is staff,
+    nor has a role in a task, nor has uploaded a model (the menu then leaves out what is not theirs)."""
+    if not user.is_authenticated or user.is_staff or not ReaderStudy.objects.filter(readers=user).exists():
+        return False
+    if ReaderStudy.objects.filter(editors=user).exists() or ReaderStudy.objects.filter(created_by=user).exists():
+        return False
+    if Membership.objects.filter(user=user).exists():
+        return False
+    return not GenerativeModel.objects.filter(created_by=user).exists()
 
 
 def study_invitations(study: ReaderStudy) -> QuerySet:

@@ -133,7 +133,9 @@ def _stack_series(slices, name):
         for (display, _, _), orientation in zip(slices, orientations, strict=True):
             if not np.allclose(orientation, reference, atol=1e-3):
                 raise ImageImportError(name, f"slices differ in orientation: {display} is not parallel to {first_name}")
-        order, slice_spacing = _order_along_normal(np.asarray(positions, dtype=np.float64), normal, name)
+        order, slice_spacing = _order_along_normal(
+            np.asarray(positions, dtype=np.float64), normal, name, names=[display for display, _, _ in slices]
+        )
         origin = [float(value) for value in positions[order[0]]]
         ordered_by = "ImagePositionPatient"
     else:
@@ -157,16 +159,39 @@ def _stack_series(slices, name):
     )
 
 
-def _order_along_normal(positions, normal, name):
-    """Slice order and spacing from positions projected on the slice normal."""
+def shared_positions(positions, normal, names):
+    """Groups of `names` whose positions coincide along the slice normal (within 1e-4 mm), in order."""
+    distances = np.asarray(positions, dtype=np.float64) @ np.asarray(normal, dtype=np.float64)
+    order = np.argsort(distances, kind="stable")
+    groups, current = [], [order[0]] if len(order) else []
+    for previous, index in zip(order, order[1:], strict=False):
+        if distances[index] - distances[previous] < 1e-4:
+            current.append(index)
+            continue
+        if len(current) > 1:
+            groups.append(current)
+        current = [index]
+    if len(current) > 1:
+        groups.append(current)
+    return [[names[index] for index in group] for group in groups]
+
+
+def _order_along_normal(positions, normal, name, names=None):
+    """Slice order and spacing from positions projected on the slice normal; `names` (one per position,
+    e.g. a series' file names) are named when slices share a position."""
     distances = np.asarray(positions, dtype=np.float64) @ normal
     order = np.argsort(distances, kind="stable")
     gaps = np.diff(distances[order])
     if not len(gaps):
         return order, 1.0
     if np.any(gaps < 1e-4):
+        labels = names or [f"frame {number + 1}" for number in range(len(distances))]
+        groups = shared_positions(positions, normal, labels)
+        listed = "; ".join(_listed(group) for group in groups[:3]) + ("; …" if len(groups) > 3 else "")
         raise ImageImportError(
-            name, "several slices share a position: one folder must hold one volume (not time points or echoes)"
+            name,
+            f"several slices share a position ({listed}): one folder must hold one volume "
+            "(not time points, echoes or separate images; for separate 2D images give each its own case)",
         )
     spacing = float(np.median(gaps))
     # Tolerate rounding in the stored positions but not a missing slice.
@@ -175,6 +200,11 @@ def _order_along_normal(positions, normal, name):
             name, f"slice spacing is not uniform ({gaps.min():.4g} to {gaps.max():.4g} mm): are slices missing?"
         )
     return order, spacing
+
+
+def _listed(names, limit=4):
+    shown = ", ".join(names[:limit])
+    return f"{shown}, … ({len(names)} files)" if len(names) > limit else shown
 
 
 def _frame_spacing(dataset, name):

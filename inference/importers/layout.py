@@ -26,6 +26,7 @@ from .base import (
     split_name,
     visible_children,
 )
+from .dicom import shared_positions
 from .reading import read_image
 
 ROLE_ORDER = {"input": 0, "reference": 1, "label": 2, "mask": 3}
@@ -48,29 +49,53 @@ def _is_case_folder(folder):
     return any(child.name.lower() == METADATA_FILE or role_of(child) for child in visible_children(folder))
 
 
-def _dicom_series_uid(path, limits):
+def _dicom_header(path, limits):
+    """(SeriesInstanceUID, position or None, orientation or None) of a DICOM file; None if it is not one."""
     try:
         dataset = parse_dicom(path, header_only=True, limits=limits)
     except LimitExceeded:  # reading it as an image says so
         return None
-    return None if dataset is None else str(dataset.get("SeriesInstanceUID", ""))
+    if dataset is None:
+        return None
+
+    def floats(keyword, count):
+        try:
+            values = [float(value) for value in dataset.get(keyword) or []]
+        except (TypeError, ValueError):
+            return None
+        return values if len(values) == count else None
+
+    uid = str(dataset.get("SeriesInstanceUID", ""))
+    return uid, floats("ImagePositionPatient", 3), floats("ImageOrientationPatient", 6)
 
 
 def _is_series_folder(folder, limits):
-    """A folder of several DICOM files, all of one series, and nothing else."""
+    """A folder of several DICOM files of one series that stack into one volume, and nothing else.
+
+    Files of one series all at one position (separate 2D images, time points) do not stack: such a
+    folder is a flat layout, one case per file, as a folder of other images is."""
     children = visible_children(folder)
     if len(children) < 2 or not all(child.is_file() for child in children):
         return False
-    uids = set()
+    headers = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for child in children:
             limits.check_time()
-            uid = _dicom_series_uid(child, limits)
-            if uid is None:
+            header = _dicom_header(child, limits)
+            if header is None:
                 return False
-            uids.add(uid)
-    return len(uids) == 1
+            headers.append(header)
+    if len({uid for uid, _, _ in headers}) != 1:
+        return False
+    positions = [position for _, position, _ in headers]
+    orientation = headers[0][2]
+    if orientation is None or None in positions:
+        return True  # ordered by InstanceNumber when read
+    normal = np.cross(orientation[:3], orientation[3:])
+    groups = shared_positions(positions, normal, list(range(len(children))))
+    # All at one position: separate images. Only some together: a volume with a problem its reading names.
+    return not (len(groups) == 1 and len(groups[0]) == len(children))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput
 from core.models import JobStatus
 
 from .. import runner
@@ -168,3 +168,21 @@ def on_validation_finished(sender, job_id, status, **kwargs):
         if GenerativeModel.objects.filter(pk=validation.model_id, status__in=VALIDATED).exists():
             return
         _record_validation(validation.model_id, error=validation.error or f"The validation was {status}.")
+
+
+def delete_invalid_model(model: GenerativeModel, *, user) -> str:
+    """Delete a model that failed validation, with its runs (each failed with the validation's reason);
+    its artifact and the runs' files go when the deletion commits (`core.media`). A model that is valid,
+    or still being validated, is kept: its runs are results. Returns the deleted model's name."""
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model.pk)
+        if model.status != ModelStatus.INVALID:
+            raise Conflict(f"Model '{model.name}' is {model.status}: only a model that failed validation is deleted.")
+        runs = model.runs.all()
+        if runs.exclude(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).exists():
+            raise Conflict(f"Model '{model.name}' has runs that did not fail: it is kept.")
+        runs.delete()
+        name = model.name
+        model.delete()
+    log.info("model %s (%s) deleted by %s", name, model.sha256, user)
+    return name

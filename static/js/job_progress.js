@@ -3,7 +3,8 @@
 //
 //   data-job-field="status"    the status text, and the class "status status-<status>"
 //   data-job-field="phase"     the job's phase ("" when none)
-//   data-job-field="progress"  "<progress_done> / <progress_total>"
+//   data-job-field="progress"  "<progress_done> / <progress_total>" (+ " " + data-job-unit); data-job-waiting
+//                              is shown instead while progress_total is 0 (a job that has not started)
 //   data-job-field="percent"   "<progress_percent>%"
 //   data-job-field="error"     the job's error (hidden when there is none)
 //   data-job-field="loss"      the training loss to 3 significant figures ("—" when none)
@@ -24,7 +25,10 @@ const FIELDS = {
     node.textContent = job.phase || "";
   },
   progress(node, job) {
-    node.textContent = `${job.progress_done} / ${job.progress_total}`;
+    // data-job-unit: words after the count; data-job-waiting: the text while nothing is counted yet.
+    const { jobUnit: unit, jobWaiting: waiting } = node.dataset;
+    if (!job.progress_total && waiting) node.textContent = waiting;
+    else node.textContent = `${job.progress_done} / ${job.progress_total}${unit ? ` ${unit}` : ""}`;
   },
   percent(node, job) {
     node.textContent = `${job.progress_percent}%`;

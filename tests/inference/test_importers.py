@@ -618,3 +618,29 @@ def test_importers_package_reads_every_format_without_importing_django(tmp_path)
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_flat_zip_of_single_slices_at_one_position_is_one_case_per_file(tmp_path):
+    """Five 2D images of one series at one position (the README: a flat zip is one case per file)."""
+    root = tmp_path / "extracted"
+    for k in range(5):
+        save_dicom(dicom_slice(np.full((4, 4), k, dtype=np.uint16), position=(0, 0, 0)), root / f"xray{k}.dcm")
+    cases = scan_dataset(root, root_name="xrays.zip")
+    assert [case.case_id for case in cases] == [f"xray{k}" for k in range(5)]
+    for k, case in enumerate(cases):
+        (image,) = case.images
+        assert image.image.array.shape == (1, 4, 4)
+        np.testing.assert_array_equal(image.image.array, np.full((1, 4, 4), k, dtype=np.float32))
+
+
+def test_a_volume_with_slices_at_one_position_names_the_files(tmp_path):
+    root = tmp_path / "upload"
+    slices = [np.zeros((4, 4), dtype=np.uint16)] * 4
+    folder = root / "p1" / "input"
+    for name, z in [("a.dcm", 0), ("b.dcm", 1), ("c.dcm", 1), ("d.dcm", 2)]:
+        save_dicom(dicom_slice(slices[0], position=(0, 0, z)), folder / name)
+    with pytest.raises(DatasetImportError) as caught:
+        scan_dataset(root, root_name="upload.zip")
+    (error,) = caught.value.errors
+    assert error.path == "p1/input"
+    assert "several slices share a position (p1/input/b.dcm, p1/input/c.dcm)" in str(error)

@@ -110,7 +110,7 @@ def test_one_poller_follows_each_job_on_the_page_and_reloads_when_the_api_says_i
         in_thread(lambda: Evaluation.objects.filter(pk=evaluation.pk).update(phase="feature metrics", progress_done=5))
         wait_text(page, "#downstream-progress", "3 / 6")
         wait_text(page, "#downstream-loss", "0.123")
-        wait_text(page, "#evaluation-progress", "5 / 10")
+        wait_text(page, "#evaluation-progress", "5 / 10 steps (cases, then feature extractors)")
         assert page.locator("#downstream-phase").inner_text() == "seed 1"
         assert page.locator("#evaluation-phase").inner_text() == "feature metrics"
         assert page.locator("#downstream-bar").evaluate("bar => bar.style.width") == "50%"

@@ -153,6 +153,14 @@ ROUTES = [
         {},
         expect("forbidden", anonymous="login", organiser="ok", staff="ok"),
     ),  # fmt: skip
+    # A valid model is refused (409, counted "ok" here): only its organisers and uploader get that far.
+    (
+        "model-delete",
+        {"pk": "baseline_model"},
+        "post",
+        {},
+        expect("forbidden", anonymous="login", organiser="ok", staff="ok"),
+    ),  # fmt: skip
     ("run-detail", {"pk": "own_run"}, "get", None, OWN_RUN),
     ("run-detail", {"pk": "baseline_run"}, "get", None, SECRET),
     ("run-cancel", {"pk": "own_run"}, "post", {}, OWN_RUN),
@@ -198,6 +206,7 @@ ROUTES = [
     ("api-model-list", {}, "get", None, PUBLIC),
     ("api-model-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-model-detail", {"pk": "baseline_model"}, "get", None, PUBLIC),
+    ("api-model-validation", {"pk": "baseline_model"}, "get", None, PUBLIC),
     ("api-run-list", {}, "get", None, PUBLIC),
     ("api-run-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-run-detail", {"pk": "own_run"}, "get", None, OWN_RUN),
