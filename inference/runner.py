@@ -254,7 +254,9 @@ class OnnxModel(LoadedModel):
         feed = {inputs[0].name: x.cpu().numpy().astype(np.float32), inputs[1].name: t.cpu().numpy().astype(t_dtype)}
         out = self.session.run(None, feed)[0]
         if not np.issubdtype(out.dtype, np.floating):
-            raise ModelArtifactError(f"The noise predictor returned dtype {out.dtype}; a floating-point tensor is needed.")
+            raise ModelArtifactError(
+                f"The noise predictor returned dtype {out.dtype}; a floating-point tensor is needed."
+            )
         return torch.from_numpy(out.astype(np.float32, copy=False)).to(x.device)
 
 

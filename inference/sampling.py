@@ -94,12 +94,12 @@ class SchedulerSpec:
         if kind not in SCHEDULERS:
             raise ValueError(f"Scheduler {kind!r} is not one of {', '.join(SCHEDULERS)}.")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.num_train_timesteps:
-            raise ValueError(f"Sampling steps are a whole number from 1 to {self.num_train_timesteps} (training steps).")
+            raise ValueError(
+                f"Sampling steps are a whole number from 1 to {self.num_train_timesteps} (training steps)."
+            )
         if kind == "ddpm" and steps != self.num_train_timesteps:
             # MONAI's DDPMScheduler.step goes from t to t−1 whatever the spacing of its timesteps.
-            raise ValueError(
-                f"DDPM samples all {self.num_train_timesteps} training steps; use DDIM for {steps} steps."
-            )
+            raise ValueError(f"DDPM samples all {self.num_train_timesteps} training steps; use DDIM for {steps} steps.")
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,10 @@ class Sandbox:
 
     format = ""
 
-    def __init__(self, path, fmt, *, limits, device="cpu"):
+    def __init__(self, path, fmt, *, limits, device="cpu", sampling=None):
         self.path = Path(path)
         self.format = fmt
+        self.sampling = sampling  # a `sampling.Sampling` for a noise predictor: the child runs the loop
         self.limits = limits
         self.requested_device = device
         self.device = device
@@ -107,6 +108,7 @@ class Sandbox:
             "threads": int(self.limits.threads),
             "user": self.limits.user if os.geteuid() == 0 else None,
             "env": self._environment(),
+            "sampling": self.sampling.as_dict() if self.sampling is not None else None,
         }
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(

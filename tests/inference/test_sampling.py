@@ -220,7 +220,9 @@ def test_data_consistency_keeps_the_measured_lines():
 
 def test_zero_filled_condition_matches_the_numpy_one():
     _, kspace2ch, _ = phantom_kspace(seed=4)
-    expected = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace2ch[0, 0] + 1j * kspace2ch[0, 1]), norm="ortho")))
+    expected = np.abs(
+        np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace2ch[0, 0] + 1j * kspace2ch[0, 1]), norm="ortho"))
+    )
     np.testing.assert_allclose(sampling.zero_filled(torch.from_numpy(kspace2ch))[0, 0].numpy(), expected, atol=1e-6)
 
 
