@@ -408,9 +408,13 @@ def predict_cases(model, arrays, *, spatial_dims, normalisation, samples, seed, 
             batch = np.stack([normalised[i][0] for i in group])
             outs, seconds = [], 0.0
             for k in range(samples):
+                # A diffusion sampler seeds each item itself: the seeds of the cases' own positions.
+                per_item = {}
+                if getattr(model, "sampling", None) is not None and seed is not None:
+                    per_item = {"seeds": [sample_seed(seed, k, positions[i]) for i in group]}
                 sync()
                 t0 = time.perf_counter()
-                out = model.predict(batch, seed=sample_seed(seed, k, positions[group[0]]))
+                out = model.predict(batch, seed=sample_seed(seed, k, positions[group[0]]), **per_item)
                 sync()
                 seconds += time.perf_counter() - t0
                 outs.append(out)

@@ -252,9 +252,10 @@ def sample_batch(predict, batch, sampling, seeds, *, device="cpu"):
 
 
 class Sampler:
-    """A loaded noise predictor behind the `runner.LoadedModel` interface: `predict(batch, seed)` runs the
-    whole sampling loop. Item j of a batch is seeded `seed + j` (see `runner.sample_seed`: consecutive
-    cases of a run get consecutive seeds, so a case's sample is the same however the run was batched)."""
+    """A loaded noise predictor behind the `runner.LoadedModel` interface: `predict(batch, seed, seeds)` runs
+    the whole sampling loop. `seeds` gives each item's seed (`runner.predict_cases` passes those of the
+    cases' positions, so a case's sample is the same however the run was batched or resumed); without
+    it item j is seeded `seed + j`."""
 
     def __init__(self, model, sampling):
         self.model = model
@@ -272,7 +273,10 @@ class Sampler:
     def synchronize(self):
         self.model.synchronize()
 
-    def predict(self, batch, seed=None):
-        base = 0 if seed is None else int(seed)
-        seeds = [(base + j) % (2**63) for j in range(len(batch))]
+    def predict(self, batch, seed=None, seeds=None):
+        if seeds is None:
+            base = 0 if seed is None else int(seed)
+            seeds = [(base + j) % (2**63) for j in range(len(batch))]
+        elif len(seeds) != len(batch):
+            raise ValueError(f"{len(seeds)} seeds for a batch of {len(batch)}")
         return sample_batch(self.model.predict_noise, batch, self.sampling, seeds, device=self.model.device)

@@ -198,11 +198,15 @@ class Sandbox:
 
     # ------------------------------------------------------------------ talking
 
-    def predict(self, batch, seed=None):
+    def predict(self, batch, seed=None, seeds=None):
+        """One batch through the model; a noise predictor's sampling loop takes each item's seed (`seeds`)."""
         if self.process is None or self.process.poll() is not None:
             raise self._death()
+        header = {"op": "predict", "seed": seed}
+        if seeds is not None:
+            header["seeds"] = [int(s) for s in seeds]
         try:
-            protocol.send(self.process.stdin, {"op": "predict", "seed": seed}, [batch])
+            protocol.send(self.process.stdin, header, [batch])
         except (BrokenPipeError, OSError, ValueError):
             raise self._death() from None
         _, arrays = self._receive()

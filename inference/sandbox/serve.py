@@ -70,7 +70,8 @@ def run(config, data, requests, replies, *, summary, target):
             _reply_error(replies, protocol.ProtocolError(f"unknown request {header.get('op')!r}"))
             continue
         try:
-            out = model.predict(arrays[0], seed=header.get("seed"))
+            seeds = {"seeds": header["seeds"]} if header.get("seeds") is not None and sampling_config else {}
+            out = model.predict(arrays[0], seed=header.get("seed"), **seeds)
         except Exception as exc:
             _reply_error(replies, exc)
             continue

@@ -3,10 +3,14 @@ sandbox child with the platform's sampling loop (steps, samples and seed as run 
 runs over the number of steps (idempotent, cancellable). Expected outputs are the hand-computed DDIM
 trajectories of `test_sampling`."""
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 import torch
+from django.utils import timezone
 
+from core import jobs
 from core.models import JobStatus
 from inference import runner
 from inference.models import Case, CaseOutput, ImageRole, ModelStatus, Run, TaskKind
@@ -63,6 +67,23 @@ def test_a_run_samples_the_ddim_trajectory_of_every_case_and_sample(tmp_path):
     first = CaseOutput.objects.get(run=run, case__case_id="case000", sample=0).load()
     second = CaseOutput.objects.get(run=run, case__case_id="case000", sample=1).load()
     assert np.abs(first - second).max() > 1e-2
+
+
+def test_a_resumed_run_samples_the_missing_cases_as_the_first_attempt_did(tmp_path):
+    task = make_task(n_cases=4, shape=(1, 8, 8))
+    model = diffusion_model(task, Linear(), tmp_path)
+    run = runs.create_run(model, seed=3, sampling_steps=3)
+    assert run_job(run) == "succeeded"
+    before = {o.case.case_id: o.load() for o in CaseOutput.objects.filter(run=run).select_related("case")}
+    # A worker lost half-way: the outputs of cases 1 and 3 (not one contiguous batch) are gone.
+    CaseOutput.objects.filter(run=run, case__case_id__in=["case001", "case003"]).delete()
+    Run.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert jobs.reap(jobs.kind_of(Run), stale_seconds=60, max_attempts=3)[0] == [run.pk]
+    assert run_job(run) == "succeeded"
+    after = {o.case.case_id: o.load() for o in CaseOutput.objects.filter(run=run).select_related("case")}
+    assert sorted(after) == sorted(before)
+    for case_id, array in before.items():
+        np.testing.assert_array_equal(after[case_id], array)
 
 
 def test_the_defaults_and_the_checks_of_the_sampling_settings(tmp_path):
