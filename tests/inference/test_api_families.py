@@ -122,3 +122,24 @@ def test_runs_serve_their_sampling_settings_and_a_sweep_is_idempotent(staff_api,
     assert cancelled.status_code == 200 and sorted(r["status"] for r in cancelled.json()) == ["cancelled"] * 3
     unknown = staff_api.post(f"/api/models/{model.pk}/sweep/cancel/", {"sweep": "nope"}, format="json")
     assert unknown.status_code == 400 and "has no sweep 'nope'" in unknown.json()["detail"]
+
+
+def test_the_upload_page_takes_a_family_and_refuses_a_bad_scheduler_with_its_message(staff_client, tmp_path):
+    task = make_task(n_cases=1, shape=(1, 8, 8))
+    path = save_torchscript(Linear(), tmp_path / "eps.pt")
+
+    def post(**fields):
+        with open(path, "rb") as handle:
+            data = {"name": "eps", "task": task.slug, "file": handle, "in_channels": 1, "out_channels": 1,
+                    "spatial_shape": "8, 8", "normalisation": "none", "samples_per_case": 1, **fields}  # fmt: skip
+            return staff_client.post("/models/new/", data)
+
+    refused = post(family="diffusion", scheduler='{"kind": "ddim", "num_train_timesteps": 0}')
+    assert refused.status_code == 400 and "num_train_timesteps is a whole number" in refused.content.decode()
+    assert not GenerativeModel.objects.exists()
+    assert post(family="diffusion", scheduler=json.dumps(SCHEDULER)).status_code == 302
+    model = GenerativeModel.objects.get()
+    assert model.family == "diffusion" and model.scheduler["kind"] == "ddim" and model.is_noise_predictor
+    page = staff_client.get(model.get_absolute_url()).content.decode()
+    assert 'data-family="diffusion">Diffusion model</dd>' in page
+    assert "DDIM by default, 20 training steps, linear_beta" in page
