@@ -13,10 +13,10 @@ from django.utils import timezone
 from core import jobs
 from core.models import JobStatus
 from inference import runner
-from inference.models import Case, CaseOutput, ImageRole, ModelStatus, Run, TaskKind
+from inference.models import Case, CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, TaskKind
 from inference.sampling import SchedulerSpec
 from inference.services import artifacts, runs, sweeps
-from tests.inference.test_sampling import Linear, ddim_reference
+from tests.inference.test_sampling import Linear, ddim_reference, onnx_linear
 from tests.support.factories import Scale, add_image, make_task, save_torchscript
 from tests.support.jobs import run_job, validate
 
@@ -191,3 +191,20 @@ def test_a_sweep_is_idempotent_and_cancellable(tmp_path):
             save_torchscript(Scale(), tmp_path / "p.pt"), name="p", task=task, spatial_shape=[8, 8]
         )
         sweeps.start_sweep(plain)
+
+
+def test_an_onnx_noise_predictor_runs_in_the_sandbox(tmp_path):
+    task = make_task(n_cases=2, shape=(1, 8, 8))
+    path = onnx_linear(tmp_path / "linear.onnx")
+    model = artifacts.register_model(
+        path, name="onnx-eps", task=task, family="diffusion", scheduler=SCHEDULER, spatial_shape=[8, 8]
+    )
+    assert validate(model) == ModelStatus.VALID, GenerativeModel.objects.get(pk=model.pk).validation_error
+    run = runs.create_run(GenerativeModel.objects.get(pk=model.pk), seed=2, sampling_steps=5)
+    assert run_job(run) == "succeeded"
+    spec = SchedulerSpec.from_dict(SCHEDULER)
+    for position, case in enumerate(task.dataset.cases.order_by("case_id")):
+        output = CaseOutput.objects.get(run=run, case=case).load()
+        condition = case.image("input").load()[0].astype(np.float64)
+        seed = runner.sample_seed(2, 0, position)
+        np.testing.assert_allclose(output, ddim_reference(spec, 5, condition, seed), atol=1e-4)

@@ -261,3 +261,50 @@ def test_reconstruction_sampler_is_data_consistent_and_conditions_on_zero_filled
     np.testing.assert_allclose(back[both], target[both], atol=1e-5)
     # And it is much closer to the true image than the zero image the predictor believes in.
     assert np.abs(out[0, 0] - image).mean() < 0.5 * np.abs(image).mean()
+
+
+def onnx_linear(path):
+    """The `Linear` predictor as an ONNX graph with inputs x (N, 2, H, W) float32 and t (N,) int64."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def const(name, values, dtype=TensorProto.FLOAT, dims=None):
+        return helper.make_tensor(name, dtype, dims if dims is not None else [len(values)], values)
+
+    nodes = [
+        helper.make_node("Split", ["x", "halves"], ["xt", "cond"], axis=1),
+        helper.make_node("Mul", ["xt", "a"], ["ax"]),
+        helper.make_node("Mul", ["cond", "b"], ["bc"]),
+        helper.make_node("Cast", ["t"], ["tf"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["tf", "thousand"], ["ts"]),
+        helper.make_node("Mul", ["ts", "c"], ["ct"]),
+        helper.make_node("Reshape", ["ct", "column"], ["ct4"]),
+        helper.make_node("Add", ["ax", "bc"], ["sum"]),
+        helper.make_node("Add", ["sum", "ct4"], ["eps"]),
+    ]
+    initializers = [
+        const("halves", [1, 1], TensorProto.INT64),
+        const("a", [0.3]), const("b", [-0.2]), const("c", [0.1]), const("thousand", [1000.0]),
+        const("column", [-1, 1, 1, 1], TensorProto.INT64),
+    ]  # fmt: skip
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, None, None]),
+        helper.make_tensor_value_info("t", TensorProto.INT64, ["N"]),
+    ]
+    outputs = [helper.make_tensor_value_info("eps", TensorProto.FLOAT, ["N", 1, None, None])]
+    model = helper.make_model(
+        helper.make_graph(nodes, "linear", inputs, outputs, initializer=initializers),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_onnx_noise_predictor_samples_the_same_trajectory(tmp_path):
+    model = runner.OnnxModel(onnx_linear(tmp_path / "linear.onnx"), "cpu")
+    spec = SchedulerSpec(kind="ddim", num_train_timesteps=20, clip_sample=False)
+    cond = condition(n=2)
+    out = sampling.sample_batch(model.predict_noise, cond, Sampling(spec, "ddim", 5), [8, 9])
+    for j, seed in enumerate([8, 9]):
+        np.testing.assert_allclose(out[j], ddim_reference(spec, 5, cond[j, 0].astype(np.float64), seed), atol=1e-4)
