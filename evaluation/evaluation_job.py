@@ -49,7 +49,9 @@ def evaluate(evaluation, context):
         },
         "deep_metrics": deep_keys,
         "versions": {key: catalog.metric_version(key) for key in metric_keys + deep_keys},
-        "samples_per_case": run.model.samples_per_case if run.model and run.model.stochastic else 1,
+        "samples_per_case": run.samples_per_case
+        if run.sampling_steps is not None  # a diffusion run: its own setting
+        else (run.model.samples_per_case if run.model and run.model.stochastic else 1),
     }
     context.progress(
         done=0,

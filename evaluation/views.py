@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from core import policy
 from core.errors import DomainError
 from core.pages import report
-from inference.models import Run, Task
+from inference.models import ModelFamily, Run, Task
 from inference.views import png_response
 
 from . import downstream, leaderboard, selectors, services
@@ -61,6 +61,8 @@ def task_leaderboard(request, slug):
             "methods": leaderboard.RANKING_METHODS,
             "rankable": [(column, column.key in chosen_keys) for column in rankable],
             "query": request.GET.urlencode(),
+            "families": [(key, label) for key, label in ModelFamily.choices if key in {r.family for r in board.rows}],
+            "family": request.GET.get("family", ""),
             # The cached table differs by what the viewer may open (their own runs, an organiser's all).
             "cache_key": f"{board.version}:{method}:{','.join(sorted(chosen_keys))}:{private}:"
             + hashlib.sha256(repr(sorted(openable)).encode()).hexdigest()[:12],

@@ -168,8 +168,8 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(GenerativeModel)
 class GenerativeModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "task", "format", "status", "size_bytes", "created_by", "created_at")
-    list_filter = ("status", "format", "task")
+    list_display = ("name", "task", "family", "format", "status", "size_bytes", "created_by", "created_at")
+    list_filter = ("status", "family", "format", "task")
     search_fields = ("name", "sha256", "original_name")
     list_select_related = ("task", "created_by")
     readonly_fields = (

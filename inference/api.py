@@ -21,7 +21,7 @@ from core.parsers import SafeJSONParser
 from core.serializers import MAX_PK, job_progress
 
 from . import selectors
-from .models import VALIDATED, Case, Dataset, GenerativeModel, MemberRole, ModelValidation, Run, Task
+from .models import VALIDATED, Case, Dataset, GenerativeModel, MemberRole, ModelFamily, ModelValidation, Run, Task
 from .serializers import (
     CaseOutputSerializer,
     CaseSerializer,
@@ -36,6 +36,8 @@ from .serializers import (
     RunDetailSerializer,
     RunSerializer,
     SubmissionSerializer,
+    SweepCancelSerializer,
+    SweepSerializer,
     TaskSerializer,
 )
 from .services import participation
@@ -43,6 +45,7 @@ from .services.artifacts import register_upload
 from .services.datasets import import_dataset
 from .services.inputs import inputs_archive
 from .services.runs import cancel_run, create_run
+from .services.sweeps import cancel_sweep, start_sweep
 
 
 class TaskViewSet(viewsets.ModelViewSet):
@@ -159,17 +162,50 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class GenerativeModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    parser_classes = [MultiPartParser, FormParser]
-    policy_actions = {"create": "inference.upload_model"}
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
+    policy_actions = {
+        "create": "inference.upload_model",
+        "sweep": "inference.start_run",
+        "cancel_sweep": "inference.start_run",
+    }
 
     def get_queryset(self):
         models = policy.visible(self.request.user, GenerativeModel).select_related("task")
         if task := self.request.query_params.get("task"):
             models = models.filter(task__slug=task)
+        if family := self.request.query_params.get("family"):
+            if family not in ModelFamily.values:
+                raise InvalidInput(f"'family' must be one of {', '.join(ModelFamily.values)}, got {family!r}.")
+            models = models.filter(family=family)
         return models
 
     def get_serializer_class(self):
+        if self.action == "sweep":
+            return SweepSerializer
+        if self.action == "cancel_sweep":
+            return SweepCancelSerializer
         return ModelUploadSerializer if self.action == "create" else GenerativeModelSerializer
+
+    @extend_schema(request=SweepSerializer, responses={200: RunSerializer(many=True)})
+    @action(detail=True, methods=["post"])
+    def sweep(self, request, pk=None):
+        """A diffusion noise predictor's sampling sweep: one run per number of steps (e.g. [5, 10, 25, 50]),
+        all with the same scheduler, samples per case and seed. The same sweep asked again starts nothing
+        new (a setting whose run failed or was cancelled gets a new run); the runs, in the order of `steps`."""
+        model = self.get_object()
+        form = SweepSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        runs = start_sweep(model, user=request.user, **form.validated_data)
+        return Response(RunSerializer(runs, many=True).data)
+
+    @extend_schema(request=SweepCancelSerializer, responses={200: RunSerializer(many=True)})
+    @action(detail=True, methods=["post"], url_path="sweep/cancel", url_name="sweep-cancel")
+    def cancel_sweep(self, request, pk=None):
+        """Cancel the sweep's runs that have not finished ({"sweep": its name}); the runs cancelled."""
+        model = self.get_object()
+        form = SweepCancelSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return Response(RunSerializer(cancel_sweep(model, form.validated_data["sweep"]), many=True).data)
 
     @extend_schema(request=ModelUploadSerializer, responses={201: GenerativeModelSerializer})
     def create(self, request, *args, **kwargs):
@@ -223,7 +259,15 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         policy.require(request.user, "inference.start_run", data["model"])
-        run = create_run(data["model"], user=request.user, name=data["name"], seed=data["seed"])
+        run = create_run(
+            data["model"],
+            user=request.user,
+            name=data["name"],
+            seed=data["seed"],
+            sampling_steps=data["sampling_steps"],
+            scheduler=data["scheduler"],
+            samples_per_case=data["samples_per_case"],
+        )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RunSerializer})

@@ -6,7 +6,8 @@ from django import forms
 
 from core import policy
 
-from .models import EvaluationProfile, EvaluationRegion, Normalisation, Task
+from . import sampling
+from .models import EvaluationProfile, EvaluationRegion, ModelFamily, Normalisation, Task
 
 #: The largest size of one declared spatial axis: the dry run allocates an array of the declared shape.
 MAX_DECLARED_AXIS = 4096
@@ -43,6 +44,21 @@ def parse_spatial_shape(value):
     return shape
 
 
+def parse_scheduler(value):
+    """A noise predictor's scheduler from a dict or its JSON text, checked (`sampling.SchedulerSpec`);
+    None for empty. Raises ValueError with a message for the user."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise ValueError(
+                'Give the scheduler as JSON, e.g. {"kind": "ddim", "num_train_timesteps": 1000}.'
+            ) from None
+    return sampling.SchedulerSpec.from_dict(value).as_dict()
+
+
 class ModelUploadForm(forms.Form):
     name = forms.CharField(max_length=200)
     task = forms.ModelChoiceField(queryset=Task.objects.none(), to_field_name="slug")
@@ -54,10 +70,23 @@ class ModelUploadForm(forms.Form):
     normalisation = forms.ChoiceField(choices=Normalisation.choices, initial=Normalisation.NONE)
     stochastic = forms.BooleanField(required=False)
     samples_per_case = forms.IntegerField(min_value=1, max_value=64, initial=1)
+    family = forms.ChoiceField(choices=ModelFamily.choices, initial=ModelFamily.REGRESSION)
+    scheduler = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Diffusion noise predictors only: the scheduler as JSON, e.g. {"kind": "ddim", '
+        '"num_train_timesteps": 1000}; the file is then ε(x_t, t) and the platform samples.',
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["task"].queryset = policy.visible(user, Task)
+
+    def clean_scheduler(self):
+        try:
+            return parse_scheduler(self.cleaned_data.get("scheduler"))
+        except (ValueError, TypeError) as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_spatial_shape(self):
         try:

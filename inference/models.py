@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core.models import Job
 
-from . import extensions
+from . import extensions, sampling
 from .storage import load_array
 
 
@@ -305,6 +305,23 @@ class Normalisation(models.TextChoices):
     ZSCORE = "zscore", "Per-case z-score, output mapped back"
 
 
+class ModelFamily(models.TextChoices):
+    """What kind of generative model it is (the leaderboard filters by it)."""
+
+    BASELINE = "baseline", "Baseline (identity, zero-filled, fixed transform)"
+    REGRESSION = "regression", "Regression network (e.g. U-Net trained with L1)"
+    GAN = "gan", "GAN (Pix2Pix, CycleGAN, …)"
+    VAE = "vae", "VAE"
+    DIFFUSION = "diffusion", "Diffusion model"
+    FLOW = "flow", "Normalising flow / flow matching"
+    FOUNDATION = "foundation", "Foundation model"
+
+
+class SamplerKind(models.TextChoices):
+    DDPM = "ddpm", "DDPM"
+    DDIM = "ddim", "DDIM"
+
+
 class ModelStatus(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded"
     VALIDATING = "validating", "Validating"
@@ -339,6 +356,12 @@ class GenerativeModel(models.Model):
     normalisation = models.CharField(max_length=20, choices=Normalisation.choices, default=Normalisation.NONE)
     stochastic = models.BooleanField(default=False)
     samples_per_case = models.PositiveSmallIntegerField(default=1)
+    family = models.CharField(max_length=20, choices=ModelFamily.choices, default=ModelFamily.REGRESSION)
+    scheduler = models.JSONField(
+        null=True, blank=True,
+        help_text="Set for a diffusion noise predictor ε(x_t, t): the scheduler it was trained with "
+        "(`inference.sampling.SchedulerSpec`); the platform runs the sampling loop.",
+    )  # fmt: skip
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.UPLOADED)
     validation_error = models.TextField(blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
@@ -358,13 +381,49 @@ class GenerativeModel(models.Model):
     def spatial_dims(self):
         return len(self.spatial_shape)
 
+    @property
+    def is_noise_predictor(self):
+        return self.scheduler is not None
+
+    @property
+    def scheduler_spec(self):
+        return sampling.SchedulerSpec.from_dict(self.scheduler) if self.scheduler is not None else None
+
+    @property
+    def samples_by_default(self):
+        """Samples per case of a run that does not say: the declared count of a stochastic model or a noise
+        predictor, else 1."""
+        return self.samples_per_case if (self.stochastic or self.is_noise_predictor) else 1
+
     def clean(self):
         if self.spatial_shape is None or len(self.spatial_shape) not in (2, 3):
             raise ValidationError({"spatial_shape": "Give 2 (H, W) or 3 (D, H, W) spatial sizes."})
+        if self.scheduler is not None:
+            self._clean_noise_predictor()
+            return
         if self.stochastic and self.samples_per_case < 2:
             raise ValidationError({"samples_per_case": "A stochastic model needs at least 2 samples per case."})
         if not self.stochastic and self.samples_per_case != 1:
             raise ValidationError({"samples_per_case": "A deterministic model takes 1 sample per case."})
+
+    def _clean_noise_predictor(self):
+        try:
+            self.scheduler = self.scheduler_spec.as_dict()
+        except (ValueError, TypeError) as exc:
+            raise ValidationError({"scheduler": str(exc)}) from None
+        if self.family != ModelFamily.DIFFUSION:
+            raise ValidationError({"family": "A noise predictor with a scheduler is of the diffusion family."})
+        if self.samples_per_case < 1:
+            raise ValidationError({"samples_per_case": "At least 1 sample per case."})
+        if self.task_id and self.task.kind == TaskKind.RECONSTRUCTION:
+            if self.in_channels != 2 or len(self.spatial_shape) != 2:
+                raise ValidationError(
+                    {"in_channels": "A reconstruction sampler takes the case's 2-channel (real, imaginary) 2D k-space."}
+                )
+            if self.normalisation != Normalisation.NONE:
+                raise ValidationError(
+                    {"normalisation": "Data consistency works on the stored k-space: use normalisation 'none'."}
+                )
 
 
 class ModelValidation(Job):
@@ -406,6 +465,12 @@ class Run(Job):
     submission_file = models.FileField(upload_to=submission_path, max_length=500, blank=True)
     device = models.CharField(max_length=100, blank=True)
     seed = models.BigIntegerField(default=0, help_text="Seed for stochastic models' samples.")
+    samples_per_case = models.PositiveSmallIntegerField(default=1)
+    sampling_steps = models.PositiveIntegerField(null=True, blank=True, help_text="A noise predictor's steps.")
+    scheduler = models.CharField(max_length=10, choices=SamplerKind.choices, blank=True)
+    sweep = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="The sampling sweep this run is a setting of."
+    )
     problems = models.JSONField(default=list, blank=True, help_text="Per-case problems found while validating.")
     total_inference_seconds = models.FloatField(null=True, blank=True)
     throughput_cases_per_s = models.FloatField(null=True, blank=True)
@@ -429,6 +494,19 @@ class Run(Job):
 
     def get_absolute_url(self):
         return reverse("run-detail", args=[self.pk])
+
+    def sampling(self):
+        """The `sampling.Sampling` this run's noise predictor samples with (None for other runs)."""
+        model = self.model
+        if model is None or not model.is_noise_predictor:
+            return None
+        return sampling.Sampling(
+            spec=model.scheduler_spec,
+            kind=self.scheduler or model.scheduler_spec.kind,
+            steps=self.sampling_steps,
+            out_channels=model.out_channels,
+            reconstruction=self.task.kind == TaskKind.RECONSTRUCTION,
+        )
 
 
 def output_path(instance, filename):

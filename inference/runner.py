@@ -196,6 +196,17 @@ class TorchScriptModel(LoadedModel):
                 raise ModelArtifactError(f"The model returned dtype {out.dtype}; a floating-point tensor is needed.")
             return out.float().cpu().numpy()
 
+    def predict_noise(self, x, t):
+        """A noise predictor's ε(x_t, t): `module(x, t)` on tensors already on the device (see `sampling`)."""
+        import torch
+
+        out = self.module(x, t)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            raise ModelArtifactError("The noise predictor did not return a floating-point tensor.")
+        return out
+
 
 class OnnxModel(LoadedModel):
     format = "onnx"
@@ -231,6 +242,22 @@ class OnnxModel(LoadedModel):
         if not np.issubdtype(out.dtype, np.floating):
             raise ModelArtifactError(f"The model returned dtype {out.dtype}; a floating-point tensor is needed.")
         return out.astype(np.float32, copy=False)
+
+    def predict_noise(self, x, t):
+        """ε(x_t, t) from a graph whose first two inputs are x (float32) and t (int64, or float32 if so declared)."""
+        import torch
+
+        inputs = self.session.get_inputs()
+        if len(inputs) < 2:
+            raise ModelArtifactError("A noise predictor in ONNX takes two inputs, x_t and t.")
+        t_dtype = np.float32 if inputs[1].type == "tensor(float)" else np.int64
+        feed = {inputs[0].name: x.cpu().numpy().astype(np.float32), inputs[1].name: t.cpu().numpy().astype(t_dtype)}
+        out = self.session.run(None, feed)[0]
+        if not np.issubdtype(out.dtype, np.floating):
+            raise ModelArtifactError(
+                f"The noise predictor returned dtype {out.dtype}; a floating-point tensor is needed."
+            )
+        return torch.from_numpy(out.astype(np.float32, copy=False)).to(x.device)
 
 
 def first_line(exc):
@@ -381,9 +408,13 @@ def predict_cases(model, arrays, *, spatial_dims, normalisation, samples, seed, 
             batch = np.stack([normalised[i][0] for i in group])
             outs, seconds = [], 0.0
             for k in range(samples):
+                # A diffusion sampler seeds each item itself: the seeds of the cases' own positions.
+                per_item = {}
+                if getattr(model, "sampling", None) is not None and seed is not None:
+                    per_item = {"seeds": [sample_seed(seed, k, positions[i]) for i in group]}
                 sync()
                 t0 = time.perf_counter()
-                out = model.predict(batch, seed=sample_seed(seed, k, positions[group[0]]))
+                out = model.predict(batch, seed=sample_seed(seed, k, positions[group[0]]), **per_item)
                 sync()
                 seconds += time.perf_counter() - t0
                 outs.append(out)

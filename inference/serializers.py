@@ -5,7 +5,7 @@ from core import policy
 from core.serializers import JOB_FIELDS, JobSerializer, PrimaryKeyField
 
 from . import extensions
-from .forms import parse_spatial_shape
+from .forms import parse_scheduler, parse_spatial_shape
 from .models import (
     Case,
     CaseImage,
@@ -15,9 +15,11 @@ from .models import (
     EvaluationRegion,
     GenerativeModel,
     Membership,
+    ModelFamily,
     ModelFormat,
     Normalisation,
     Run,
+    SamplerKind,
     Task,
 )
 
@@ -157,6 +159,8 @@ class GenerativeModelSerializer(serializers.ModelSerializer):
             "normalisation",
             "stochastic",
             "samples_per_case",
+            "family",
+            "scheduler",
             "status",
             "validation_error",
             "validated_at",
@@ -179,6 +183,20 @@ class SpatialShapeField(serializers.Field):
         return value
 
 
+class SchedulerField(serializers.Field):
+    """A noise predictor's declared scheduler as a JSON object, or its JSON text in a multipart body
+    (`forms.parse_scheduler`, the upload page's rule); empty for a model that is not a noise predictor."""
+
+    def to_internal_value(self, data):
+        try:
+            return parse_scheduler(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value
+
+
 class ModelUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     task = VisibleTaskField(slug_field="slug")
@@ -190,6 +208,15 @@ class ModelUploadSerializer(serializers.Serializer):
     normalisation = serializers.ChoiceField(choices=Normalisation.choices, default=Normalisation.NONE)
     stochastic = serializers.BooleanField(default=False)
     samples_per_case = serializers.IntegerField(min_value=1, max_value=64, default=1)
+    family = serializers.ChoiceField(choices=ModelFamily.choices, default=ModelFamily.REGRESSION)
+    scheduler = SchedulerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='A diffusion noise predictor\'s scheduler, e.g. {"kind": "ddim", "num_train_timesteps": 1000, '
+        '"schedule": "linear_beta", "beta_start": 0.0001, "beta_end": 0.02}; the artifact is then ε(x_t, t) on '
+        "x_t and the condition concatenated along channels, and the platform samples.",
+    )
     format = serializers.ChoiceField(choices=ModelFormat.choices, required=False, help_text="Detected from content.")
 
 
@@ -210,6 +237,10 @@ class RunSerializer(JobSerializer):
             *JOB_FIELDS,
             "device",
             "seed",
+            "samples_per_case",
+            "sampling_steps",
+            "scheduler",
+            "sweep",
             "problems",
             "total_inference_seconds",
             "throughput_cases_per_s",
@@ -234,6 +265,23 @@ class RunCreateSerializer(serializers.Serializer):
     model = VisibleModelField()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1)
+    sampling_steps = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    scheduler = serializers.ChoiceField(choices=SamplerKind.choices, required=False, allow_blank=True, default="")
+    samples_per_case = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class SweepSerializer(serializers.Serializer):
+    steps = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=32, default=[5, 10, 25, 50]
+    )
+    scheduler = serializers.ChoiceField(choices=SamplerKind.choices, default=SamplerKind.DDIM)
+    samples_per_case = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class SweepCancelSerializer(serializers.Serializer):
+    sweep = serializers.CharField(max_length=100)
 
 
 class SubmissionSerializer(serializers.Serializer):

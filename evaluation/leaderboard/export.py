@@ -40,7 +40,13 @@ def _as_dict(board, task):
                 "rank": row.rank,
                 "score": encode_value(row.score),
                 "run": {"id": row.run_id, "name": row.run_name},
-                "model": {"id": row.model_id, "name": row.model_name, "stochastic": row.stochastic},
+                "model": {
+                    "id": row.model_id,
+                    "name": row.model_name,
+                    "stochastic": row.stochastic,
+                    "family": row.family,
+                },
+                "sampling": row.sampling,
                 "values": {column.key: cell_dict(column, row.cells[column.key]) for column in board.columns},
                 "versus_leader": None
                 if comparison is None
@@ -106,7 +112,7 @@ def _reference_dict(reference):
 
 def csv_rows(board):
     """Header + one flat row per run: rank, run, model, then value and CI bounds per metric column."""
-    header = ["rank", "run_id", "run", "model"]
+    header = ["rank", "run_id", "run", "model", "family", "scheduler", "sampling_steps", "samples_per_case"]
     for column in board.columns:
         if column.direction is None:
             header.append(column.key)
@@ -117,7 +123,13 @@ def csv_rows(board):
     header += ["p_adjusted_vs_leader", "significant_vs_leader", "median_bootstrap_rank", "pareto_optimal"]
     yield header
     for row in board.rows:
-        line = [row.rank if row.rank is not None else "", row.run_id, row.run_name, row.model_name]
+        line = [row.rank if row.rank is not None else "", row.run_id, row.run_name, row.model_name, row.family]
+        sampling = row.sampling or {}
+        line += [
+            sampling.get("scheduler", ""),
+            sampling.get("sampling_steps", ""),
+            sampling.get("samples_per_case", ""),
+        ]
         for column in board.columns:
             cell = row.cells[column.key]
             if column.direction is None:

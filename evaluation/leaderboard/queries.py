@@ -269,10 +269,20 @@ def _row(run, columns, results, participants, region=None):
         model_name=run.model.name if run.model else "submission",
         model_id=run.model_id,
         device=run.device,
-        stochastic=bool(run.model and run.model.stochastic),
+        stochastic=bool(run.model and (run.model.stochastic or run.samples_per_case > 1)),
         cells=cells,
         participant=run.requested_by.username if run.requested_by_id in participants else "",
         created_at=run.created_at,
+        family=run.model.family if run.model else "",
+        sampling=None
+        if run.sampling_steps is None
+        else {
+            "scheduler": run.scheduler,
+            "sampling_steps": run.sampling_steps,
+            "samples_per_case": run.samples_per_case,
+            "seed": run.seed,
+            "sweep": run.sweep,
+        },
     )
 
 

@@ -97,6 +97,8 @@ class Row:
     cells: dict
     participant: str = ""  # the participant who submitted it; empty for organisers' runs (baselines)
     created_at: object = None
+    family: str = ""  # the model's family (inference.ModelFamily); empty for a submission without a model
+    sampling: dict | None = None  # a diffusion run's sampling settings: scheduler, steps, samples, seed, sweep
     rank: int | None = None
     score: float | None = None
     comparison: ranking.PairedComparison | None = None

@@ -63,9 +63,10 @@ class Sandbox:
 
     format = ""
 
-    def __init__(self, path, fmt, *, limits, device="cpu"):
+    def __init__(self, path, fmt, *, limits, device="cpu", sampling=None):
         self.path = Path(path)
         self.format = fmt
+        self.sampling = sampling  # a `sampling.Sampling` for a noise predictor: the child runs the loop
         self.limits = limits
         self.requested_device = device
         self.device = device
@@ -107,6 +108,7 @@ class Sandbox:
             "threads": int(self.limits.threads),
             "user": self.limits.user if os.geteuid() == 0 else None,
             "env": self._environment(),
+            "sampling": self.sampling.as_dict() if self.sampling is not None else None,
         }
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
@@ -196,11 +198,15 @@ class Sandbox:
 
     # ------------------------------------------------------------------ talking
 
-    def predict(self, batch, seed=None):
+    def predict(self, batch, seed=None, seeds=None):
+        """One batch through the model; a noise predictor's sampling loop takes each item's seed (`seeds`)."""
         if self.process is None or self.process.poll() is not None:
             raise self._death()
+        header = {"op": "predict", "seed": seed}
+        if seeds is not None:
+            header["seeds"] = [int(s) for s in seeds]
         try:
-            protocol.send(self.process.stdin, {"op": "predict", "seed": seed}, [batch])
+            protocol.send(self.process.stdin, header, [batch])
         except (BrokenPipeError, OSError, ValueError):
             raise self._death() from None
         _, arrays = self._receive()

@@ -6,7 +6,7 @@ import socket
 
 import numpy as np
 
-from .. import runner
+from .. import runner, sampling
 from . import confine, protocol, tsops
 from .errors import ExternalData, ForbiddenOperation, ModelArtifactError
 
@@ -15,7 +15,8 @@ def run(config, data, requests, replies, *, summary, target):
     device = config["device"]
     memory = int(config["memory_bytes"])
     torch = None
-    if config["format"] == "torchscript" or device.startswith("cuda"):
+    sampling_config = config.get("sampling")
+    if config["format"] == "torchscript" or device.startswith("cuda") or sampling_config:
         import torch  # noqa: PLC0415 - heavy, and only after confinement (see child.py)
 
         torch.set_num_threads(int(config["threads"]))
@@ -24,6 +25,11 @@ def run(config, data, requests, replies, *, summary, target):
     else:
         import onnx  # noqa: F401, PLC0415 - loaded before the user is dropped
         import onnxruntime  # noqa: F401, PLC0415
+    if sampling_config:  # a noise predictor: our sampling loop runs here, with MONAI's schedulers
+        if config["format"] == "onnx":
+            import onnx  # noqa: F401, PLC0415
+            import onnxruntime  # noqa: F401, PLC0415
+        import monai.networks.schedulers  # noqa: F401, PLC0415 - before the user is dropped
     if target is not None:
         confine.drop_privileges(*target)
         confine.limit_processes(512)
@@ -42,6 +48,8 @@ def run(config, data, requests, replies, *, summary, target):
 
     try:
         model = _load(config, data, device)
+        if sampling_config:
+            model = sampling.Sampler(model, sampling.Sampling.from_dict(sampling_config))
     except Exception as exc:
         return _reply_error(replies, exc)
     del data
@@ -62,7 +70,8 @@ def run(config, data, requests, replies, *, summary, target):
             _reply_error(replies, protocol.ProtocolError(f"unknown request {header.get('op')!r}"))
             continue
         try:
-            out = model.predict(arrays[0], seed=header.get("seed"))
+            seeds = {"seeds": header["seeds"]} if header.get("seeds") is not None and sampling_config else {}
+            out = model.predict(arrays[0], seed=header.get("seed"), **seeds)
         except Exception as exc:
             _reply_error(replies, exc)
             continue

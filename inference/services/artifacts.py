@@ -13,8 +13,8 @@ from core import jobs
 from core.errors import Conflict, InvalidInput
 from core.models import JobStatus
 
-from .. import runner
-from ..models import VALIDATED, GenerativeModel, ModelStatus, ModelValidation
+from .. import runner, sampling
+from ..models import VALIDATED, GenerativeModel, ModelFamily, ModelStatus, ModelValidation, TaskKind
 from ..storage import UploadTooLarge, spool_upload
 from .sandboxed import open_model
 
@@ -36,14 +36,17 @@ def register_model(
     normalisation="none",
     stochastic=False,
     samples_per_case=1,
+    family=ModelFamily.REGRESSION,
+    scheduler=None,
     description="",
     original_name="",
     user=None,
 ):
     """Store an uploaded TorchScript/ONNX artifact and queue its validation job.
 
-    Refuses pickles, unknown formats and an artifact already registered (same sha256)
-    before anything is stored.
+    `scheduler` (a dict, see `inference.sampling.SchedulerSpec`) makes the artifact a diffusion noise
+    predictor ε(x_t, t) sampled by the platform. Refuses pickles, unknown formats and an artifact
+    already registered (same sha256) before anything is stored.
     """
     try:
         path = spool_upload(source, settings.MEDGEN_MAX_UPLOAD_BYTES, prefix="medgen-model-")
@@ -74,6 +77,8 @@ def register_model(
             normalisation=normalisation,
             stochastic=stochastic,
             samples_per_case=samples_per_case,
+            family=family,
+            scheduler=scheduler,
             created_by=user,
         )
         try:
@@ -103,6 +108,8 @@ UPLOAD_FIELDS = (
     "normalisation",
     "stochastic",
     "samples_per_case",
+    "family",
+    "scheduler",
     "description",
 )
 
@@ -110,7 +117,8 @@ UPLOAD_FIELDS = (
 def register_upload(data, *, user):
     """`register_model` from a validated upload form or serializer (the pages and the API)."""
     upload = data["file"]
-    return register_model(upload, original_name=upload.name, user=user, **{k: data[k] for k in UPLOAD_FIELDS})
+    fields = {k: data[k] for k in UPLOAD_FIELDS if k in data}
+    return register_model(upload, original_name=upload.name, user=user, **fields)
 
 
 def model_artifact_name(model):
@@ -129,7 +137,7 @@ def validate(validation, context):
     error = ""
     parameter_count = None
     try:
-        with open_model(model, log=context.log) as loaded:
+        with open_model(model, log=context.log, sampling=validation_sampling(model)) as loaded:
             parameter_count = loaded.parameter_count
             runner.dry_run(loaded, model.in_channels, model.out_channels, model.spatial_shape)
     except runner.ModelArtifactError as exc:
@@ -140,6 +148,20 @@ def validate(validation, context):
     context.finish(
         JobStatus.SUCCEEDED,
         effects=lambda _job: _record_validation(model.pk, error=error, parameter_count=parameter_count),
+    )
+
+
+def validation_sampling(model):
+    """A noise predictor's dry run: a few DDIM steps of the platform's loop (None for other models)."""
+    spec = model.scheduler_spec
+    if spec is None:
+        return None
+    return sampling.Sampling(
+        spec=spec,
+        kind="ddim",
+        steps=min(sampling.VALIDATION_STEPS, spec.num_train_timesteps),
+        out_channels=model.out_channels,
+        reconstruction=model.task.kind == TaskKind.RECONSTRUCTION,
     )
 
 

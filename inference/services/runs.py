@@ -39,13 +39,58 @@ class RunCaseError(RunError):
         super().__init__(f"case '{case.case_id}': {reason}")
 
 
-def create_run(model: GenerativeModel, *, user=None, name: str = "", seed: int = 0) -> Run:
-    """A run of `model` on its task's dataset; queued now if the model is valid, else when it is."""
+def sampling_settings(
+    model: GenerativeModel, *, sampling_steps: int | None, scheduler: str, samples_per_case: int | None
+) -> dict:
+    """The run fields of the sampling settings asked for, checked against the model; RunError says what is wrong.
+
+    A noise predictor samples with `scheduler` (ddpm or ddim; the declared one when empty) for
+    `sampling_steps` (the scheduler's default when None), `samples_per_case` seeded samples (the model's
+    count when None). Other models take none of these (their samples per case are declared)."""
+    if not model.is_noise_predictor:
+        if sampling_steps is not None or scheduler:
+            raise RunError(f"Model '{model.name}' is not a diffusion noise predictor: it takes no sampling steps.")
+        if samples_per_case not in (None, model.samples_by_default):
+            raise RunError(f"Model '{model.name}' takes {model.samples_by_default} sample(s) per case, as declared.")
+        return {"samples_per_case": model.samples_by_default}
+    spec = model.scheduler_spec
+    kind = scheduler or spec.kind
+    steps = spec.default_steps(kind) if sampling_steps is None else sampling_steps
+    try:
+        spec.check_steps(steps, kind)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    samples = model.samples_per_case if samples_per_case is None else samples_per_case
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
+        raise RunError(f"Samples per case are a whole number from 1 to {MAX_SAMPLES}.")
+    return {"sampling_steps": steps, "scheduler": kind, "samples_per_case": samples}
+
+
+MAX_SAMPLES = 64
+
+
+def create_run(
+    model: GenerativeModel,
+    *,
+    user=None,
+    name: str = "",
+    seed: int = 0,
+    sampling_steps: int | None = None,
+    scheduler: str = "",
+    samples_per_case: int | None = None,
+    sweep: str = "",
+) -> Run:
+    """A run of `model` on its task's dataset; queued now if the model is valid, else when it is.
+
+    For a diffusion noise predictor the sampling settings are run parameters (`sampling_settings`)."""
     if model.status == ModelStatus.INVALID:
         raise RunError(f"Model '{model.name}' failed validation and cannot run: {model.validation_error}")
     total = model.task.dataset.cases.count()
     if total == 0:
         raise RunError(f"Task '{model.task.name}' has no cases to run on.")
+    settings_ = sampling_settings(
+        model, sampling_steps=sampling_steps, scheduler=scheduler, samples_per_case=samples_per_case
+    )
     with transaction.atomic():
         run = Run.objects.create(
             name=name or model.name,
@@ -55,8 +100,13 @@ def create_run(model: GenerativeModel, *, user=None, name: str = "", seed: int =
             progress_total=total,
             seed=seed,
             requested_by=user,
+            sweep=sweep,
+            **settings_,
         )
-        run.append_log(f"created for model '{model.name}' on {total} cases")
+        described = ""
+        if run.sampling_steps is not None:
+            described = f"; {run.scheduler.upper()} {run.sampling_steps} steps, {run.samples_per_case} sample(s)"
+        run.append_log(f"created for model '{model.name}' on {total} cases{described}")
         if model.status == ModelStatus.VALID:
             jobs.queue(run)
     return run
@@ -74,7 +124,7 @@ def cancel_run(run_id: int) -> Run:
 def execute(run, context):
     """Job handler: run the model over every case of the task's dataset and store the outputs."""
     model = run.model
-    samples = model.samples_per_case if model.stochastic else 1
+    samples = run.samples_per_case
     cases = list(run.task.dataset.cases.order_by("case_id").prefetch_related("images"))
     done = {
         row["case_id"]
@@ -86,11 +136,16 @@ def execute(run, context):
 
     with contextlib.ExitStack() as stack:
         try:
-            loaded = stack.enter_context(open_model(model, log=context.log))
+            loaded = stack.enter_context(open_model(model, log=context.log, sampling=run.sampling()))
         except runner.ModelArtifactError as exc:
             raise RunError(f"the model could not be loaded: {exc}") from None
         context.progress(device=loaded.device)
         context.log(f"model loaded on {loaded.device} in a sandbox process; {len(todo)} of {len(cases)} cases to do")
+        if run.sampling_steps is not None:
+            context.log(
+                f"sampling in the sandbox: {run.scheduler.upper()} with {run.sampling_steps} steps "
+                f"(MONAI's scheduler), {samples} sample(s) per case, seed {run.seed}"
+            )
         _predict_all(run, context, model, loaded, todo, samples)
 
     latencies = list(CaseOutput.objects.filter(run=run, sample=0).values_list("latency_ms", flat=True))
@@ -118,7 +173,7 @@ def _predict_all(run, context, model, loaded, todo, samples):
                 spatial_dims=model.spatial_dims,
                 normalisation=model.normalisation,
                 samples=samples,
-                seed=run.seed if model.stochastic else None,
+                seed=run.seed if (model.stochastic or model.is_noise_predictor) else None,
                 batch_size=batch_size,
                 positions=[position for position, _ in chunk],
             )

@@ -24,13 +24,16 @@ def limits():
 
 
 @contextlib.contextmanager
-def open_model(model, *, log, device=None):
+def open_model(model, *, log, device=None, sampling=None):
     """The model loaded in a new sandbox process (a `runner.LoadedModel` look-alike), closed on exit.
 
-    What the sandbox could confine goes to the job log, also when the model is refused.
+    For a noise predictor, `sampling` (an `inference.sampling.Sampling`) is the loop the child runs
+    around it on each `predict`. What the sandbox could confine goes to the job log, also when the
+    model is refused.
     """
     local = local_copy(model.artifact)
-    sandbox = Sandbox(local.path, model.format, limits=limits(), device=device or runner.preferred_device())
+    device = device or runner.preferred_device()
+    sandbox = Sandbox(local.path, model.format, limits=limits(), device=device, sampling=sampling)
     try:
         try:
             sandbox.start()  # the child has read the artifact once this returns

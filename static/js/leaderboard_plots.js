@@ -92,6 +92,19 @@ function scatterPlot(board, columns) {
   draw();
 }
 
+// A diffusion model's sampling sweep (runs of one model sharing `sampling.sweep`) as one curve, in the
+// order of the number of steps: "how many steps until quality stops improving, and what does it cost".
+export function sweepCurves(points) {
+  const curves = new Map();
+  for (const p of points) {
+    if (!p.sweep) continue;
+    const key = `${p.modelId}\u0000${p.sweep}`;
+    if (!curves.has(key)) curves.set(key, { name: `${p.modelName} (${p.sweep})`, points: [] });
+    curves.get(key).points.push(p);
+  }
+  return [...curves.values()].map((curve) => ({ ...curve, points: curve.points.sort((a, b) => a.steps - b.steps) }));
+}
+
 function paretoPlot(board, columns) {
   const primaryKey = board.ranking.primary_metric;
   const column = columns.find((c) => c.key === primaryKey);
@@ -100,14 +113,25 @@ function paretoPlot(board, columns) {
   for (const row of board.rows) {
     const latency = num(row.values.latency_p50 && row.values.latency_p50.value);
     const quality = num(row.values[primaryKey] && row.values[primaryKey].value);
-    if (latency !== null && quality !== null) points.push({ x: latency, y: quality, name: runLabel(row), front: row.pareto_optimal });
+    if (latency === null || quality === null) continue;
+    const sampling = row.sampling || {};
+    points.push({ x: latency, y: quality, name: runLabel(row), front: row.pareto_optimal, modelId: row.model.id,
+      modelName: escapeHTML(row.model.name), sweep: sampling.sweep || "", steps: sampling.sampling_steps });
   }
   const front = points.filter((p) => p.front).sort((a, b) => a.x - b.x);
+  const single = points.filter((p) => !p.sweep);
   const logAxis = points.every((p) => p.x > 0);
+  const curves = sweepCurves(points).map((curve) => ({
+    type: "scatter", mode: "lines+markers+text", name: curve.name, x: curve.points.map((p) => p.x),
+    y: curve.points.map((p) => p.y), text: curve.points.map((p) => `${p.steps} steps`), textposition: "bottom center",
+    cliponaxis: false, marker: { size: 9, symbol: curve.points.map((p) => (p.front ? "circle" : "circle-open")) },
+    hovertemplate: "%{text}: %{y} at %{x} ms<extra>%{fullData.name}</extra>",
+  }));
   Plotly.newPlot("plot-pareto", [
-    { type: "scatter", mode: "markers+text", name: "runs", x: points.map((p) => p.x), y: points.map((p) => p.y),
-      text: points.map((p) => p.name), textposition: "top center", cliponaxis: false,
-      marker: { size: 10, color: points.map((p) => (p.front ? "#1f5fbf" : "#9aa5b5")) } },
+    { type: "scatter", mode: "markers+text", name: "runs", x: single.map((p) => p.x), y: single.map((p) => p.y),
+      text: single.map((p) => p.name), textposition: "top center", cliponaxis: false,
+      marker: { size: 10, color: single.map((p) => (p.front ? "#1f5fbf" : "#9aa5b5")) } },
+    ...curves,
     { type: "scatter", mode: "lines", name: "Pareto front", x: front.map((p) => p.x), y: front.map((p) => p.y),
       line: { shape: "hv", color: "#1f5fbf", dash: "dot" } },
   ], { ...LAYOUT, xaxis: { title: "latency p50 (ms per case)", type: logAxis ? "log" : "linear" }, yaxis: { title: axisTitle(column) },

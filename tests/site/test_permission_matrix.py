@@ -207,6 +207,8 @@ ROUTES = [
     ("api-model-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-model-detail", {"pk": "baseline_model"}, "get", None, PUBLIC),
     ("api-model-validation", {"pk": "baseline_model"}, "get", None, PUBLIC),
+    ("api-model-sweep", {"pk": "baseline_model"}, "post", {}, API_ORGANISER_WRITE),
+    ("api-model-sweep-cancel", {"pk": "baseline_model"}, "post", {}, API_ORGANISER_WRITE),
     ("api-run-list", {}, "get", None, PUBLIC),
     ("api-run-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-run-detail", {"pk": "own_run"}, "get", None, OWN_RUN),

@@ -184,24 +184,48 @@ class Command(BaseCommand):
 
     def register_models(self, paths, translation, recon, admin):
         specs = [
-            ("identity", translation, "Identity (T1 as T2)", "Returns the T1 input unchanged: the floor.", {}),
+            (
+                "identity",
+                translation,
+                "Identity (T1 as T2)",
+                "Returns the T1 input unchanged: the floor.",
+                {"family": "baseline"},
+            ),
             (
                 "intensity_remap",
                 translation,
                 "Intensity remap",
                 "Piecewise-linear T1→T2 intensity lookup fitted on training phantoms.",
-                {},
+                {"family": "baseline"},
             ),
-            ("unet", translation, "U-Net (L1)", "Small U-Net trained on CPU for about a minute with an L1 loss.", {}),
+            (
+                "unet",
+                translation,
+                "U-Net (L1)",
+                "Small U-Net trained on CPU for about a minute with an L1 loss.",
+                {"family": "regression"},
+            ),
             (
                 "stochastic_unet",
                 translation,
                 "Stochastic U-Net (4 samples)",
                 "The U-Net with Gaussian noise injected at the bottleneck: 4 samples per case.",
-                {"stochastic": True, "samples_per_case": 4},
+                {"stochastic": True, "samples_per_case": 4, "family": "regression"},
             ),
-            ("zero_filled", recon, "Zero-filled IFFT", "Magnitude of the inverse FFT of the zero-filled k-space.", {}),
-            ("denoiser", recon, "Zero-filled + CNN denoiser", "Residual CNN trained to remove aliasing.", {}),
+            (
+                "zero_filled",
+                recon,
+                "Zero-filled IFFT",
+                "Magnitude of the inverse FFT of the zero-filled k-space.",
+                {"family": "baseline"},
+            ),
+            (
+                "denoiser",
+                recon,
+                "Zero-filled + CNN denoiser",
+                "Residual CNN trained to remove aliasing.",
+                {"family": "regression"},
+            ),
         ]
         run_ids = []
         for key, task, name, description, extra in specs:
