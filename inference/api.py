@@ -9,10 +9,11 @@ tasks, participants join and submit, staff everything). Services raise the platf
 from django.db.models import Count, ProtectedError
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from core import policy
 from core.errors import Conflict, InvalidInput, NotFound
@@ -42,6 +43,24 @@ from .services.artifacts import register_upload
 from .services.datasets import import_dataset
 from .services.inputs import inputs_archive
 from .services.runs import cancel_run, create_run
+
+
+class ApiRootView(routers.APIRootView):
+    """The MedGen Eval API: benchmark tasks, datasets and cases, generative models, runs and submissions,
+    evaluations and leaderboards, the viewer's image arrays, and reader studies.
+
+    Authenticate with `Authorization: Token …` (from `POST /api/auth/token/`) or a session login. Every
+    operation is described in the OpenAPI schema (`schema`), browsable in Swagger UI (`docs`) and Redoc
+    (`redoc`), all served by this site.
+    """
+
+    def get(self, request, *args, **kwargs):
+        links = {
+            "schema": reverse("api-schema", request=request),
+            "docs": reverse("api-docs", request=request),
+            "redoc": reverse("api-redoc", request=request),
+        }
+        return Response({**links, **super().get(request, *args, **kwargs).data})
 
 
 class TaskViewSet(viewsets.ModelViewSet):
