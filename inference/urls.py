@@ -1,5 +1,5 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import api, views
@@ -46,10 +46,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The schema browsable offline: Swagger UI and Redoc from drf-spectacular-sidecar's static files.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path(
-        "api/redoc/",
-        SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"),
-        name="api-redoc",
-    ),
+    path("api/redoc/", api.ApiRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include(router.urls)),
 ]

@@ -70,6 +70,8 @@ def test_the_docs_pages_load_only_this_sites_files(client, url):
     for asset in assets:
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a static file of this site"
     assert "/api/schema/" in html
+    if url == "/api/redoc/":  # its bundle's one outside request (Redocly's logo) is refused by the page's policy
+        assert "img-src 'self' data:;" in response["Content-Security-Policy"]
 
 
 def test_the_api_root_describes_the_api_and_links_the_schema_and_docs(client):
