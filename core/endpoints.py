@@ -8,9 +8,12 @@ answering what it answered before: it still builds its own Django response (JSON
 DRF passes on as it is, and the errors it maps itself (`core.responses.json_errors`) keep their bodies.
 """
 
+import functools
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import SAFE_METHODS
 
 
 class OwnContentType(BaseContentNegotiation):
@@ -29,9 +32,18 @@ def endpoint(methods, *, policy_actions=None, **schema):
     `extend_schema(**schema)`; `policy_actions` as on any API view ({"POST": "<app>.<verb>"})."""
 
     def decorate(view):
-        wrapped = api_view(methods)(view)
-        wrapped.cls.content_negotiation_class = OwnContentType
-        wrapped.cls.policy_actions = dict(policy_actions or {})
-        return extend_schema(**schema)(wrapped)
+        drf_view = api_view(methods)(view)
+        drf_view.cls.content_negotiation_class = OwnContentType
+        drf_view.cls.policy_actions = dict(policy_actions or {})
+
+        @functools.wraps(drf_view)  # keeps `cls`, `initkwargs` and `csrf_exempt` for DRF and the schema
+        def with_body(request, *args, **kwargs):
+            # DRF's CSRF check (SessionAuthentication) reads request.POST through its parsers, which consumes
+            # the stream; the view reads `request.body` itself. Reading it first caches it for both.
+            if request.method not in SAFE_METHODS:
+                request.body  # noqa: B018
+            return drf_view(request, *args, **kwargs)
+
+        return extend_schema(**schema)(with_body)
 
     return decorate

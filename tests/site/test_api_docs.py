@@ -2,6 +2,7 @@
 (arrays, the reader's, study analyses), Swagger UI and Redoc pages that load nothing from outside, the
 API root linking them, and cases whose images carry the addresses of their arrays."""
 
+import json
 import re
 
 import numpy as np
@@ -136,3 +137,29 @@ def test_a_hidden_reference_gets_no_id_and_no_url_for_a_participant(api_client, 
     api_client.credentials()
     staff_cases = token_client(api_client, staff_user).get(f"/api/cases/?dataset={task.dataset_id}").json()["results"]
     assert all({image["role"] for image in case["images"]} == {"input", "reference"} for case in staff_cases)
+
+
+def test_the_readers_posts_keep_working_with_csrf_checks_on(django_user_model):
+    """The reader's endpoints are DRF views now: DRF's CSRF check reads the request's form data before the view
+    reads its JSON body; with the checks on (as in a browser) the answer is stored, and without the token refused."""
+    from django.test import Client
+
+    from readerstudy.models import Answer
+    from tests.support.study_data import make_reader, make_study, make_study_task
+
+    task, runs = make_study_task(n_cases=4, shape=(1, 16, 16), n_runs=1)
+    reader = make_reader("csrf-reader")
+    study = make_study(task, runs, readers=[reader], items_per_model=2)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(reader)
+    state = client.get(f"/api/read/{study.uid}/state/").json()
+    body = json.dumps({"item": state["item"]["token"], "answer": {"call": "real", "confidence": 3}, "key": "k-1"})
+    url = f"/api/read/{study.uid}/answers/"
+    refused = client.post(url, body, content_type="application/json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    client.get(f"/read/{study.uid}/")  # the workspace page sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    answered = client.post(url, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert answered.status_code == 200, answered.content
+    assert answered.json()["done"] == 1
+    assert Answer.objects.filter(session__reader=reader, idempotency_key="k-1").count() == 1

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.django_db
 MANIFEST = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
 
-@pytest.fixture
-def collected(tmp_path):
-    """collectstatic into a folder of its own, with the storage settings.py names outside DEBUG."""
-    root = tmp_path / "static"
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    """collectstatic (once for the module: about 20 s) into a folder of its own, with the storage settings.py
+    names outside DEBUG."""
+    root = tmp_path_factory.mktemp("collected") / "static"
     with override_settings(STATIC_ROOT=root, STORAGES={**settings.STORAGES, "staticfiles": MANIFEST}):
         call_command("collectstatic", interactive=False, verbosity=0)
         yield root
