@@ -10,10 +10,12 @@ from django.db.models import Count, ProtectedError
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.views import SpectacularRedocView
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from core import policy
 from core.errors import Conflict, InvalidInput, NotFound
@@ -46,6 +48,42 @@ from .services.datasets import import_dataset
 from .services.inputs import inputs_archive
 from .services.runs import cancel_run, create_run
 from .services.sweeps import cancel_sweep, start_sweep
+
+
+class ApiRootView(routers.APIRootView):
+    """The MedGen Eval API: benchmark tasks, datasets and cases, generative models, runs and submissions,
+    evaluations and leaderboards, the viewer's image arrays, and reader studies.
+
+    Authenticate with `Authorization: Token …` (from `POST /api/auth/token/`) or a session login. Every
+    operation is described in the OpenAPI schema (`schema`), browsable in Swagger UI (`docs`) and Redoc
+    (`redoc`), all served by this site.
+    """
+
+    def get(self, request, *args, **kwargs):
+        links = {
+            "schema": reverse("api-schema", request=request),
+            "docs": reverse("api-docs", request=request),
+            "redoc": reverse("api-redoc", request=request),
+        }
+        return Response({**links, **super().get(request, *args, **kwargs).data})
+
+
+class ApiRedocView(SpectacularRedocView):
+    """Redoc from drf-spectacular-sidecar's bundle. The bundle always draws Redocly's logo from cdn.redoc.ly:
+    this page's own Content-Security-Policy (`/api/` has none from the site's) keeps every request on this
+    site, and the logo, refused, is left out (Redoc hides it when it fails to load)."""
+
+    template_name = "api/redoc.html"
+    schema = None  # not an operation of the API
+    POLICY = (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'"
+    )
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        response["Content-Security-Policy"] = self.POLICY
+        return response
 
 
 class TaskViewSet(viewsets.ModelViewSet):

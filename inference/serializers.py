@@ -114,9 +114,18 @@ class DatasetUploadSerializer(serializers.Serializer):
 
 
 class CaseImageSerializer(serializers.ModelSerializer):
+    """A case image as the user may see it, with the addresses the viewer reads it from. The caller passes
+    only visible images (`selectors.visible_images`): a hidden test set's reference or label never reaches
+    here for someone who may not see it, so it gets no id and no URL."""
+
+    header_url = serializers.SerializerMethodField(help_text="The viewer's JSON header (shape, spacing, window).")
+    data_url = serializers.SerializerMethodField(help_text="The float32 bytes (`?slice=k` for one slice).")
+    preview_url = serializers.SerializerMethodField(help_text="A PNG preview of the middle slice.")
+
     class Meta:
         model = CaseImage
         fields = [
+            "id",
             "role",
             "index",
             "source_format",
@@ -127,7 +136,19 @@ class CaseImageSerializer(serializers.ModelSerializer):
             "origin",
             "intensity_min",
             "intensity_max",
+            "header_url",
+            "data_url",
+            "preview_url",
         ]
+
+    def get_header_url(self, obj) -> str:
+        return reverse("array-case-image", args=[obj.pk])
+
+    def get_data_url(self, obj) -> str:
+        return reverse("array-case-image-data", args=[obj.pk])
+
+    def get_preview_url(self, obj) -> str:
+        return reverse("case-image-png", args=[obj.case_id, obj.role, obj.index])
 
 
 class CaseSerializer(serializers.ModelSerializer):

@@ -1,11 +1,12 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import api, views
 from .viewer import array_data, array_header, case_compare
 
 router = DefaultRouter()
+router.APIRootView = api.ApiRootView
 router.register("tasks", api.TaskViewSet, basename="api-task")
 router.register("datasets", api.DatasetViewSet, basename="api-dataset")
 router.register("cases", api.CaseViewSet, basename="api-case")
@@ -44,5 +45,8 @@ urlpatterns = [
         for suffix, view, name in [("", array_header, ""), ("data/", array_data, "-data")]
     ],
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The schema browsable offline: Swagger UI and Redoc from drf-spectacular-sidecar's static files.
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", api.ApiRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include(router.urls)),
 ]

@@ -1,6 +1,7 @@
 """The image viewer: array endpoints (JSON header + raw float32 bytes) and the case / compare pages.
 
-Endpoints (GET; same visibility as the PNG previews, 404 for what the user may not see):
+Endpoints (GET; same visibility as the PNG previews, 404 for what the user may not see; DRF views through
+`core.endpoints`, so an API token reaches them and the OpenAPI schema describes them):
 
     /api/arrays/case-images/<pk>/                  header of a case image (input, reference, label)
     /api/arrays/outputs/<pk>/                      header of a run output (one sample)
@@ -20,12 +21,12 @@ from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from core import policy
+from core.endpoints import endpoint
 from core.responses import json_errors
 
-from . import arrays, extensions, selectors
+from . import api_schema, arrays, extensions, selectors
 from .models import Case, CaseImage, CaseOutput, ImageRole
 
 #: Arrays are replaced in place when a run resumes or a run is re-evaluated: keep browser copies short-lived.
@@ -90,7 +91,7 @@ def difference_source(request, pk):
     return ArraySource(array, reference.spacing, "difference", reference=ref)
 
 
-@require_GET
+@endpoint(["GET"], tags=["arrays"], **api_schema.ARRAY_HEADER)
 @json_errors
 def array_header(request, source, pk):
     data = extensions.array_source(source)(request, pk).header()
@@ -115,7 +116,7 @@ def plane_response(array, slice_param, plane_of=arrays.display_plane):
     return response
 
 
-@require_GET
+@endpoint(["GET"], tags=["arrays"], **api_schema.ARRAY_DATA)
 @json_errors
 def array_data(request, source, pk):
     array_source = extensions.array_source(source)(request, pk)

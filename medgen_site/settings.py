@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-import plotly
 from kombu import Queue
 
 from medgen_site.secrets import read_secret_key
@@ -97,6 +96,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: the docs pages load nothing from outside
     "axes",
     "csp",
     "core",
@@ -185,8 +185,9 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-# plotly.js comes from the plotly package itself (no CDN, no copy in the repo): static/vendor/plotly/plotly.min.js.
-STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", Path(plotly.__file__).parent / "package_data")]
+# static/viewer/ (the viewer bundle) and static/vendor/plotly/plotly.min.js (plotly.js's cartesian partial
+# bundle from npm: scatter and box, all the pages draw) are written by `node frontend/build.mjs`; no CDN.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # S3-compatible storage (django-storages, boto3 installed separately) when a bucket is set;
 # otherwise the local filesystem, which may be a shared mount for several workers.
@@ -196,11 +197,14 @@ else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
     "default": _default_storage,
+    # Outside DEBUG: hashed names (collectstatic writes a manifest; `{% static %}` answers the hashed
+    # name), which whitenoise serves with `max-age` of ten years and `immutable`; gzip copies beside
+    # them. The test suite serves from the finders instead (tests/conftest.py).
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedStaticFilesStorage"
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
@@ -286,9 +290,16 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MedGen Eval API",
-    "DESCRIPTION": "Datasets, generative models, runs and results of the MedGen Eval platform.",
+    "DESCRIPTION": (
+        "Benchmark tasks, datasets and cases, generative models, runs and submissions, evaluations and "
+        "leaderboards, the viewer's image arrays, and reader studies of the MedGen Eval platform. "
+        "Authenticate with `Authorization: Token …` (`POST /api/auth/token/`) or a session login."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"

@@ -103,3 +103,5 @@ def register():
     policy.register_rule("readerstudy.create_study", _can_create)
     policy.register_rule("readerstudy.edit_study", _can_edit)
     policy.register_rule("readerstudy.read_analysis", _can_read_analysis)
+    # Posting an answer or a draft: any logged-in user; the reading services decide whose session it is (404).
+    policy.register_rule("readerstudy.read", policy.authenticated)

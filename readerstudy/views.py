@@ -9,6 +9,8 @@ Reader endpoints answer JSON and know an item only by its token:
     GET  /api/read/items/<token>/images/<slot>/           viewer header of the item's image (0 left, 1 right)
     GET  /api/read/items/<token>/images/<slot>/data/      its float32 bytes (?slice=k)
 
+They are DRF views (`core.endpoints`: token or session, and in the OpenAPI schema); posting needs a login
+(the policy action `readerstudy.read`), the study's services decide whose reading it is.
 Anything a reader may not reach is a 404 that says only "Not found." (`errors.NotReadable`: a 403 would
 confirm that the thing exists).
 """
@@ -24,15 +26,16 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from core import policy
+from core.endpoints import endpoint
 from core.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 from core.pages import report
 from core.responses import json_errors
 from inference.viewer import open_field, plane_response
 
-from . import analysis, selectors
+from . import analysis, api_schema, selectors
 from .errors import AnswerConflict, StudyError
 from .forms import InvitationForm, InviteForm, JoinForm, StudyForm
 from .models import Design, ReaderStudy, StudyStatus
@@ -77,13 +80,13 @@ def _json_body(request, *fields):
     return body
 
 
-@require_GET
+@endpoint(["GET"], tags=["reading"], **api_schema.READ_STATE)
 @reader_api
 def read_state(request, uid):
     return JsonResponse(reading.state(reading.reader_session(uid, request.user)))
 
 
-@require_POST
+@endpoint(["POST"], policy_actions={"POST": "readerstudy.read"}, tags=["reading"], **api_schema.READ_ANSWER)
 @reader_api
 def read_answer(request, uid):
     body = _json_body(request, "item", "key")
@@ -97,7 +100,7 @@ def read_answer(request, uid):
     return JsonResponse(data)
 
 
-@require_POST
+@endpoint(["POST"], policy_actions={"POST": "readerstudy.read"}, tags=["reading"], **api_schema.READ_DRAFT)
 @reader_api
 def read_draft(request, uid):
     body = _json_body(request, "item")
@@ -106,14 +109,14 @@ def read_draft(request, uid):
     return HttpResponse(status=204)
 
 
-@require_GET
+@endpoint(["GET"], tags=["reading"], **api_schema.READ_IMAGE)
 @reader_api
 def read_image(request, token, slot):
     image = reading.reader_image(request.user, token, slot)
     return JsonResponse(reading.image_header(token, slot, image))
 
 
-@require_GET
+@endpoint(["GET"], tags=["reading"], **api_schema.READ_IMAGE_DATA)
 @reader_api
 def read_image_data(request, token, slot):
     image = reading.reader_image(request.user, token, slot)
@@ -397,6 +400,7 @@ def study_analysis(request, pk):
     )
 
 
+@endpoint(["GET"], tags=["studies"], **api_schema.STUDY_ANALYSIS)
 @json_errors
 def study_analysis_json(request, pk):
     _study, result, _editor = _analysis_for(request, pk)

@@ -32,6 +32,16 @@ def isolated_media(tmp_path_factory):
         yield media
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_from_the_finders():
+    """Plain static names in the tests: the site's manifest storage answers hashed names from the manifest
+    `collectstatic` writes, which may be missing or stale here, and the live server serves the finders' files
+    by their plain names. tests/site/test_static.py checks the manifest storage itself."""
+    storages = {**settings.STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+    with override_settings(STORAGES=storages):
+        yield
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("staff", password="staff-pass-123", is_staff=True)

@@ -177,13 +177,16 @@ function withJSON(url) {
 
 async function drawPlots(root) {
   try {
+    // Both answers are asked for at once; the per-case values are drawn once the board's plots are.
+    const casesRequest = fetchJSON(withJSON(root.dataset.cases));
+    casesRequest.catch(() => {}); // a failure is reported below, where it is awaited
     const board = await fetchJSON(withJSON(root.dataset.leaderboard));
     const metricColumns = board.columns.filter((c) => c.direction && c.tier !== "efficiency" && !c.placeholder);
     stabilityPlot(board);
     scatterPlot(board, metricColumns);
     paretoPlot(board, metricColumns);
     root.dataset.ready = `${root.dataset.ready || ""} leaderboard`;
-    distributionPlot(board, await fetchJSON(withJSON(root.dataset.cases)));
+    distributionPlot(board, await casesRequest);
     root.dataset.ready += " cases";
   } catch (error) {
     console.error(error);

@@ -176,6 +176,8 @@ ROUTES = [
     ("array-difference-data", {"pk": "own_output"}, "get", None, SECRET),
     # inference: API
     ("api-schema", {}, "get", None, PUBLIC),
+    ("api-docs", {}, "get", None, PUBLIC),
+    ("api-redoc", {}, "get", None, PUBLIC),
     ("api-root", {}, "get", None, PUBLIC),
     ("api-task-list", {}, "get", None, PUBLIC),
     ("api-task-list", {}, "post", {}, API_STAFF_WRITE),
