@@ -17,6 +17,7 @@ import { HttpError, el, errorMessage, fetchJSON, isTransient, showError, sleep }
 import { keyAction } from "./reader_keys.js";
 import { buildPanel, updatePanel, updateSubmit } from "./reader_panel.js";
 import { createMachine, initialState, isComplete, payload } from "./reader_state.js";
+import { keptView, viewFor } from "./reader_view.js";
 
 const config = JSON.parse(document.getElementById("workspace-config").textContent);
 const nodes = {
@@ -181,6 +182,32 @@ function restoreMarks(viewer, answer) {
   return { wanted: answer.marks.length, marks: viewer.setMarks(answer.marks) };
 }
 
+// The view (window, zoom, pan) of a viewer about to go, for the next item's viewer (reader_view.js).
+function readView(viewer, item) {
+  const viewport = viewer.viewports?.[0];
+  if (!viewport) return null;
+  try {
+    const voi = viewport.getProperties().voiRange;
+    return keptView(voi, item?.images[0]?.header?.presets, viewport.getZoom(), viewport.getPan());
+  } catch (error) {
+    console.error(error);
+    return null;
+  }
+}
+
+// Show a new item's viewer as the last one was left: its preset (by index) or window, zoom and pan.
+function applyView(viewer, item, kept) {
+  const plan = viewFor(kept, item.images[0]?.header);
+  if (!plan) return;
+  if (plan.preset !== null) viewer.setPreset(0, plan.preset); // the item's one window group
+  viewer.viewports.forEach((viewport) => {
+    if (plan.voi) viewport.setProperties({ voiRange: { ...plan.voi } });
+    viewport.setZoom(plan.zoom);
+    viewport.setPan(plan.pan);
+    viewport.render();
+  });
+}
+
 // Mounts run one after another: a mount never starts while an older one still builds.
 function createMounter() {
   let chain = Promise.resolve();
@@ -201,6 +228,7 @@ function createMounter() {
         viewer.destroy();
         return;
       }
+      applyView(viewer, item, machine.state.view);
       machine.dispatch({ type: "mounted", seq, viewer, restored: restoreMarks(viewer, machine.state.answer) });
     } catch (error) {
       console.error(error);
@@ -220,7 +248,11 @@ const drafts = createDrafts();
 const mounter = createMounter();
 
 function runEffects(prev, next) {
-  if (prev.viewer && prev.viewer !== next.viewer) prev.viewer.destroy();
+  if (prev.viewer && prev.viewer !== next.viewer) {
+    const view = readView(prev.viewer, prev.item);
+    prev.viewer.destroy();
+    machine.dispatch({ type: "viewKept", view }); // queued: handled before the next mount starts
+  }
   if (next.viewer?.setMarkTool && (next.viewer !== prev.viewer || next.markTool !== prev.markTool)) {
     next.viewer.setMarkTool(next.markTool);
   }
@@ -285,12 +317,15 @@ const VIEWER_COMMANDS = {
   removeLastMark: (viewer) => viewer.removeLastMark?.(),
   removeLast: (viewer) => viewer.removeLastMark?.(),
   clearMarks: (viewer) => viewer.clearMarks?.(),
+  preset: (viewer, action) => viewer.setPreset?.(0, action.index), // Shift+1…: the item's window group
 };
 
 function act(action) {
   if (action.command) {
-    const viewer = machine.state.viewer;
-    if (viewer) VIEWER_COMMANDS[action.command](viewer);
+    const { viewer, item } = machine.state;
+    const presets = item?.images[0]?.header?.presets || [];
+    if (action.command === "preset" && action.index >= presets.length) return; // Shift+4 of three presets
+    if (viewer) VIEWER_COMMANDS[action.command](viewer, action);
   } else {
     machine.dispatch(action.type === "submit" ? { ...action, key: newKey() } : action);
   }
