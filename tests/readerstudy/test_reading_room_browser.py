@@ -56,7 +56,8 @@ def styles(page, selector):
 
 def viewport_readout(page):
     return page.evaluate(
-        """() => [...document.querySelectorAll('.cs-viewport')].map((v) => ({voi: v.dataset.voi, zoom: v.dataset.zoom}))"""
+        """() => [...document.querySelectorAll('.cs-viewport')]
+                 .map((v) => ({voi: v.dataset.voi, zoom: v.dataset.zoom}))"""
     )
 
 
