@@ -4,6 +4,7 @@
 //   const viewer = await mountViewers(element, {
 //     viewports: [{ label: "Input", headerUrl: "/api/arrays/case-images/3/", voiGroup: "image",
 //                   // or header: {...} inline, as the header endpoint would return it
+//                   // bytes: a promise of the whole array's ArrayBuffer, when the page prefetched it
 //                   windowLeader: false }, ...],
 //     sync: true,            // VOI (within a voiGroup), zoom/pan and slice across all viewports
 //     renderer: "auto",      // or "cpu" to force the CPU fallback
@@ -75,7 +76,13 @@ async function loadCells(cells, container, options, frameOfReferenceUID) {
   const maxWholeBytes = maxWholeBytesOf(options.maxWholeBytes, container);
   const stacks = await Promise.all(
     cells.map((cell, i) =>
-      loadStack(headers[i], { frameOfReferenceUID, window: presets[i][0], maxWholeBytes, onError: sliceErrorReporter(cell) }),
+      loadStack(headers[i], {
+        frameOfReferenceUID,
+        window: presets[i][0],
+        maxWholeBytes,
+        onError: sliceErrorReporter(cell),
+        bytes: cell.spec.bytes, // the whole array fetched ahead (a promise), if the page did
+      }),
     ),
   );
   return cells.map((cell, i) => ({ header: headers[i], presets: presets[i], ...stacks[i] }));

@@ -20,7 +20,7 @@
 // Effects are asked for through the state itself: a new `fetchSeq` (fetch the study's state), a
 // new `mountSeq` while loading an item (show its images; a mount whose seq is no longer current
 // is dropped), entering `submitting` (send the answer under `pendingKey`), a new `answerRev`
-// (autosave a draft), a `viewer` replaced (destroy the old one: its window, zoom and pan are read
+// (autosave a draft), `next` named while `ready` (prefetch its images), a `viewer` replaced (destroy the old one: its window, zoom and pan are read
 // off it first and come back as `viewKept`, so the next item's viewer starts from `view`).
 
 export function initialState(config) {
@@ -33,6 +33,7 @@ export function initialState(config) {
     phase: "loading",
     progress: null, // {done, total}, from the server
     item: null, // the current item: {token, images, draft}
+    next: null, // the item after it, as the server names it for prefetching: {token, images} or null
     answer: {},
     answerRev: 0, // bumped by every edit of the answer: the draft autosave follows it
     activeScale: 0, // Likert: the scale that 1–5 rate
@@ -109,10 +110,11 @@ function fromServer(s, server) {
   const progress = { done: server.done, total: server.total };
   if (server.finished || !server.item) {
     const finished = { complete: Boolean(server.finished) };
-    return { ...s, phase: "finished", progress, item: null, viewer: null, mountSeq: s.mountSeq + 1, finished, error: null };
+    return { ...s, phase: "finished", progress, item: null, next: null, viewer: null, mountSeq: s.mountSeq + 1, finished, error: null };
   }
+  const next = server.next || null;
   if (s.item && s.item.token === server.item.token) {
-    return s.viewer ? { ...s, phase: "ready", progress } : { ...s, phase: "loading", progress, mountSeq: s.mountSeq + 1 };
+    return s.viewer ? { ...s, phase: "ready", progress, next } : { ...s, phase: "loading", progress, next, mountSeq: s.mountSeq + 1 };
   }
   const item = server.item;
   const answer = startingAnswer(s.config, item.draft);
@@ -120,6 +122,7 @@ function fromServer(s, server) {
     ...s,
     phase: "loading",
     progress,
+    next,
     item,
     answer,
     activeScale: firstOpenScale(s.config, answer),

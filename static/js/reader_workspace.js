@@ -13,7 +13,7 @@
 // item's images are shown), data-done/data-total on #rw-progress, the item's token in
 // #workspace[data-item], the draft's fate in #workspace[data-draft] (pending, saving, saved,
 // error), and the viewer's own data-ready / data-marks.
-import { HttpError, el, errorMessage, fetchJSON, isTransient, showError, sleep } from "./dom.js";
+import { HttpError, el, errorMessage, fetchBytes, fetchJSON, isTransient, showError, sleep } from "./dom.js";
 import { keyAction } from "./reader_keys.js";
 import { buildPanel, updatePanel, updateSubmit } from "./reader_panel.js";
 import { createMachine, initialState, isComplete, payload } from "./reader_state.js";
@@ -144,6 +144,46 @@ function createDrafts() {
   };
 }
 
+// --- Prefetching the next item ------------------------------------------------------------------
+
+// The viewer's whole-array threshold (frontend/loader.js DEFAULT_MAX_WHOLE_BYTES): larger arrays
+// load slice by slice, and are not prefetched.
+const PREFETCH_MAX_BYTES = 32 * 1024 * 1024;
+
+// Once an item is shown, the next one's arrays are fetched (through the same permission-checked
+// data endpoints, which open an item's images to its reader from when it is next) and handed to
+// its viewer when it comes; only the one next item is held.
+function createPrefetcher() {
+  let held = null; // {token, bytes: [a promise of an ArrayBuffer, or null, per image]}
+  return {
+    get token() {
+      return held?.token ?? null;
+    },
+    want(next) {
+      if (!next) {
+        held = null;
+        return;
+      }
+      if (held?.token === next.token) return;
+      const bytes = next.images.map(({ header }) => {
+        const size = header.whole_bytes ?? header.rows * header.columns * header.slices * 4;
+        if (size > PREFETCH_MAX_BYTES) return null;
+        const promise = fetchBytes(header.data_url);
+        promise.catch(() => {}); // a failed prefetch: the viewer fetches the array itself
+        return promise;
+      });
+      held = { token: next.token, bytes };
+    },
+    // The prefetched arrays of `token` (and forget them), else none.
+    take(token) {
+      if (held?.token !== token) return [];
+      const { bytes } = held;
+      held = null;
+      return bytes;
+    },
+  };
+}
+
 // --- The viewer --------------------------------------------------------------------------------
 
 // The viewports as tall as the window allows below the image area's top (less the viewer's
@@ -157,12 +197,14 @@ function fitViewerHeight() {
 function viewerOptions(item, seq) {
   const { design } = config;
   const labels = item.images.length > 1 ? ["Left", "Right"] : ["Image"];
+  const prefetched = prefetcher.take(item.token);
   return {
     // One window group: a pair is windowed alike, and the sides share zoom, pan and slice.
     viewports: item.images.map((image, i) => ({
       label: labels[i],
       header: image.header, // sent with the item, so showing it costs one request per image
       headerUrl: image.header_url,
+      bytes: prefetched[i] || undefined,
       voiGroup: "item",
     })),
     sync: true,
@@ -246,6 +288,7 @@ function createMounter() {
 
 const drafts = createDrafts();
 const mounter = createMounter();
+const prefetcher = createPrefetcher();
 
 function runEffects(prev, next) {
   if (prev.viewer && prev.viewer !== next.viewer) {
@@ -264,6 +307,8 @@ function runEffects(prev, next) {
     sendAnswer(next);
   }
   if (next.answerRev !== prev.answerRev && next.item && next.phase !== "submitting") drafts.schedule();
+  // After the current item is on screen, so its own images come first.
+  if (next.phase === "ready" && (next.next?.token ?? null) !== prefetcher.token) prefetcher.want(next.next);
 }
 
 function renderProgress({ done, total }) {

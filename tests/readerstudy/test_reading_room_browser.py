@@ -156,3 +156,88 @@ def test_window_and_zoom_are_kept_from_item_to_item_and_shift_digits_set_presets
         assert viewport_readout(page)[0] == kept
         assert not errors
     assert Answer.objects.count() == 1  # the preset keys sent nothing: one answer, by R, 3, Enter
+
+
+WATCH_PAINT = """(previous) => {
+    window.__paint = null;
+    const root = document.getElementById('workspace');
+    const observer = new MutationObserver(() => {
+        const viewport = document.querySelector('#rw-viewer .cs-viewport');
+        if (window.__paint || root.dataset.item === previous || !viewport) return;
+        if (Number(viewport.dataset.rendered) < 1) return;
+        window.__paint = -1;
+        requestAnimationFrame(() => { window.__paint = performance.now(); });  // the frame it shows in
+        observer.disconnect();
+    });
+    observer.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-rendered', 'data-item']});
+}"""
+
+ANSWER_TIMING = """(previous) => {
+    const answers = performance.getEntriesByType('resource').filter((e) => e.name.includes('/answers/'));
+    const answered = answers[answers.length - 1];
+    const data = performance.getEntriesByType('resource').filter((e) => e.name.includes('/data/'));
+    return {responseEnd: answered.responseEnd, paint: window.__paint,
+            data: data.map((e) => ({url: new URL(e.name).pathname, start: e.startTime}))};
+}"""
+
+
+def read_three_items(site):
+    """Answer three items; returns the delays (ms) from each answer's response to the next image's first frame."""
+    task, runs = make_study_task(n_cases=6, shape=(1, 128, 128))
+    reader = make_reader()
+    study = make_study(task, runs, design="turing", readers=[reader], items_per_model=2)
+    with chromium_page(webgl=True, viewport=VIEWPORT) as page:
+        errors = watch_errors(page)
+        log_in(page, site, reader.username)
+        state = open_workspace(page, site, study)
+        shown = [state["item"]]
+        delays = []
+        for _ in range(3):
+            previous = state["item"]
+            # The next item's arrays are fetched while this one is read.
+            page.wait_for_function(
+                """() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/data/')).length
+                         >= 2 * document.querySelectorAll('.cs-viewport').length"""
+                if len(shown) == 1
+                else "() => true"
+            )
+            page.wait_for_timeout(300)
+            page.evaluate(WATCH_PAINT, previous)
+            page.keyboard.press("r")
+            page.keyboard.press("4")
+            page.keyboard.press("Enter")
+            state = wait_ready(page, previous=previous)
+            page.wait_for_function("() => window.__paint > 0")
+            timing = page.evaluate(ANSWER_TIMING, previous)
+            delays.append(timing["paint"] - timing["responseEnd"])
+            shown.append(state["item"])
+            # Its image came from the prefetch: no request for it after the answer's response.
+            late = [d for d in timing["data"] if state["item"] in d["url"] and d["start"] >= timing["responseEnd"]]
+            assert not late, late
+        # Only items the reader was shown, or the one next, were ever fetched.
+        final = page.evaluate(ANSWER_TIMING, state["item"])
+        fetched = {d["url"].split("/")[4] for d in final["data"]}
+        next_token = page.evaluate(
+            """async () => {
+                const config = JSON.parse(document.getElementById('workspace-config').textContent);
+                return (await (await fetch(config.stateUrl)).json()).next?.token;
+            }"""
+        )
+        assert fetched <= set(shown) | {next_token}, fetched
+        assert not errors
+    print("paint after the answer's response (ms):", [round(d) for d in delays])
+    return delays
+
+
+def test_the_next_items_images_are_prefetched_and_only_the_next_ones(site):
+    delays = read_three_items(site)
+    assert len(delays) == 3 and all(d > 0 for d in delays)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="NOT met yet: each item mounts a new viewer (rendering engine, WebGL context); measured 194-556 ms (324-532 in a second run) "
+    "on the shared 2-core box with SwiftShader. Reusing the mounted viewer (setStack) is the next step.",
+)
+def test_the_next_image_is_painted_within_150_ms_of_the_answers_response(site):
+    assert max(read_three_items(site)) < 150
