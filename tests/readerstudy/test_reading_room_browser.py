@@ -236,8 +236,9 @@ def test_the_next_items_images_are_prefetched_and_only_the_next_ones(site):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="NOT met yet: each item mounts a new viewer (rendering engine, WebGL context); measured 194-556 ms (324-532 in a second run) "
-    "on the shared 2-core box with SwiftShader. Reusing the mounted viewer (setStack) is the next step.",
+    reason="NOT met yet: each item mounts a new viewer (rendering engine, WebGL context); measured 194-556 ms "
+    "(324-532 in a second run) on the shared 2-core box with SwiftShader. "
+    "Reusing the mounted viewer (setStack) is the next step.",
 )
 def test_the_next_image_is_painted_within_150_ms_of_the_answers_response(site):
     assert max(read_three_items(site)) < 150
