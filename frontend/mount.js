@@ -123,34 +123,65 @@ export function buildLayout(container, specs, { id, resetKey, help, columns }) {
   return { root, rendererNode, resetButton, cells };
 }
 
+function viewportInputs(cells) {
+  return cells.map((cell) => ({
+    viewportId: cell.viewportId,
+    type: Enums.ViewportType.STACK,
+    element: cell.element,
+    defaultOptions: { background: [0, 0, 0] },
+  }));
+}
+
 function newEngine(id, cells) {
   const engine = new RenderingEngine(id);
-  engine.setViewports(
-    cells.map((cell) => ({
-      viewportId: cell.viewportId,
-      type: Enums.ViewportType.STACK,
-      element: cell.element,
-      defaultOptions: { background: [0, 0, 0] },
-    })),
-  );
+  engine.setViewports(viewportInputs(cells));
   return engine;
 }
 
-// The rendering engine with a stack viewport per cell; records the renderer on the root and its toolbar.
-export function createEngine(id, cells, { root, rendererNode }) {
-  let engine;
+// The engine kept from mount to mount by mounts that ask for it (keepEngine: the reader workspace
+// mounts every item anew): a new engine and its WebGL context cost about 300 ms under SwiftShader,
+// the bulk of showing the next item.
+let keptEngine = null;
+
+function freshEngine(id, cells) {
   try {
-    engine = newEngine(id, cells);
+    return newEngine(id, cells);
   } catch (error) {
     // A WebGL context that cannot be created (or is lost at once): draw on the CPU instead.
     console.warn("GPU rendering failed, falling back to CPU rendering", error);
     cpuReason = "WebGL failed";
     setUseCPURendering(true, false);
-    engine = newEngine(`${id}-cpu`, cells);
+    return newEngine(`${id}-cpu`, cells);
+  }
+}
+
+/**
+ * The rendering engine with a stack viewport per cell; records the renderer on the root and its
+ * toolbar. keep: reuse the engine a former keep mount left (its viewports replaced), else keep this one.
+ */
+export function createEngine(id, cells, { root, rendererNode }, { keep = false } = {}) {
+  let engine;
+  if (keep && keptEngine && !keptEngine.hasBeenDestroyed) {
+    engine = keptEngine;
+    engine.setViewports(viewportInputs(cells));
+  } else {
+    engine = freshEngine(id, cells);
+    if (keep) keptEngine = engine;
   }
   root.dataset.renderer = isCpu() ? "cpu" : "gpu";
   rendererNode.textContent = rendererLabel();
   return engine;
+}
+
+// A mount's end for its engine: a kept engine only loses the mount's viewports, another is destroyed.
+export function releaseEngine(engine, viewportIds) {
+  if (engine !== keptEngine) {
+    engine.destroy();
+    return;
+  }
+  viewportIds.forEach((viewportId) => {
+    if (engine.getViewport(viewportId)) engine.disableElement(viewportId);
+  });
 }
 
 // The navigation tools on every viewport: left drag window/level, middle or Shift+left pan,

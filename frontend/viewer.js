@@ -14,6 +14,8 @@
 //     columns: 5,            // the most viewports per row
 //     frameOfReferenceUID: "medgen-frame",
 //     annotate: false,       // true: point and box marks (reader studies), see below
+//     keepEngine: false,     // true: keep the rendering engine for the next such mount (the reader
+//                            // workspace mounts each item anew: a new engine costs ~300 ms)
 //     onMarksChange: (marks) => {},
 //   });
 //
@@ -42,6 +44,7 @@ import {
   destroyToolGroup,
   fillPresets,
   initialise,
+  releaseEngine,
   setDataRange,
   showStack,
   waitForRender,
@@ -57,6 +60,7 @@ function settingsOf(options) {
     renderer: options.renderer || "auto",
     frameOfReferenceUID: options.frameOfReferenceUID || "medgen-frame",
     resetKey: options.resetKey === undefined ? "r" : options.resetKey,
+    keepEngine: Boolean(options.keepEngine),
   };
 }
 
@@ -110,7 +114,7 @@ function destroyMount(container, controller, parts) {
   marks?.destroy();
   synchronizerList.forEach((synchronizer) => synchronizer.destroy());
   destroyToolGroup(toolGroupId);
-  engine.destroy();
+  releaseEngine(engine, views.map((view) => view.viewportId));
   views.forEach((view) => {
     setDataRange(view.viewportId, null);
     releaseImages(view.imageIds);
@@ -126,11 +130,11 @@ function destroyMount(container, controller, parts) {
  * destroy() leaves nothing behind (tools, synchronisers, marks, cached slices): mount again freely.
  */
 export async function mountViewers(container, options) {
-  const { specs, sync, renderer, frameOfReferenceUID, resetKey } = settingsOf(options);
+  const { specs, sync, renderer, frameOfReferenceUID, resetKey, keepEngine } = settingsOf(options);
   const id = initialise(renderer);
   const layout = buildLayout(container, specs, { id, resetKey, help: options.help, columns: options.columns });
   const loaded = await loadCells(layout.cells, container, options, frameOfReferenceUID);
-  const engine = createEngine(id, layout.cells, layout);
+  const engine = createEngine(id, layout.cells, layout, { keep: keepEngine });
   const views = layout.cells.map((cell, i) => makeView(cell, loaded[i], engine));
   const controls = createControls(views, { sync, resetKey });
   for (const view of views) {

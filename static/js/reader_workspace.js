@@ -208,6 +208,7 @@ function viewerOptions(item, seq) {
       voiGroup: "item",
     })),
     sync: true,
+    keepEngine: true, // one rendering engine for every item: its WebGL context is not made again
     columns: 2,
     frameOfReferenceUID: `item-${seq}`,
     renderer,
