@@ -67,3 +67,18 @@ test("the kept view survives submitting and the next item, and is kept in every 
   assert.equal(next.phase, "loading");
   assert.deepEqual(next.view, view);
 });
+
+test("the server's next item is held for prefetching and dropped at the end", () => {
+  const s = { ...initialState({ design: "turing" }), phase: "submitting", item: { token: "a", images: [] }, viewer: {} };
+  const next = { token: "c", images: [] };
+  const loaded = TRANSITIONS.submitting.submitted(s, {
+    state: { done: 1, total: 3, finished: false, item: { token: "b", images: [], draft: null }, next },
+  });
+  assert.deepEqual(loaded.next, next);
+  assert.equal(loaded.item.token, "b");
+  const same = TRANSITIONS.loading.loaded({ ...loaded, viewer: {} }, { state: { done: 1, total: 3, finished: false, item: loaded.item } });
+  assert.equal(same.next, null); // the server named none this time
+  const done = TRANSITIONS.submitting.submitted({ ...loaded, phase: "submitting" }, { state: { done: 3, total: 3, finished: true, item: null } });
+  assert.equal(done.phase, "finished");
+  assert.equal(done.next, null);
+});

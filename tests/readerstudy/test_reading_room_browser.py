@@ -86,11 +86,13 @@ def test_the_reading_room_is_dark_from_edge_to_edge_with_readable_text(site):
             ".rw-q legend": ".rw-panel",
             ".rw-keys dd": ".rw-panel",
             ".rw-choice": ".rw-choice",
-            "header.top nav a": "header.top",
+            "#nav-my-reading": "header.top",
         }
         for text, surface in texts.items():
             ratio = contrast(rgb(styles(page, text)["fg"]), rgb(styles(page, surface)["bg"]))
             assert ratio >= 4.5, f"{text} on {surface}: contrast {ratio:.2f}"
+        # The site's menu leads only back to the reader's studies (no task list, models or API).
+        assert page.locator("header.top nav a:visible").all_inner_texts() == ["Your reading"]
         # Large images: the viewport takes most of the window's width beside the panel.
         width = page.eval_on_selector(".cs-viewport", "(node) => node.getBoundingClientRect().width")
         assert width >= 0.5 * VIEWPORT["width"], width
