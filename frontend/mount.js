@@ -232,7 +232,7 @@ export function fillPresets(view) {
 }
 
 /**
- * Show a view's stack at its middle slice with its first preset, and keep its readout current
+ * Show a view's stack at its middle slice with its starting window (view.start, else its first preset), and keep its readout current
  * as it renders, scrolls, zooms or changes window. `onKey(event, view)` gets its keydown,
  * `onPreset(view, index)` its preset list's choice.
  */
@@ -240,8 +240,10 @@ export async function showStack(view, { onKey, onPreset }) {
   const { element, viewport } = view;
   if (view.lazy) prefetchAround(view.imageIds, view.middle);
   await viewport.setStack(view.imageIds, view.middle);
-  const p = view.presets[0];
+  const p = view.start || view.presets[0]; // the mount's starting window (initialView), else the first preset
   viewport.setProperties({ voiRange: { lower: p.lower, upper: p.upper } });
+  const presetIndex = view.presets.indexOf(p);
+  if (presetIndex > 0) view.preset.value = String(presetIndex);
   element.dataset.rendered = "0";
   element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
     element.dataset.rendered = String(Number(element.dataset.rendered) + 1);

@@ -14,6 +14,7 @@
 //     columns: 5,            // the most viewports per row
 //     frameOfReferenceUID: "medgen-frame",
 //     annotate: false,       // true: point and box marks (reader studies), see below
+//     initialView: null,     // {preset (index) | voi {lower, upper}, zoom, pan}: the first frame's view
 //     keepEngine: false,     // true: keep the rendering engine for the next such mount (the reader
 //                            // workspace mounts each item anew: a new engine costs ~300 ms)
 //     onMarksChange: (marks) => {},
@@ -73,23 +74,30 @@ function sliceErrorReporter(cell) {
   };
 }
 
-// Every cell's header, presets (its window group's leader's) and stack.
+// The window a view starts from: initialView's values, else its preset (by index), else the first preset.
+function startWindow(initialView, presets) {
+  if (initialView?.voi) return { ...presets[0], name: "kept", ...initialView.voi };
+  return presets[initialView?.preset ?? 0] || presets[0];
+}
+
+// Every cell's header, presets (its window group's leader's), starting window and stack.
 async function loadCells(cells, container, options, frameOfReferenceUID) {
   const headers = await fetchHeaders(cells.map((cell) => cell.spec));
   const presets = windowLeaders(cells).map((leader) => headers[leader].presets);
+  const starts = presets.map((list) => startWindow(options.initialView, list));
   const maxWholeBytes = maxWholeBytesOf(options.maxWholeBytes, container);
   const stacks = await Promise.all(
     cells.map((cell, i) =>
       loadStack(headers[i], {
         frameOfReferenceUID,
-        window: presets[i][0],
+        window: starts[i],
         maxWholeBytes,
         onError: sliceErrorReporter(cell),
         bytes: cell.spec.bytes, // the whole array fetched ahead (a promise), if the page did
       }),
     ),
   );
-  return cells.map((cell, i) => ({ header: headers[i], presets: presets[i], ...stacks[i] }));
+  return cells.map((cell, i) => ({ header: headers[i], presets: presets[i], start: starts[i], ...stacks[i] }));
 }
 
 // A view: a cell with its viewport, header, presets, stack and current window.
@@ -105,6 +113,15 @@ function makeView(cell, loaded, engine) {
   setDataRange(view.viewportId, loaded.header.range.max - loaded.header.range.min);
   view.element.dataset.loading = view.lazy ? "slices" : "whole";
   return view;
+}
+
+// initialView's zoom and pan, before the first frame (so it never shows the default first).
+function showInitialCamera(views, initialView) {
+  if (!initialView) return;
+  views.forEach(({ viewport }) => {
+    if (Number.isFinite(initialView.zoom) && initialView.zoom > 0) viewport.setZoom(initialView.zoom);
+    if (Array.isArray(initialView.pan)) viewport.setPan(initialView.pan);
+  });
 }
 
 // The controller's destroy(): this mount's tools, marks, synchronisers and cached slices go with it.
@@ -140,6 +157,7 @@ export async function mountViewers(container, options) {
   for (const view of views) {
     await showStack(view, { onKey: controls.onKey, onPreset: (v, presetIndex) => controls.setPreset(v.index, presetIndex) });
   }
+  showInitialCamera(views, options.initialView);
   const toolGroupId = `${id}-tools`;
   const toolGroup = createToolGroup(toolGroupId, views, engine.id);
   const marks = options.annotate ? createMarks(views, toolGroup, layout.root, options.onMarksChange) : null;

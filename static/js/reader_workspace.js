@@ -209,6 +209,8 @@ function viewerOptions(item, seq) {
     })),
     sync: true,
     keepEngine: true, // one rendering engine for every item: its WebGL context is not made again
+    // The last item's window (its preset, or the dragged values), zoom and pan, from the first frame on.
+    initialView: viewFor(machine.state.view, item.images[0]?.header),
     columns: 2,
     frameOfReferenceUID: `item-${seq}`,
     renderer,
@@ -238,19 +240,6 @@ function readView(viewer, item) {
   }
 }
 
-// Show a new item's viewer as the last one was left: its preset (by index) or window, zoom and pan.
-function applyView(viewer, item, kept) {
-  const plan = viewFor(kept, item.images[0]?.header);
-  if (!plan) return;
-  if (plan.preset !== null) viewer.setPreset(0, plan.preset); // the item's one window group
-  viewer.viewports.forEach((viewport) => {
-    if (plan.voi) viewport.setProperties({ voiRange: { ...plan.voi } });
-    viewport.setZoom(plan.zoom);
-    viewport.setPan(plan.pan);
-    viewport.render();
-  });
-}
-
 // Mounts run one after another: a mount never starts while an older one still builds.
 function createMounter() {
   let chain = Promise.resolve();
@@ -271,7 +260,6 @@ function createMounter() {
         viewer.destroy();
         return;
       }
-      applyView(viewer, item, machine.state.view);
       machine.dispatch({ type: "mounted", seq, viewer, restored: restoreMarks(viewer, machine.state.answer) });
     } catch (error) {
       console.error(error);

@@ -149,10 +149,13 @@ def test_window_and_zoom_are_kept_from_item_to_item_and_shift_digits_set_presets
         assert kept["voi"] != f"{presets[0]['lower']:g},{presets[0]['upper']:g}"
         assert float(kept["zoom"]) != pytest.approx(1.0, abs=1e-3)
 
+        page.evaluate(WATCH_PAINT, state["item"])
         page.keyboard.press("r")
         page.keyboard.press("3")
         page.keyboard.press("Enter")
         nxt = wait_ready(page, previous=state["item"])
+        page.wait_for_function("() => window.__paint > 0")
+        assert page.evaluate("window.__firstVoi") == kept["voi"]  # from the first frame on: no flash of the default
         assert nxt["done"] == 1
         page.wait_for_function("(v) => document.querySelector('.cs-viewport').dataset.voi === v", arg=kept["voi"])
         assert viewport_readout(page)[0] == kept
@@ -168,6 +171,7 @@ WATCH_PAINT = """(previous) => {
         if (window.__paint || root.dataset.item === previous || !viewport) return;
         if (Number(viewport.dataset.rendered) < 1) return;
         window.__paint = -1;
+        window.__firstVoi = viewport.dataset.voi;  // the window of the new item's first frame
         requestAnimationFrame(() => { window.__paint = performance.now(); });  // the frame it shows in
         observer.disconnect();
     });
