@@ -36,11 +36,11 @@ const DRAFT_DELAY_MS = 300;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 const renderer = new URLSearchParams(window.location.search).get("renderer") === "cpu" ? "cpu" : "auto";
 const VIEWER_HELP = {
-  turing: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices",
-  likert: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices",
-  pairwise: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices",
+  turing: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices · Shift+1–3: window",
+  likert: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices · Shift+1–3: window",
+  pairwise: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices · Shift+1–3: window",
   hallucination:
-    "Left drag: window/level, or mark with P / B · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices",
+    "Left drag: window/level, or mark with P / B · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices · Shift+1–3: window",
 };
 
 // --- Requests --------------------------------------------------------------------------------
