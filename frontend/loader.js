@@ -57,8 +57,11 @@ export function setImageWindow(image, window) {
 }
 
 // One request for the whole array (a volume is D × H × W, C order), then one local image per slice.
-async function loadWholeStack(header, frameOfReferenceUID, window) {
-  const all = new Float32Array(await fetchBytes(header.data_url));
+// `bytes`: the array's bytes fetched ahead (a promise of an ArrayBuffer: the reader workspace
+// prefetches the next item), else fetched now.
+async function loadWholeStack(header, frameOfReferenceUID, window, bytes) {
+  const fetched = bytes ? await bytes.catch(() => fetchBytes(header.data_url)) : await fetchBytes(header.data_url);
+  const all = new Float32Array(fetched);
   const perSlice = header.rows * header.columns;
   if (all.length !== perSlice * header.slices) {
     throw new Error(`expected ${perSlice * header.slices} values, got ${all.length}`);
@@ -207,14 +210,16 @@ function lazyStack(header, frameOfReferenceUID, window, onError) {
  * The image ids of one array's stack: {imageIds, lazy}. Whole in one request when it is at most
  * maxWholeBytes, else lazy (slice by slice); a server whose own limit (MEDGEN_VIEWER_MAX_ARRAY_BYTES)
  * is lower answers 413 to the whole request, and the stack goes lazy too. `window` ({lower, upper})
- * is every image's starting window; onError(error, k) hears of a lazy slice that failed.
+ * is every image's starting window; onError(error, k) hears of a lazy slice that failed; `bytes` (a
+ * promise of the whole array's ArrayBuffer) stands for the whole request when the caller prefetched it
+ * (a failed prefetch falls back to the request).
  */
-export async function loadStack(header, { frameOfReferenceUID, window, maxWholeBytes, onError }) {
+export async function loadStack(header, { frameOfReferenceUID, window, maxWholeBytes, onError, bytes }) {
   if (wholeBytes(header) > maxWholeBytes) {
     return { imageIds: lazyStack(header, frameOfReferenceUID, window, onError), lazy: true };
   }
   try {
-    return { imageIds: await loadWholeStack(header, frameOfReferenceUID, window), lazy: false };
+    return { imageIds: await loadWholeStack(header, frameOfReferenceUID, window, bytes), lazy: false };
   } catch (error) {
     if (error.status !== 413) throw error;
     return { imageIds: lazyStack(header, frameOfReferenceUID, window, onError), lazy: true };

@@ -123,34 +123,65 @@ export function buildLayout(container, specs, { id, resetKey, help, columns }) {
   return { root, rendererNode, resetButton, cells };
 }
 
+function viewportInputs(cells) {
+  return cells.map((cell) => ({
+    viewportId: cell.viewportId,
+    type: Enums.ViewportType.STACK,
+    element: cell.element,
+    defaultOptions: { background: [0, 0, 0] },
+  }));
+}
+
 function newEngine(id, cells) {
   const engine = new RenderingEngine(id);
-  engine.setViewports(
-    cells.map((cell) => ({
-      viewportId: cell.viewportId,
-      type: Enums.ViewportType.STACK,
-      element: cell.element,
-      defaultOptions: { background: [0, 0, 0] },
-    })),
-  );
+  engine.setViewports(viewportInputs(cells));
   return engine;
 }
 
-// The rendering engine with a stack viewport per cell; records the renderer on the root and its toolbar.
-export function createEngine(id, cells, { root, rendererNode }) {
-  let engine;
+// The engine kept from mount to mount by mounts that ask for it (keepEngine: the reader workspace
+// mounts every item anew): a new engine and its WebGL context cost about 300 ms under SwiftShader,
+// the bulk of showing the next item.
+let keptEngine = null;
+
+function freshEngine(id, cells) {
   try {
-    engine = newEngine(id, cells);
+    return newEngine(id, cells);
   } catch (error) {
     // A WebGL context that cannot be created (or is lost at once): draw on the CPU instead.
     console.warn("GPU rendering failed, falling back to CPU rendering", error);
     cpuReason = "WebGL failed";
     setUseCPURendering(true, false);
-    engine = newEngine(`${id}-cpu`, cells);
+    return newEngine(`${id}-cpu`, cells);
+  }
+}
+
+/**
+ * The rendering engine with a stack viewport per cell; records the renderer on the root and its
+ * toolbar. keep: reuse the engine a former keep mount left (its viewports replaced), else keep this one.
+ */
+export function createEngine(id, cells, { root, rendererNode }, { keep = false } = {}) {
+  let engine;
+  if (keep && keptEngine && !keptEngine.hasBeenDestroyed) {
+    engine = keptEngine;
+    engine.setViewports(viewportInputs(cells));
+  } else {
+    engine = freshEngine(id, cells);
+    if (keep) keptEngine = engine;
   }
   root.dataset.renderer = isCpu() ? "cpu" : "gpu";
   rendererNode.textContent = rendererLabel();
   return engine;
+}
+
+// A mount's end for its engine: a kept engine only loses the mount's viewports, another is destroyed.
+export function releaseEngine(engine, viewportIds) {
+  if (engine !== keptEngine) {
+    engine.destroy();
+    return;
+  }
+  viewportIds.forEach((viewportId) => {
+    if (engine.getViewport(viewportId)) engine.disableElement(viewportId);
+  });
 }
 
 // The navigation tools on every viewport: left drag window/level, middle or Shift+left pan,
@@ -201,7 +232,7 @@ export function fillPresets(view) {
 }
 
 /**
- * Show a view's stack at its middle slice with its first preset, and keep its readout current
+ * Show a view's stack at its middle slice with its starting window (view.start, else its first preset), and keep its readout current
  * as it renders, scrolls, zooms or changes window. `onKey(event, view)` gets its keydown,
  * `onPreset(view, index)` its preset list's choice.
  */
@@ -209,8 +240,10 @@ export async function showStack(view, { onKey, onPreset }) {
   const { element, viewport } = view;
   if (view.lazy) prefetchAround(view.imageIds, view.middle);
   await viewport.setStack(view.imageIds, view.middle);
-  const p = view.presets[0];
+  const p = view.start || view.presets[0]; // the mount's starting window (initialView), else the first preset
   viewport.setProperties({ voiRange: { lower: p.lower, upper: p.upper } });
+  const presetIndex = view.presets.indexOf(p);
+  if (presetIndex > 0) view.preset.value = String(presetIndex);
   element.dataset.rendered = "0";
   element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
     element.dataset.rendered = String(Number(element.dataset.rendered) + 1);

@@ -4,6 +4,7 @@
 //   const viewer = await mountViewers(element, {
 //     viewports: [{ label: "Input", headerUrl: "/api/arrays/case-images/3/", voiGroup: "image",
 //                   // or header: {...} inline, as the header endpoint would return it
+//                   // bytes: a promise of the whole array's ArrayBuffer, when the page prefetched it
 //                   windowLeader: false }, ...],
 //     sync: true,            // VOI (within a voiGroup), zoom/pan and slice across all viewports
 //     renderer: "auto",      // or "cpu" to force the CPU fallback
@@ -13,6 +14,9 @@
 //     columns: 5,            // the most viewports per row
 //     frameOfReferenceUID: "medgen-frame",
 //     annotate: false,       // true: point and box marks (reader studies), see below
+//     initialView: null,     // {preset (index) | voi {lower, upper}, zoom, pan}: the first frame's view
+//     keepEngine: false,     // true: keep the rendering engine for the next such mount (the reader
+//                            // workspace mounts each item anew: a new engine costs ~300 ms)
 //     onMarksChange: (marks) => {},
 //   });
 //
@@ -41,6 +45,7 @@ import {
   destroyToolGroup,
   fillPresets,
   initialise,
+  releaseEngine,
   setDataRange,
   showStack,
   waitForRender,
@@ -56,6 +61,7 @@ function settingsOf(options) {
     renderer: options.renderer || "auto",
     frameOfReferenceUID: options.frameOfReferenceUID || "medgen-frame",
     resetKey: options.resetKey === undefined ? "r" : options.resetKey,
+    keepEngine: Boolean(options.keepEngine),
   };
 }
 
@@ -68,17 +74,30 @@ function sliceErrorReporter(cell) {
   };
 }
 
-// Every cell's header, presets (its window group's leader's) and stack.
+// The window a view starts from: initialView's values, else its preset (by index), else the first preset.
+function startWindow(initialView, presets) {
+  if (initialView?.voi) return { ...presets[0], name: "kept", ...initialView.voi };
+  return presets[initialView?.preset ?? 0] || presets[0];
+}
+
+// Every cell's header, presets (its window group's leader's), starting window and stack.
 async function loadCells(cells, container, options, frameOfReferenceUID) {
   const headers = await fetchHeaders(cells.map((cell) => cell.spec));
   const presets = windowLeaders(cells).map((leader) => headers[leader].presets);
+  const starts = presets.map((list) => startWindow(options.initialView, list));
   const maxWholeBytes = maxWholeBytesOf(options.maxWholeBytes, container);
   const stacks = await Promise.all(
     cells.map((cell, i) =>
-      loadStack(headers[i], { frameOfReferenceUID, window: presets[i][0], maxWholeBytes, onError: sliceErrorReporter(cell) }),
+      loadStack(headers[i], {
+        frameOfReferenceUID,
+        window: starts[i],
+        maxWholeBytes,
+        onError: sliceErrorReporter(cell),
+        bytes: cell.spec.bytes, // the whole array fetched ahead (a promise), if the page did
+      }),
     ),
   );
-  return cells.map((cell, i) => ({ header: headers[i], presets: presets[i], ...stacks[i] }));
+  return cells.map((cell, i) => ({ header: headers[i], presets: presets[i], start: starts[i], ...stacks[i] }));
 }
 
 // A view: a cell with its viewport, header, presets, stack and current window.
@@ -96,6 +115,15 @@ function makeView(cell, loaded, engine) {
   return view;
 }
 
+// initialView's zoom and pan, before the first frame (so it never shows the default first).
+function showInitialCamera(views, initialView) {
+  if (!initialView) return;
+  views.forEach(({ viewport }) => {
+    if (Number.isFinite(initialView.zoom) && initialView.zoom > 0) viewport.setZoom(initialView.zoom);
+    if (Array.isArray(initialView.pan)) viewport.setPan(initialView.pan);
+  });
+}
+
 // The controller's destroy(): this mount's tools, marks, synchronisers and cached slices go with it.
 function destroyMount(container, controller, parts) {
   const { views, engine, toolGroupId, marks, synchronizerList, onResize } = parts;
@@ -103,7 +131,7 @@ function destroyMount(container, controller, parts) {
   marks?.destroy();
   synchronizerList.forEach((synchronizer) => synchronizer.destroy());
   destroyToolGroup(toolGroupId);
-  engine.destroy();
+  releaseEngine(engine, views.map((view) => view.viewportId));
   views.forEach((view) => {
     setDataRange(view.viewportId, null);
     releaseImages(view.imageIds);
@@ -119,16 +147,17 @@ function destroyMount(container, controller, parts) {
  * destroy() leaves nothing behind (tools, synchronisers, marks, cached slices): mount again freely.
  */
 export async function mountViewers(container, options) {
-  const { specs, sync, renderer, frameOfReferenceUID, resetKey } = settingsOf(options);
+  const { specs, sync, renderer, frameOfReferenceUID, resetKey, keepEngine } = settingsOf(options);
   const id = initialise(renderer);
   const layout = buildLayout(container, specs, { id, resetKey, help: options.help, columns: options.columns });
   const loaded = await loadCells(layout.cells, container, options, frameOfReferenceUID);
-  const engine = createEngine(id, layout.cells, layout);
+  const engine = createEngine(id, layout.cells, layout, { keep: keepEngine });
   const views = layout.cells.map((cell, i) => makeView(cell, loaded[i], engine));
   const controls = createControls(views, { sync, resetKey });
   for (const view of views) {
     await showStack(view, { onKey: controls.onKey, onPreset: (v, presetIndex) => controls.setPreset(v.index, presetIndex) });
   }
+  showInitialCamera(views, options.initialView);
   const toolGroupId = `${id}-tools`;
   const toolGroup = createToolGroup(toolGroupId, views, engine.id);
   const marks = options.annotate ? createMarks(views, toolGroup, layout.root, options.onMarksChange) : null;

@@ -72,15 +72,24 @@ def reader_session(study_uid: uuid.UUID | str, user: AbstractBaseUser) -> Reader
     return session
 
 
-def item_payload(assignment: Assignment) -> dict[str, Any]:
-    """What the browser learns of an item: its token, its images' viewer headers (the same the header
-    endpoint serves, so the viewer needs no request for them) and the autosaved draft."""
-    images = [
+def _images_payload(assignment: Assignment) -> list[dict[str, Any]]:
+    return [
         {"header_url": reverse("read-image", args=[assignment.token, slot]),
          "header": image_header(assignment.token, slot, image)}
         for slot, image in enumerate(assignment.images())
     ]  # fmt: skip
-    return {"token": assignment.token, "images": images, "draft": assignment.draft}
+
+
+def item_payload(assignment: Assignment) -> dict[str, Any]:
+    """What the browser learns of an item: its token, its images' viewer headers (the same the header
+    endpoint serves, so the viewer needs no request for them) and the autosaved draft."""
+    return {"token": assignment.token, "images": _images_payload(assignment), "draft": assignment.draft}
+
+
+def next_payload(assignment: Assignment) -> dict[str, Any]:
+    """The item after the current one, for the browser to prefetch its images while the reader reads:
+    its token and image headers only (as blind as the current item's), no draft and no first-shown stamp."""
+    return {"token": assignment.token, "images": _images_payload(assignment)}
 
 
 def image_header(token: str, slot: int, image: StudyImage) -> dict[str, Any]:
@@ -88,17 +97,26 @@ def image_header(token: str, slot: int, image: StudyImage) -> dict[str, Any]:
     return {**image.header, "data_url": reverse("read-image-data", args=[token, slot])}
 
 
-def state(session: ReaderSession, assignment: Assignment | None = None) -> dict[str, Any]:
-    """Progress and the current item (stamping when the server first showed it)."""
+def state(
+    session: ReaderSession, assignment: Assignment | None = None, following: Assignment | None = None
+) -> dict[str, Any]:
+    """Progress, the current item (stamping when the server first showed it) and the next one (`next`,
+    for prefetching: `next_payload`), read together in one query unless the caller has them."""
     data = {"total": session.total, "done": session.answered, "finished": session.is_finished, "item": None}
     if session.is_finished:
         return data
     if assignment is None:
-        assignment = (
-            Assignment.objects.select_related(*ITEM_IMAGES).filter(session=session, position=session.answered).first()
+        rows = Assignment.objects.select_related(*ITEM_IMAGES).filter(
+            session=session, position__in=(session.answered, session.answered + 1)
         )
+        for row in rows:
+            if row.position == session.answered:
+                assignment = row
+            else:
+                following = row
     if assignment is None:
         return data
+    data["next"] = next_payload(following) if following is not None else None
     if assignment.shown_at is None:
         assignment.shown_at = timezone.now()
         Assignment.objects.filter(pk=assignment.pk, shown_at__isnull=True).update(shown_at=assignment.shown_at)
@@ -183,14 +201,16 @@ def _submit(sessions: QuerySet, token, value, key, open_missing=None):
             if session.study.status != StudyStatus.RUNNING:
                 raise StudyError("The study is not running.")
             rows = Assignment.objects.select_related(*ITEM_IMAGES).filter(
-                Q(token=token) | Q(position=session.answered + 1), session=session
+                Q(token=token) | Q(position__in=(session.answered + 1, session.answered + 2)), session=session
             )
-            assignment = following = None
+            assignment = following = after = None
             for row in rows:
                 if row.token == token:
                     assignment = row
                 if row.position == session.answered + 1:
                     following = row
+                if row.position == session.answered + 2:
+                    after = row
             if assignment is None or assignment.position != session.answered:
                 replayed = _replay(session, token, key)  # a retry of an answer already stored
                 if replayed is not None:
@@ -213,7 +233,7 @@ def _submit(sessions: QuerySet, token, value, key, open_missing=None):
                 session.finished_at = now
                 fields.append("finished_at")
             session.save(update_fields=fields)
-            return state(session, following)
+            return state(session, following, after)
     except IntegrityError:
         # The key was stored already: by a concurrent copy of this request, or for another item.
         if session is None:
@@ -236,8 +256,9 @@ def save_draft(session: ReaderSession, *, token: str, value: Any) -> None:
 def reader_image(user: AbstractBaseUser, token: str, slot: int) -> StudyImage:
     """The StudyImage at `slot` (left 0, right 1) of the user's item `token`, if they may see it now.
 
-    A reader reaches an item's images from when it is current until the study closes;
-    never another reader's items or items still ahead in their order.
+    A reader reaches an item's images from when it is next (for the workspace to prefetch them while
+    the current one is read) until the study closes; never another reader's items, nor items further
+    ahead in their order. Answering stays limited to the current item (`_current`).
     """
     assignment = (
         Assignment.objects.select_related("item__image", "item__image_b", "session")
@@ -248,7 +269,7 @@ def reader_image(user: AbstractBaseUser, token: str, slot: int) -> StudyImage:
         )
         .first()
     )
-    if assignment is None or assignment.position > assignment.session.answered:
+    if assignment is None or assignment.position > assignment.session.answered + 1:
         raise NotReadable()
     images = assignment.images()
     if not 0 <= slot < len(images):

@@ -44,9 +44,17 @@ function hallucinationKey(key, once, s) {
   return s.markTool ? { type: "tool", value: s.markTool } : null; // Escape: back to window/level
 }
 
+/** The preset index (0-based) of Shift+1…9, else null. */
+export function presetKey(event) {
+  const match = event.shiftKey ? /^Digit([1-9])$/.exec(event.code || "") : null;
+  return match ? Number(match[1]) - 1 : null;
+}
+
 export function keyAction(event, s) {
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   const once = !event.repeat; // held keys must not submit or toggle again and again
+  const preset = presetKey(event);
+  if (preset !== null) return once ? { command: "preset", index: preset } : IGNORED_REPEAT;
   if (key === "Enter") return once ? { type: "submit" } : IGNORED_REPEAT;
   const digit = /^[1-5]$/.test(key) ? Number(key) : null;
   const { design } = s.config;

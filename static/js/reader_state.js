@@ -20,7 +20,8 @@
 // Effects are asked for through the state itself: a new `fetchSeq` (fetch the study's state), a
 // new `mountSeq` while loading an item (show its images; a mount whose seq is no longer current
 // is dropped), entering `submitting` (send the answer under `pendingKey`), a new `answerRev`
-// (autosave a draft), a `viewer` replaced (destroy the old one).
+// (autosave a draft), `next` named while `ready` (prefetch its images), a `viewer` replaced (destroy the old one: its window, zoom and pan are read
+// off it first and come back as `viewKept`, so the next item's viewer starts from `view`).
 
 export function initialState(config) {
   return Object.freeze({
@@ -32,11 +33,13 @@ export function initialState(config) {
     phase: "loading",
     progress: null, // {done, total}, from the server
     item: null, // the current item: {token, images, draft}
+    next: null, // the item after it, as the server names it for prefetching: {token, images} or null
     answer: {},
     answerRev: 0, // bumped by every edit of the answer: the draft autosave follows it
     activeScale: 0, // Likert: the scale that 1–5 rate
     markTool: null, // hallucination: "point" | "box" | null (kept from item to item)
     viewer: null, // the mounted viewer's controller, once the item's images are shown
+    view: null, // the view kept from item to item (reader_view.js keptView): window, zoom, pan
     fetchSeq: 0,
     mountSeq: 0,
     pendingKey: null, // the idempotency key of the answer being submitted (kept until a response)
@@ -107,10 +110,11 @@ function fromServer(s, server) {
   const progress = { done: server.done, total: server.total };
   if (server.finished || !server.item) {
     const finished = { complete: Boolean(server.finished) };
-    return { ...s, phase: "finished", progress, item: null, viewer: null, mountSeq: s.mountSeq + 1, finished, error: null };
+    return { ...s, phase: "finished", progress, item: null, next: null, viewer: null, mountSeq: s.mountSeq + 1, finished, error: null };
   }
+  const next = server.next || null;
   if (s.item && s.item.token === server.item.token) {
-    return s.viewer ? { ...s, phase: "ready", progress } : { ...s, phase: "loading", progress, mountSeq: s.mountSeq + 1 };
+    return s.viewer ? { ...s, phase: "ready", progress, next } : { ...s, phase: "loading", progress, next, mountSeq: s.mountSeq + 1 };
   }
   const item = server.item;
   const answer = startingAnswer(s.config, item.draft);
@@ -118,6 +122,7 @@ function fromServer(s, server) {
     ...s,
     phase: "loading",
     progress,
+    next,
     item,
     answer,
     activeScale: firstOpenScale(s.config, answer),
@@ -167,6 +172,11 @@ const ANSWERING = {
   },
 };
 
+// The view read off a viewer that goes: kept for the next mount (any phase but finished).
+const KEEPING = {
+  viewKept: (s, e) => (e.view ? { ...s, view: e.view } : s),
+};
+
 const CONNECTION = {
   retrying: (s) => ({ ...s, status: { text: "Connection lost: retrying…", kind: "warn" } }),
   reconnected: (s) => ({ ...s, status: { text: "", kind: "" } }),
@@ -176,6 +186,7 @@ export const TRANSITIONS = {
   loading: {
     ...ANSWERING,
     ...CONNECTION,
+    ...KEEPING,
     start: (s) => ({ ...s, fetchSeq: s.fetchSeq + 1 }),
     loaded: (s, e) => fromServer(s, e.state),
     loadFailed: (s, e) => ({ ...s, phase: "error", error: { kind: "state", message: e.message } }),
@@ -188,9 +199,10 @@ export const TRANSITIONS = {
     },
     mountFailed: (s, e) => (e.seq === s.mountSeq ? { ...s, phase: "error", error: { kind: "images", message: e.message } } : s),
   },
-  ready: { ...ANSWERING },
+  ready: { ...ANSWERING, ...KEEPING },
   submitting: {
     ...CONNECTION,
+    ...KEEPING,
     marks: ANSWERING.marks,
     draft: ANSWERING.draft,
     submitted: (s, e) => fromServer({ ...s, pendingKey: null }, e.state),
@@ -200,6 +212,7 @@ export const TRANSITIONS = {
   },
   error: {
     ...ANSWERING,
+    ...KEEPING,
     retry(s) {
       const next = { ...s, phase: "loading", error: null, message: "" };
       return s.error?.kind === "images" ? { ...next, mountSeq: s.mountSeq + 1 } : { ...next, fetchSeq: s.fetchSeq + 1 };

@@ -13,10 +13,11 @@
 // item's images are shown), data-done/data-total on #rw-progress, the item's token in
 // #workspace[data-item], the draft's fate in #workspace[data-draft] (pending, saving, saved,
 // error), and the viewer's own data-ready / data-marks.
-import { HttpError, el, errorMessage, fetchJSON, isTransient, showError, sleep } from "./dom.js";
+import { HttpError, el, errorMessage, fetchBytes, fetchJSON, isTransient, showError, sleep } from "./dom.js";
 import { keyAction } from "./reader_keys.js";
 import { buildPanel, updatePanel, updateSubmit } from "./reader_panel.js";
 import { createMachine, initialState, isComplete, payload } from "./reader_state.js";
+import { keptView, viewFor } from "./reader_view.js";
 
 const config = JSON.parse(document.getElementById("workspace-config").textContent);
 const nodes = {
@@ -35,11 +36,11 @@ const DRAFT_DELAY_MS = 300;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 const renderer = new URLSearchParams(window.location.search).get("renderer") === "cpu" ? "cpu" : "auto";
 const VIEWER_HELP = {
-  turing: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices",
-  likert: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices",
-  pairwise: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices",
+  turing: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices · Shift+1–3: window",
+  likert: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices · Shift+1–3: window",
+  pairwise: "Left drag: window/level · Right drag: zoom · Shift+drag: pan · Wheel, PgUp/PgDn: slices · Shift+1–3: window",
   hallucination:
-    "Left drag: window/level, or mark with P / B · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices",
+    "Left drag: window/level, or mark with P / B · Right drag: zoom · Shift+drag: pan · Wheel, ↑/↓: slices · Shift+1–3: window",
 };
 
 // --- Requests --------------------------------------------------------------------------------
@@ -143,6 +144,46 @@ function createDrafts() {
   };
 }
 
+// --- Prefetching the next item ------------------------------------------------------------------
+
+// The viewer's whole-array threshold (frontend/loader.js DEFAULT_MAX_WHOLE_BYTES): larger arrays
+// load slice by slice, and are not prefetched.
+const PREFETCH_MAX_BYTES = 32 * 1024 * 1024;
+
+// Once an item is shown, the next one's arrays are fetched (through the same permission-checked
+// data endpoints, which open an item's images to its reader from when it is next) and handed to
+// its viewer when it comes; only the one next item is held.
+function createPrefetcher() {
+  let held = null; // {token, bytes: [a promise of an ArrayBuffer, or null, per image]}
+  return {
+    get token() {
+      return held?.token ?? null;
+    },
+    want(next) {
+      if (!next) {
+        held = null;
+        return;
+      }
+      if (held?.token === next.token) return;
+      const bytes = next.images.map(({ header }) => {
+        const size = header.whole_bytes ?? header.rows * header.columns * header.slices * 4;
+        if (size > PREFETCH_MAX_BYTES) return null;
+        const promise = fetchBytes(header.data_url);
+        promise.catch(() => {}); // a failed prefetch: the viewer fetches the array itself
+        return promise;
+      });
+      held = { token: next.token, bytes };
+    },
+    // The prefetched arrays of `token` (and forget them), else none.
+    take(token) {
+      if (held?.token !== token) return [];
+      const { bytes } = held;
+      held = null;
+      return bytes;
+    },
+  };
+}
+
 // --- The viewer --------------------------------------------------------------------------------
 
 // The viewports as tall as the window allows below the image area's top (less the viewer's
@@ -156,15 +197,20 @@ function fitViewerHeight() {
 function viewerOptions(item, seq) {
   const { design } = config;
   const labels = item.images.length > 1 ? ["Left", "Right"] : ["Image"];
+  const prefetched = prefetcher.take(item.token);
   return {
     // One window group: a pair is windowed alike, and the sides share zoom, pan and slice.
     viewports: item.images.map((image, i) => ({
       label: labels[i],
       header: image.header, // sent with the item, so showing it costs one request per image
       headerUrl: image.header_url,
+      bytes: prefetched[i] || undefined,
       voiGroup: "item",
     })),
     sync: true,
+    keepEngine: true, // one rendering engine for every item: its WebGL context is not made again
+    // The last item's window (its preset, or the dragged values), zoom and pan, from the first frame on.
+    initialView: viewFor(machine.state.view, item.images[0]?.header),
     columns: 2,
     frameOfReferenceUID: `item-${seq}`,
     renderer,
@@ -179,6 +225,19 @@ function viewerOptions(item, seq) {
 function restoreMarks(viewer, answer) {
   if (!viewer.setMarks || answer.none || !answer.marks?.length) return null;
   return { wanted: answer.marks.length, marks: viewer.setMarks(answer.marks) };
+}
+
+// The view (window, zoom, pan) of a viewer about to go, for the next item's viewer (reader_view.js).
+function readView(viewer, item) {
+  const viewport = viewer.viewports?.[0];
+  if (!viewport) return null;
+  try {
+    const voi = viewport.getProperties().voiRange;
+    return keptView(voi, item?.images[0]?.header?.presets, viewport.getZoom(), viewport.getPan());
+  } catch (error) {
+    console.error(error);
+    return null;
+  }
 }
 
 // Mounts run one after another: a mount never starts while an older one still builds.
@@ -218,9 +277,14 @@ function createMounter() {
 
 const drafts = createDrafts();
 const mounter = createMounter();
+const prefetcher = createPrefetcher();
 
 function runEffects(prev, next) {
-  if (prev.viewer && prev.viewer !== next.viewer) prev.viewer.destroy();
+  if (prev.viewer && prev.viewer !== next.viewer) {
+    const view = readView(prev.viewer, prev.item);
+    prev.viewer.destroy();
+    machine.dispatch({ type: "viewKept", view }); // queued: handled before the next mount starts
+  }
   if (next.viewer?.setMarkTool && (next.viewer !== prev.viewer || next.markTool !== prev.markTool)) {
     next.viewer.setMarkTool(next.markTool);
   }
@@ -232,6 +296,8 @@ function runEffects(prev, next) {
     sendAnswer(next);
   }
   if (next.answerRev !== prev.answerRev && next.item && next.phase !== "submitting") drafts.schedule();
+  // After the current item is on screen, so its own images come first.
+  if (next.phase === "ready" && (next.next?.token ?? null) !== prefetcher.token) prefetcher.want(next.next);
 }
 
 function renderProgress({ done, total }) {
@@ -285,12 +351,15 @@ const VIEWER_COMMANDS = {
   removeLastMark: (viewer) => viewer.removeLastMark?.(),
   removeLast: (viewer) => viewer.removeLastMark?.(),
   clearMarks: (viewer) => viewer.clearMarks?.(),
+  preset: (viewer, action) => viewer.setPreset?.(0, action.index), // Shift+1…: the item's window group
 };
 
 function act(action) {
   if (action.command) {
-    const viewer = machine.state.viewer;
-    if (viewer) VIEWER_COMMANDS[action.command](viewer);
+    const { viewer, item } = machine.state;
+    const presets = item?.images[0]?.header?.presets || [];
+    if (action.command === "preset" && action.index >= presets.length) return; // Shift+4 of three presets
+    if (viewer) VIEWER_COMMANDS[action.command](viewer, action);
   } else {
     machine.dispatch(action.type === "submit" ? { ...action, key: newKey() } : action);
   }

@@ -58,9 +58,13 @@ def test_items_reach_the_browser_only_as_random_tokens(turing):
     study, reader, runs, client = turing
     state = _get_current(client, study)
     item = state["item"]
-    assert set(state) == {"total", "done", "finished", "item"}
+    assert set(state) == {"total", "done", "finished", "item", "next"}
     assert set(item) == {"token", "images", "draft"}
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", item["token"])
+    # The next item (for prefetching) is as blind: a token and its images' headers, no draft.
+    assert set(state["next"]) == {"token", "images"}
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", state["next"]["token"]) and state["next"]["token"] != item["token"]
+    assert set(state["next"]["images"][0]) == {"header_url", "header"}
     [image] = item["images"]
     assert image["header_url"] == f"/api/read/items/{item['token']}/images/0/"
     # The header comes inline too (one request fewer per item), exactly as the header endpoint serves it.

@@ -5,6 +5,7 @@ import json
 import threading
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -258,6 +259,42 @@ def test_a_failed_build_leaves_the_draft_and_no_files(settings, tmp_path):
     assert study.status == StudyStatus.DRAFT and not study.items.exists() and not study.images.exists()
     folder = f"readerstudies/{study.uid}"
     assert not default_storage.exists(folder)
+
+
+def test_the_next_item_comes_blind_for_prefetching_and_cannot_be_answered_early(study_and_reader):
+    study, reader, client = study_and_reader
+    state = state_of(client, study)
+    following = Assignment.objects.get(session__reader=reader, position=1)
+    assert state["next"] == {
+        "token": following.token,
+        "images": [
+            {"header_url": f"/api/read/items/{following.token}/images/0/",
+             "header": client.get(f"/api/read/items/{following.token}/images/0/").json()}
+        ],
+    }  # fmt: skip
+    assert "draft" not in state["next"] and Assignment.objects.get(pk=following.pk).shown_at is None
+    data = client.get(state["next"]["images"][0]["header"]["data_url"])
+    assert data.status_code == 200 and len(data.content) == 4 * np.prod(following.item.image.header["shape"])
+    assert post_answer(client, study, following.token, answer_for("turing"), "early").status_code == 404
+    assert (
+        client.post(
+            f"/api/read/{study.uid}/draft/", {"item": following.token, "answer": {}}, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    # After an answer, the answer's response names the item after the next one, whose images open now.
+    answered = post_answer(client, study, state["item"]["token"], answer_for("turing"), "k").json()
+    assert answered["item"]["token"] == following.token
+    after = Assignment.objects.get(session__reader=reader, position=2)
+    assert answered["next"]["token"] == after.token
+    assert client.get(f"/api/read/items/{after.token}/images/0/").status_code == 200
+    further = Assignment.objects.get(session__reader=reader, position=3)
+    assert client.get(f"/api/read/items/{further.token}/images/0/data/").status_code == 404
+    last = Assignment.objects.filter(session__reader=reader).order_by("-position").first()
+    session = ReaderSession.objects.get(study=study, reader=reader)
+    session.answered = last.position
+    session.save(update_fields=["answered"])
+    assert state_of(client, study)["next"] is None  # the last item has none
 
 
 def test_submit_and_next_is_a_fixed_handful_of_queries(study_and_reader, django_assert_max_num_queries):
