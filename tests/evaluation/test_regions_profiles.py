@@ -265,8 +265,12 @@ def test_the_leaderboard_names_the_profile_with_its_definition_and_the_region(cl
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"metrics": ["lpips"], "primary_metric": "SSIM"}, "metrics", "Unknown metric(s) lpips. Known: psnr, ssim"),
-        ({"metrics": ["lpips"], "primary_metric": "SSIM"}, "primary_metric", "Unknown metric 'SSIM'. Known: psnr"),
+        (
+            {"metrics": ["vgg_loss"], "primary_metric": "SSIM"},
+            "metrics",
+            "Unknown metric(s) vgg_loss. Known: psnr, ssim",
+        ),
+        ({"metrics": ["vgg_loss"], "primary_metric": "SSIM"}, "primary_metric", "Unknown metric 'SSIM'. Known: psnr"),
         ({"profile": "brats"}, "profile", "Unknown profile 'brats'. Known: medgen, fastmri, synthrad2025."),
         ({"region": "brain"}, "region", "Unknown region 'brain'. Known: whole, case_mask, reference_threshold."),
         ({"profile": "fastmri", "metrics": ["ssim"]}, "metrics", "ssim: not of the task's profile fastMRI"),

@@ -52,9 +52,9 @@ def test_the_admin_task_form_refuses_metrics_outside_the_catalogue(admin_client)
     task = make_task(n_cases=1, metrics=["psnr"], primary_metric="psnr")
     form = {
         "slug": task.slug, "name": task.name, "kind": task.kind, "dataset": task.dataset_id,
-        "metrics": '["lpips"]', "primary_metric": "SSIM", "ranking": "primary", "description": "",
+        "metrics": '["vgg_loss"]', "primary_metric": "SSIM", "ranking": "primary", "description": "",
     }  # fmt: skip
     page = admin_client.post(f"/admin/inference/task/{task.pk}/change/", form).content.decode()
-    assert "Unknown metric(s) lpips" in page and "Unknown metric &#x27;SSIM&#x27;" in page
+    assert "Unknown metric(s) vgg_loss" in page and "Unknown metric &#x27;SSIM&#x27;" in page
     task = Task.objects.get(pk=task.pk)
     assert (task.metrics, task.primary_metric) == (["psnr"], "psnr")
