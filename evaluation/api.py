@@ -118,7 +118,10 @@ class TaskLeaderboardView(APIView):
             task, method=method, chosen=chosen, private=policy.can(request.user, "inference.manage_task", task)
         )
         if pair is not None:
-            return Response({"task": task.slug, "comparison": leaderboard.compare_runs(task, board, *pair)})
+            comparison = leaderboard.compare_runs(task, board, *pair)
+            if request.accepted_renderer.format == "csv":
+                return _attachment(Response(leaderboard.comparison_csv_rows(comparison)), request, f"{task.slug}-pair")
+            return Response({"task": task.slug, "comparison": comparison})
         renderer = request.accepted_renderer
 
         def data():

@@ -12,6 +12,7 @@ through these names too).
 from .cache import build
 from .export import as_dict, case_rows, csv_rows
 from .pairwise import compare as compare_runs
+from .pairwise import csv_rows as comparison_csv_rows
 from .pairwise import requested_pair
 from .queries import data_version, hidden_runs
 from .shapes import (
@@ -41,6 +42,7 @@ __all__ = [
     "build",
     "case_rows",
     "compare_runs",
+    "comparison_csv_rows",
     "compute",
     "csv_rows",
     "data_version",

@@ -83,3 +83,15 @@ class _RunRef:
 
     def __init__(self, pk):
         self.pk = pk
+
+
+CSV_FIELDS = ("key", "label", "n_pairs", "mean_difference", "ci_low", "ci_high", "p_value", "p_adjusted",
+              "significant", "n_a_better", "n_b_better")  # fmt: skip
+
+
+def csv_rows(comparison):
+    """The comparison as a flat table (the first row the header): one row per metric, A and B named."""
+    header = ["run_a", "run_b", *CSV_FIELDS]
+    names = [comparison["run_a"]["name"], comparison["run_b"]["name"]]
+    body = [names + ["" if m[field] is None else m[field] for field in CSV_FIELDS] for m in comparison["metrics"]]
+    return [header, *body]

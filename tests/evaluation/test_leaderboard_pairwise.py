@@ -2,6 +2,9 @@
 CI of the mean difference, Holm over the metrics), in the JSON API (`?compare=A,B`) and on the page; the mean
 rank over any metrics, clinical and efficiency ones included; hidden runs listed for organisers only."""
 
+import csv
+import io
+
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -77,6 +80,19 @@ def test_two_runs_compared_per_metric_match_scipy_wilcoxon_on_the_stored_per_cas
     assert row["versus_leader"]["p_value"] == pytest.approx(metrics["ssim"]["p_value"], rel=1e-12)
     assert row["versus_leader"]["ci_low"] == pytest.approx(metrics["ssim"]["ci_low"], rel=1e-12)
     assert row["versus_leader"]["mean_difference"] == pytest.approx(metrics["ssim"]["mean_difference"], rel=1e-12)
+
+    # The CSV carries the same numbers, one row per metric.
+    table = list(
+        csv.DictReader(
+            io.StringIO(client.get(url, {"compare": f"{bravo.pk},{alpha.pk}", "format": "csv"}).content.decode())
+        )
+    )
+    assert [(r["run_a"], r["run_b"], r["key"]) for r in table] == [
+        ("bravo", "alpha", "psnr"),
+        ("bravo", "alpha", "ssim"),
+    ]
+    assert float(table[1]["p_value"]) == pytest.approx(metrics["ssim"]["p_value"], rel=1e-12)
+    assert float(table[0]["mean_difference"]) == pytest.approx(metrics["psnr"]["mean_difference"], rel=1e-12)
 
     # Swapping the runs flips the sign and keeps the p value.
     swapped = client.get(url, {"compare": f"{alpha.pk},{bravo.pk}"}).json()["comparison"]["metrics"]
