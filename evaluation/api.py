@@ -89,7 +89,7 @@ def _attachment(response, request, name):
 class TaskLeaderboardView(APIView):
     """The task's leaderboard: runs ranked, every metric with its CI, the paired test against the leader,
     rank stability under bootstrap of cases. `?ranking=primary|mean_rank&metrics=psnr,frd:radiomics`;
-    `?format=csv` for a flat table."""
+    `?format=csv` for a flat table; `?compare=A,B` for two runs compared with the same paired test."""
 
     renderer_classes = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
     pagination_class = None
@@ -98,6 +98,12 @@ class TaskLeaderboardView(APIView):
         parameters=[
             OpenApiParameter("ranking", str, enum=list(leaderboard.RANKING_METHODS)),
             OpenApiParameter("metrics", str, description="Comma-separated column keys for the mean rank."),
+            OpenApiParameter(
+                "compare",
+                str,
+                description="Two run ids of the board, `A,B`: A − B on each per-case metric with the board's paired "
+                "test (Wilcoxon p, Holm over the metrics, bootstrap CI of the mean difference) instead of the board.",
+            ),
         ],
         responses={200: dict},
     )
@@ -107,9 +113,15 @@ class TaskLeaderboardView(APIView):
         if method is None:
             known = ", ".join(leaderboard.RANKING_METHODS)
             raise InvalidInput(f"Unknown ranking '{request.query_params.get('ranking')}'. Choose one of: {known}.")
+        pair = leaderboard.requested_pair(request.query_params)
         board = leaderboard.build(
             task, method=method, chosen=chosen, private=policy.can(request.user, "inference.manage_task", task)
         )
+        if pair is not None:
+            comparison = leaderboard.compare_runs(task, board, *pair)
+            if request.accepted_renderer.format == "csv":
+                return _attachment(Response(leaderboard.comparison_csv_rows(comparison)), request, f"{task.slug}-pair")
+            return Response({"task": task.slug, "comparison": comparison})
         renderer = request.accepted_renderer
 
         def data():

@@ -8,13 +8,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core import policy
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.pages import report
 from inference.models import ModelFamily, Run, Task
 from inference.views import png_response
 
 from . import downstream, leaderboard, selectors, services
-from .metrics import catalog
 from .models import CaseResult
 
 
@@ -48,9 +47,16 @@ def task_leaderboard(request, slug):
     openable = {row.run_id for row in board.rows}
     if task.hidden_references:
         openable &= set(policy.visible(request.user, Run).filter(pk__in=openable).values_list("pk", flat=True))
-    rankable = [
-        column for column in board.columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)
-    ]
+    # Any ranked column with values may enter the mean rank (clinical and efficiency too); a placeholder
+    # column (no study or downstream evaluation yet) has none.
+    rankable = [column for column in board.columns if column.direction and not column.placeholder]
+    comparison, comparison_error = None, ""
+    try:
+        pair = leaderboard.requested_pair(request.GET)
+        if pair is not None:
+            comparison = leaderboard.compare_runs(task, board, *pair)
+    except InvalidInput as exc:
+        pair, comparison_error = None, str(exc)
     return render(
         request,
         "evaluation/leaderboard.html",
@@ -60,14 +66,30 @@ def task_leaderboard(request, slug):
             "openable": openable,
             "methods": leaderboard.RANKING_METHODS,
             "rankable": [(column, column.key in chosen_keys) for column in rankable],
-            "query": request.GET.urlencode(),
+            "query": _without(request.GET, "compare"),
             "families": [(key, label) for key, label in ModelFamily.choices if key in {r.family for r in board.rows}],
             "family": request.GET.get("family", ""),
+            "comparison": comparison,
+            "comparison_error": comparison_error,
+            "pair": pair or (None, None),
+            "kept_params": [
+                (key, value) for key, values in request.GET.lists() if key != "compare" for value in values
+            ],
+            # Organisers (the same who see private phases) hide and unhide runs, and see the hidden ones.
+            "can_moderate": private,
+            "hidden_runs": leaderboard.hidden_runs(task) if private else [],
             # The cached table differs by what the viewer may open (their own runs, an organiser's all).
             "cache_key": f"{board.version}:{method}:{','.join(sorted(chosen_keys))}:{private}:"
             + hashlib.sha256(repr(sorted(openable)).encode()).hexdigest()[:12],
         },
     )
+
+
+def _without(params, name):
+    """The query string without `name` (the exports and plots read the board, not a comparison)."""
+    params = params.copy()
+    params.pop(name, None)
+    return params.urlencode()
 
 
 # --------------------------------------------------------------- downstream-task tier (clinical)

@@ -292,9 +292,9 @@ def per_case_matrix(task, runs, columns):
     if not runs or not columns:
         return [], np.zeros((len(runs), len(columns), 0))
     rows = list(
-        CaseResult.objects.filter(run__task=task, run__status=JobStatus.SUCCEEDED).values_list(
-            "run_id", "case_id", "status", "values"
-        )
+        CaseResult.objects.filter(
+            run__task=task, run__status=JobStatus.SUCCEEDED, run_id__in=[run.pk for run in runs]
+        ).values_list("run_id", "case_id", "status", "values")
     )
     case_ids = sorted({case_id for _run, case_id, _status, _values in rows})
     case_index = {case_id: i for i, case_id in enumerate(case_ids)}
@@ -309,3 +309,12 @@ def per_case_matrix(task, runs, columns):
             if value is not None:
                 matrix[i, j, k] = value
     return case_ids, matrix
+
+
+def hidden_runs(task):
+    """The task's runs an organiser took off the board, latest hidden first (for the organisers' list)."""
+    return list(
+        Run.objects.filter(task=task, hidden_at__isnull=False)
+        .select_related("model", "hidden_by")
+        .order_by("-hidden_at", "pk")
+    )

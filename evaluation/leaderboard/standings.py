@@ -54,8 +54,9 @@ def compute(task, *, method="primary", chosen=None, private=False):
     rankable = [column for column in columns if column.direction and column.tier in (catalog.PIXEL, catalog.FEATURE)]
     if method == "mean_rank":
         wanted = set(chosen or [])
-        # Set-level clinical columns (a reader study's AUC) enter the mean rank when asked for by name.
-        askable = rankable + [c for c in columns if c.direction and c.tier == catalog.CLINICAL and c.key in wanted]
+        # Any other ranked column (a reader study's AUC, downstream Dice, latency) enters the mean rank when
+        # asked for by name; by default the pixel and feature tiers do.
+        askable = rankable + [c for c in columns if c.direction and c not in rankable and c.key in wanted]
         board.chosen = [column for column in askable if column.key in wanted] or rankable
     else:
         board.chosen = [board.primary] if board.primary else []
