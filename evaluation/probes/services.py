@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from django.db import transaction
 
@@ -20,6 +22,8 @@ from inference.services.runs import create_run
 
 from ..models import ProbeCase, ProbeScore, ProbeSet
 from . import construct, scoring
+
+log = logging.getLogger(__name__)
 
 
 class ProbeError(InvalidInput):
@@ -137,9 +141,19 @@ def _json_safe(value):
 
 
 def on_run_finished(sender, job_id, status, **kwargs):
-    """`job_finished` receiver: a probe run that succeeds is scored (again, harmlessly, on a repeated signal)."""
+    """`job_finished` receiver: a probe run that succeeds is scored (again, harmlessly, on a repeated signal).
+
+    A probe run that cannot be scored (a missing output, a zero-contrast truth) is logged on the run, once: it is
+    not raised, or the run's follow-ups would be re-sent forever (`core.jobs.rechain`)."""
     if status != JobStatus.SUCCEEDED:
         return
     run = Run.objects.filter(pk=job_id, probe_of__isnull=False).first()
-    if run is not None:
+    if run is None:
+        return
+    try:
         score_probe_run(run)
+    except (ProbeError, ValueError) as exc:
+        log.warning("probe run %s could not be scored: %s", run.pk, exc)
+        message = f"not scored against its probes: {exc}"
+        if message not in run.log:
+            run.append_log(message)

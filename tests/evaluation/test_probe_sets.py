@@ -103,6 +103,14 @@ def test_an_identity_model_scores_no_invented_structure_and_probe_runs_stay_off_
     assert services.start_probe_run(main, probe_set).pk == probe_run.pk
     with pytest.raises(services.ProbeError, match="probe run has no probe runs"):
         services.start_probe_run(probe_run, probe_set)
+    # a probe run that cannot be scored is logged on the run, not raised (its follow-ups would be re-sent)
+    broken = probe_set.probe_cases.first()
+    broken.truth = {**broken.truth, "contrast": 0.0}
+    broken.save()
+    services.on_run_finished(sender=Run, job_id=probe_run.pk, status=JobStatus.SUCCEEDED)
+    services.on_run_finished(sender=Run, job_id=probe_run.pk, status=JobStatus.SUCCEEDED)
+    logged = Run.objects.get(pk=probe_run.pk).log
+    assert logged.count("not scored against its probes") == 1 and "contrast is zero" in logged
 
 
 def test_a_model_that_pastes_lesions_everywhere_scores_a_high_index(task, tmp_path):
