@@ -1,7 +1,11 @@
 """Probe sets built by their job, probe runs linked to their main run, and their scores (in-process jobs)."""
 
+import io
+import json
+
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 
 from core.errors import Conflict
 from core.models import JobStatus
@@ -157,3 +161,22 @@ def test_probe_runs_need_a_built_probe_set_of_the_same_task(task, tmp_path):
         services.start_probe_run(main, other)
     with pytest.raises(services.ProbeError, match="Unknown probe kind"):
         services.request_probe_set(task, kinds=["teleported"])
+
+
+def test_the_probe_task_command_builds_then_starts_probe_runs(task, tmp_path):
+    model = valid_model(task, Scale(1.0), tmp_path, "copy")
+    main = runs.create_run(model)
+    run_job(main)
+    out = io.StringIO()
+    options = {"kinds": "inserted_plausible,control", "config": json.dumps(TISSUE_CONFIG), "stdout": out}
+    call_command("probe_task", task.slug, **options)
+    assert "queued" in out.getvalue() and "run again once it has been built" in out.getvalue()
+    probe_set = task.probe_sets.get()
+    assert probe_set.kinds == ["inserted_plausible", "control"] and probe_set.config == TISSUE_CONFIG
+    run_job(probe_set)
+    out = io.StringIO()
+    call_command("probe_task", task.slug, **{**options, "stdout": out})
+    probe_run = Run.objects.get(probe_of=main)
+    assert f"probe runs {probe_run.pk}" in out.getvalue() and task.probe_sets.count() == 1
+    with pytest.raises(CommandError, match="No task"):
+        call_command("probe_task", "nope")
