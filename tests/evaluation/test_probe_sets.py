@@ -12,7 +12,7 @@ from core.models import JobStatus
 from demo import phantom
 from evaluation.leaderboard.queries import succeeded_runs
 from evaluation.models import Evaluation, ProbeCase, ProbeScore
-from evaluation.probes import construct, scoring, services
+from evaluation.probes import construct, scoring, selectors, services
 from inference.models import CaseOutput, ModelStatus, Run, TaskKind
 from inference.services import artifacts, runs
 from tests.evaluation.probe_support import SIZE, TISSUE_CONFIG, PasteEverywhere, phantom_task
@@ -124,6 +124,9 @@ def test_a_model_that_pastes_lesions_everywhere_scores_a_high_index(task, tmp_pa
     score = services.score_probe_run(probe_run, n_resamples=500)
     assert score.index["index"]["estimate"] >= 0.7 and score.index["index"]["low"] > 0.3
     assert ProbeScore.objects.get(run=probe_run).index == score.index
+    shown = selectors.hallucination_indices(task)
+    assert list(shown) == [probe_run.probe_of_id] and shown[probe_run.probe_of_id]["probe_run"] == probe_run.pk
+    assert shown[probe_run.probe_of_id]["index"] == score.index["index"]
 
 
 def test_a_stochastic_model_samples_each_probe_and_gets_sd_marks(task, tmp_path):
