@@ -11,7 +11,9 @@ from inference.models import Run
 from . import evaluation_job, pages, permissions, segmentation, services, task_settings, viewer
 from .downstream import services as downstream_services
 from .downstream import training
-from .models import DownstreamJob, Evaluation
+from .models import DownstreamJob, Evaluation, ProbeSet
+from .probes import build as probe_build
+from .probes import services as probe_services
 
 
 def register():
@@ -34,6 +36,14 @@ def register():
         what="downstream job",
         expected_errors=(downstream_services.DownstreamError, segmentation.NonFiniteLoss),
     )
+    jobs.register(
+        ProbeSet,
+        handler=probe_build.build,
+        queue="metrics",
+        what="probe set",
+        expected_errors=(probe_build.ProbeSetError, probe_services.ProbeError),
+    )
+    job_finished.connect(probe_services.on_run_finished, sender=Run, dispatch_uid="evaluation.probes.on_run_finished")
     job_finished.connect(services.on_run_finished, sender=Run, dispatch_uid="evaluation.on_run_finished")
     job_finished.connect(
         downstream_services.on_run_finished, sender=Run, dispatch_uid="evaluation.downstream.on_run_finished"

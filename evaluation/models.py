@@ -13,6 +13,7 @@ from django.db import models
 
 from core.models import Job
 from inference.models import Case, Run
+from inference.storage import load_array
 
 from .formatting import decode_value
 from .metrics import catalog
@@ -257,3 +258,71 @@ class DownstreamJob(Job):
     @property
     def is_reference(self):
         return self.run_id is None
+
+
+# --------------------------------------------------------------------------- hallucination probes
+
+
+def probe_path(instance, filename):
+    return f"probes/{instance.probe_set_id}/{filename}"
+
+
+class ProbeSet(Job):
+    """A task's probe set and its build job (a kind of `core.models.Job`): seeded probe cases made from the task's
+    test cases (`evaluation.probes.construct`), stored as a dataset of their own with one `ProbeCase` per case."""
+
+    JOB_NAME = "Probe set"
+
+    task = models.ForeignKey("inference.Task", related_name="probe_sets", on_delete=models.CASCADE)
+    dataset = models.OneToOneField(
+        "inference.Dataset", related_name="probe_set", null=True, blank=True, on_delete=models.PROTECT
+    )
+    seed = models.BigIntegerField(default=0)
+    kinds = models.JSONField(default=list, help_text="Probe kinds made per test case (construct.KINDS).")
+    config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Tissue label codes (plausible_labels, csf_labels, background_labels, lesion_labels) when the "
+        "cases' mask images are tissue maps; radius_px; the lesion levels used (filled in by the job).",
+    )
+    skipped = models.JSONField(default=dict, blank=True, help_text="Test case → probe kind → why none was made.")
+
+    def __str__(self):
+        return f"Probe set {self.pk} of {self.task}"
+
+
+class ProbeCase(models.Model):
+    """One probe: a case of the probe set's dataset, the test case it was made from, and its truth."""
+
+    probe_set = models.ForeignKey(ProbeSet, related_name="probe_cases", on_delete=models.CASCADE)
+    case = models.OneToOneField(Case, related_name="probe", on_delete=models.CASCADE)
+    source = models.ForeignKey(Case, related_name="probes_made", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=30)
+    expected = models.CharField(max_length=10, help_text="present | absent: what a faithful output shows.")
+    truth = models.JSONField(help_text="construct.Truth: centre, extent, angle, area, contrast, site.")
+    truth_mask = models.FileField(upload_to=probe_path, max_length=500, help_text="(1, H, W): 1 on the region.")
+
+    class Meta:
+        ordering = ["probe_set", "case__case_id"]
+
+    def __str__(self):
+        return f"{self.case.case_id} ({self.kind})"
+
+    def truth_mask_array(self):
+        """(H, W) bool: the probe's truth region."""
+        return load_array(self.truth_mask)[0] > 0
+
+
+class ProbeScore(models.Model):
+    """The hallucination scores of one probe run (`evaluation.probes.scoring`)."""
+
+    run = models.OneToOneField(Run, related_name="probe_score", on_delete=models.CASCADE)
+    probe_set = models.ForeignKey(ProbeSet, related_name="scores", on_delete=models.CASCADE)
+    outcomes = models.JSONField(default=list, help_text="Per probe and sample: contrast fraction, outcome.")
+    index = models.JSONField(default=dict, help_text="Hallucination index (overall and per kind) with its CI.")
+    detector_marks = models.JSONField(default=dict, help_text="Detector → marks (case, sample, row, col, rating).")
+    config = models.JSONField(default=dict, blank=True, help_text="The rule's thresholds, bootstrap settings.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Probe scores of {self.run}"

@@ -40,11 +40,14 @@ def request_evaluation(run: Run, *, user=None) -> Evaluation:
 
 
 def on_run_finished(sender, job_id, status, **kwargs):
-    """`job_finished` receiver: every run that succeeds is evaluated once (a repeated signal changes nothing)."""
+    """`job_finished` receiver: every run that succeeds is evaluated once (a repeated signal changes nothing);
+    probe runs are not (their scores are the probes')."""
     if status != JobStatus.SUCCEEDED:
         return
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=job_id)
+        if run.probe_of_id is not None:  # a probe run is scored against its probes' truth (evaluation.probes)
+            return
         evaluation, created = Evaluation.objects.select_for_update().get_or_create(run=run)
         if created or evaluation.status == JobStatus.PENDING:
             evaluation.append_log("requested by the platform: the run succeeded", save=False)

@@ -481,6 +481,14 @@ class Run(Job):
         help_text="The task's phase a participant's run was submitted in.",
     )  # fmt: skip
     hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden from the leaderboard (kept).")
+    dataset = models.ForeignKey(
+        Dataset, related_name="runs", null=True, blank=True, on_delete=models.PROTECT,
+        help_text="The dataset the run runs on: its task's test set when empty (a probe set's, for a probe run).",
+    )  # fmt: skip
+    probe_of = models.ForeignKey(
+        "self", related_name="probe_runs", null=True, blank=True, on_delete=models.CASCADE,
+        help_text="A probe run: the same model on a probe set, for the hallucination scores of this main run.",
+    )  # fmt: skip
     hidden_reason = models.TextField(blank=True)
     hidden_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -494,6 +502,11 @@ class Run(Job):
 
     def get_absolute_url(self):
         return reverse("run-detail", args=[self.pk])
+
+    @property
+    def cases_dataset(self):
+        """The dataset whose cases the run runs on."""
+        return self.dataset if self.dataset_id else self.task.dataset
 
     def sampling(self):
         """The `sampling.Sampling` this run's noise predictor samples with (None for other runs)."""

@@ -152,6 +152,8 @@ def on_run_finished(sender, job_id, status, **kwargs):
     if status != JobStatus.SUCCEEDED:
         return
     run = Run.objects.select_related("task").get(pk=job_id)
+    if run.probe_of_id is not None:
+        return
     setup = setup_of(run.task)
     if setup is None or not setup.auto_run:
         return

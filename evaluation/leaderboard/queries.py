@@ -42,7 +42,7 @@ def data_version(task):
         task=task, user=OuterRef("requested_by"), role=MemberRole.PARTICIPANT, status=MemberStatus.ACCEPTED
     )
     runs = list(
-        Run.objects.filter(task=task)
+        Run.objects.filter(task=task, probe_of__isnull=True)
         .annotate(by_participant=Exists(participant))
         .order_by("pk")
         .values_list(
@@ -85,7 +85,7 @@ def participant_ids(task):
 def succeeded_runs(task, *, private=False):
     """The runs the board ranks: succeeded, not hidden by an organiser, and (unless `private`, for the
     organisers) not of a phase whose leaderboard is still private."""
-    runs = Run.objects.filter(task=task, status=JobStatus.SUCCEEDED, hidden_at__isnull=True)
+    runs = Run.objects.filter(task=task, status=JobStatus.SUCCEEDED, hidden_at__isnull=True, probe_of__isnull=True)
     if not private:
         runs = runs.exclude(task_phase__in=private_open_phases(task))
     return list(runs.select_related("model", "requested_by").order_by("pk"))

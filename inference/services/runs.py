@@ -19,7 +19,7 @@ from core.errors import Conflict, InvalidInput
 from core.models import JobStatus
 
 from .. import runner
-from ..models import CaseOutput, GenerativeModel, ImageRole, ModelStatus, Run, RunKind
+from ..models import CaseOutput, Dataset, GenerativeModel, ImageRole, ModelStatus, Run, RunKind
 from ..storage import content_hash, save_array
 from .sandboxed import open_model
 
@@ -79,13 +79,16 @@ def create_run(
     scheduler: str = "",
     samples_per_case: int | None = None,
     sweep: str = "",
+    dataset: Dataset | None = None,
+    probe_of: Run | None = None,
 ) -> Run:
-    """A run of `model` on its task's dataset; queued now if the model is valid, else when it is.
+    """A run of `model` on its task's dataset (or on `dataset`, e.g. a probe set's, with `probe_of` its main
+    run); queued now if the model is valid, else when it is.
 
     For a diffusion noise predictor the sampling settings are run parameters (`sampling_settings`)."""
     if model.status == ModelStatus.INVALID:
         raise RunError(f"Model '{model.name}' failed validation and cannot run: {model.validation_error}")
-    total = model.task.dataset.cases.count()
+    total = (dataset or model.task.dataset).cases.count()
     if total == 0:
         raise RunError(f"Task '{model.task.name}' has no cases to run on.")
     settings_ = sampling_settings(
@@ -101,6 +104,8 @@ def create_run(
             seed=seed,
             requested_by=user,
             sweep=sweep,
+            dataset=dataset,
+            probe_of=probe_of,
             **settings_,
         )
         described = ""
@@ -122,10 +127,10 @@ def cancel_run(run_id: int) -> Run:
 
 
 def execute(run, context):
-    """Job handler: run the model over every case of the task's dataset and store the outputs."""
+    """Job handler: run the model over every case of the run's dataset (`Run.cases_dataset`) and store the outputs."""
     model = run.model
     samples = run.samples_per_case
-    cases = list(run.task.dataset.cases.order_by("case_id").prefetch_related("images"))
+    cases = list(run.cases_dataset.cases.order_by("case_id").prefetch_related("images"))
     done = {
         row["case_id"]
         for row in CaseOutput.objects.filter(run=run).values("case_id").annotate(n=Count("id"))
