@@ -80,6 +80,7 @@ def test_an_organiser_creates_a_task_through_the_page_and_becomes_its_organiser(
     # Their new task's settings open for them, with the way to a reader study on it.
     page = client.get("/tasks/brain-t2/settings/").content.decode()
     assert f"/studies/new/?task={task.pk}" in page
+    assert 'id="task-settings-link" href="/tasks/brain-t2/settings/"' in client.get("/tasks/brain-t2/").content.decode()
     ticked = set(re.findall(r'name="metrics" value="([^"]+)"[^>]* checked', page))
     assert ticked == {"psnr", "ssim", "fid"}
 
