@@ -2,8 +2,11 @@
 is unticked, so it is never sent), runs and readers are checkbox lists, and the Likert scales box shows for
 the Likert design only."""
 
+import json
+
 import pytest
 
+from readerstudy.models import ReaderStudy
 from tests.support.browser import chromium_page
 from tests.support.study_data import make_reader, make_study_task
 
@@ -46,7 +49,7 @@ def test_runs_follow_the_chosen_task_and_the_likert_box_follows_the_design(site,
         page.select_option("#id_design", "turing")
         assert scales.is_hidden()
         page.select_option("#id_design", "likert")
-        assert scales.is_visible() and page.locator("#id_scales").is_visible()
+        assert scales.is_visible() and page.locator(".scale-editor").is_visible()
         page.select_option("#id_design", "pairwise")
         assert scales.is_hidden()
         # Labels in their own column, fields beside them: the task's label sits left of its select.
@@ -54,3 +57,31 @@ def test_runs_follow_the_chosen_task_and_the_likert_box_follows_the_design(site,
         select = page.locator("#id_task").bounding_box()
         assert label["x"] + label["width"] <= select["x"] and abs(label["y"] - select["y"]) < 20
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        # The scales editor: the default three scales as rows; a fourth added by typing, written to the JSON.
+        page.select_option("#id_design", "likert")
+        rows = page.locator(".scale-row")
+        assert rows.count() == 3 and rows.nth(0).locator("input").nth(0).input_value() == "realism"
+        assert page.locator("#id_scales").is_hidden()  # folded under "Edit as JSON"
+        page.click("#add-scale")
+        new = rows.nth(3).locator("input")
+        for index, text in enumerate(["contrast", "Contrast", "none", "poor", "fair", "good", "excellent"]):
+            new.nth(index).fill(text)
+        rows.nth(1).get_by_role("button", name="Remove this scale").click()
+        written = json.loads(page.locator("#id_scales").input_value())
+        assert [scale["key"] for scale in written] == ["realism", "anatomy", "contrast"]
+        assert written[2] == {
+            "key": "contrast",
+            "label": "Contrast",
+            "anchors": ["none", "poor", "fair", "good", "excellent"],
+        }
+        page.fill("#id_title", "Contrast study")
+        page.check(f"#id_runs input[value='{second_runs[0].pk}']")
+        page.fill("#id_items_per_model", "2")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/studies/*/")
+
+    study = ReaderStudy.objects.get(title="Contrast study")
+    assert [scale["key"] for scale in study.scales] == ["realism", "anatomy", "contrast"]
+    assert study.scales[2]["anchors"] == ["none", "poor", "fair", "good", "excellent"]
+    assert list(study.runs.values_list("pk", flat=True)) == [second_runs[0].pk]
