@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
 
 from evaluation.models import DownstreamSetup
 from inference.models import MemberRole, Membership, MemberStatus, Task
@@ -163,3 +164,17 @@ def test_participants_and_visitors_cannot_reach_the_organiser_pages(client, djan
     task.refresh_from_db()
     assert task.name != "Taken over"
     assert "task-settings-link" not in client.get("/tasks/open/").content.decode()
+
+
+def test_the_api_answers_the_same_rule_and_makes_the_creator_the_organiser(organiser):
+    user, existing = organiser
+    api = APIClient()
+    api.force_authenticate(user)
+    body = {"slug": "via-api", "name": "Via API", "kind": "synthesis", "dataset": existing.dataset_id}
+    response = api.post("/api/tasks/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert Membership.objects.get(task__slug="via-api", user=user).role == MemberRole.ORGANISER
+    stranger = get_user_model().objects.create_user("stranger")
+    api.force_authenticate(stranger)
+    assert api.post("/api/tasks/", {**body, "slug": "other"}, format="json").status_code == 403
+    assert not Task.objects.filter(slug="other").exists()
