@@ -17,6 +17,9 @@ from .metrics import catalog
 #: The downstream recipes an organiser may choose (`segmentation.SegmentationConfig`), by name.
 RECIPES = {config.name: config for config in (segmentation.DEFAULT_CONFIG, segmentation.DEMO_CONFIG)}
 
+#: Slugs that would be shadowed by a page under /tasks/.
+RESERVED_SLUGS = {"new"}
+
 TASK_FIELDS = [
     "name", "slug", "kind", "description", "dataset", "reference_dataset", "data_range",
     "profile", "region", "region_threshold", "metrics", "primary_metric", "ranking",
@@ -103,6 +106,12 @@ class TaskForm(forms.ModelForm):
                 self.fields["downstream_recipe"].choices += [(setup.name, f"{setup.name} (declared in Python)")]
                 self.initial["downstream_recipe"] = setup.name
         self.downstream_setup = setup
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        if slug in RESERVED_SLUGS:
+            raise forms.ValidationError(f"'{slug}' names a page (/tasks/{slug}/): choose another slug.")
+        return slug
 
     def clean_downstream_seeds(self):
         text = self.cleaned_data.get("downstream_seeds") or ""

@@ -99,6 +99,8 @@ def test_an_unknown_metric_is_refused_with_the_catalogue_message_and_nothing_sto
     assert response.status_code == 400 and "not of the task&#x27;s profile MedGen Eval" in response.content.decode()
     response = client.post("/tasks/new/", task_data(existing.dataset, metrics=["psnr"], primary_metric="ssim"))
     assert response.status_code == 400 and "is not among the task&#x27;s metrics (psnr)" in response.content.decode()
+    response = client.post("/tasks/new/", task_data(existing.dataset, slug="new"))
+    assert response.status_code == 400 and "names a page (/tasks/new/)" in response.content.decode()
     assert Task.objects.count() == before
 
 

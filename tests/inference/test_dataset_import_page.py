@@ -98,6 +98,10 @@ def test_a_broken_zip_lists_every_problem_with_its_file_and_stores_nothing(clien
     assert "js/job_progress.js" not in page  # over: nothing to poll
     status = client.get(f"/datasets/imports/{job.uid}/status/").json()
     assert status["status"] == "failed" and status["is_final"] is True and len(status["errors"]) == 2
+    client.force_login(get_user_model().objects.create_user("boss", is_staff=True, is_superuser=True))
+    listing = client.get("/admin/inference/datasetimport/")
+    assert listing.status_code == 200 and "Mixed" in listing.content.decode()
+    assert client.get(f"/admin/inference/datasetimport/{job.pk}/change/").status_code == 200
 
 
 @pytest.mark.django_db
