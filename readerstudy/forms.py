@@ -101,7 +101,9 @@ class StudyForm(forms.ModelForm):
 class InviteForm(forms.Form):
     """Reader accounts not yet invited to `study`."""
 
-    readers = forms.ModelMultipleChoiceField(queryset=get_user_model().objects.none())
+    readers = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), widget=forms.CheckboxSelectMultiple(attrs={"class": "checkbox-list"})
+    )
 
     def __init__(self, *args, study=None, **kwargs):
         super().__init__(*args, **kwargs)
