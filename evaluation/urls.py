@@ -2,7 +2,7 @@ from django.urls import path
 
 from inference.viewer import array_data, array_header
 
-from . import api, viewer, views
+from . import api, task_views, viewer, views
 
 urlpatterns = [
     # The viewer of a run's case (evaluation/viewer.py) and its SD-map array endpoints.
@@ -19,6 +19,9 @@ urlpatterns = [
         {"source": "uncertainty"},
         name="array-uncertainty-data",
     ),
+    # The organisers' task pages (evaluation/task_views.py): the form knows the metric catalogue.
+    path("tasks/new/", task_views.task_create, name="task-create"),
+    path("tasks/<slug:slug>/settings/", task_views.task_edit, name="task-edit"),
     path("tasks/<slug:slug>/leaderboard/", views.task_leaderboard, name="task-leaderboard"),
     path("api/tasks/<slug:slug>/leaderboard/", api.TaskLeaderboardView.as_view(), name="api-task-leaderboard"),
     path("api/tasks/<slug:slug>/case-results/", api.TaskCaseResultsView.as_view(), name="api-task-case-results"),

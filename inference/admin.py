@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from core.admin import JOB_FIELDS, JobAdmin
 
 from .forms import TaskForm
-from .models import Case, CaseImage, CaseOutput, Dataset, GenerativeModel, Run, Task
+from .models import Case, CaseImage, CaseOutput, Dataset, DatasetImport, GenerativeModel, Run, Task
 from .services.datasets import DatasetImportError, import_dataset
 from .services.runs import RunError, cancel_run, create_run
 
@@ -209,6 +209,19 @@ class CaseOutputInline(admin.TabularInline):
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DatasetImport)
+class DatasetImportAdmin(JobAdmin):
+    """Imports started from the site's "Import a dataset" page: read-only records of the job and its problems."""
+
+    list_display = ("name", "archive_name", "status", "progress", "requested_by", "created_at")
+    search_fields = ("name", "archive_name", "uid")
+    fields = ("name", "uid", "archive_name", "dataset", "errors", *JOB_FIELDS)
+    readonly_fields = ("name", "uid", "archive_name", "dataset", "errors")
+
+    def has_add_permission(self, request):
         return False
 
 

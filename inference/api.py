@@ -101,6 +101,12 @@ class TaskViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return policy.visible(self.request.user, Task)
 
+    def perform_create(self, serializer):
+        """A task created by an organiser of another task (not staff) has them as its organiser."""
+        task = serializer.save()
+        if not policy.is_staff(self.request.user):
+            participation.add_organiser(task, user=self.request.user)
+
     @extend_schema(request=None, responses={201: MembershipSerializer, 200: MembershipSerializer})
     @action(detail=True, methods=["post"])
     def join(self, request, slug=None):

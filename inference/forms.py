@@ -118,3 +118,16 @@ class TaskForm(forms.ModelForm):
             "profile": {"invalid_choice": f"Unknown profile %(value)r. Known: {', '.join(EvaluationProfile.values)}."},
             "region": {"invalid_choice": f"Unknown region %(value)r. Known: {', '.join(EvaluationRegion.values)}."},
         }
+
+
+class DatasetImportForm(forms.Form):
+    """A dataset to import from the site: a zip in any format the importers read (README "Data formats")."""
+
+    name = forms.CharField(max_length=200, help_text="Unique among datasets; tasks choose their dataset by it.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    is_public = forms.BooleanField(required=False, label="Public", help_text="Readable by anyone, without login.")
+    file = forms.FileField(
+        label="Zip archive",
+        help_text="One folder (or file) per case, or a flat zip of one case per file: NIfTI, DICOM, NumPy "
+        "(.npy/.npz), PNG or TIFF; inputs, references, label and ROI masks named as the README describes.",
+    )

@@ -6,9 +6,9 @@ from core import jobs
 from core.signals import job_finished
 
 from . import extensions, permissions, viewer
-from .models import ModelValidation, Run, RunKind
+from .models import DatasetImport, ModelValidation, Run, RunKind
 from .runner import ModelArtifactError
-from .services import artifacts, runs, submissions
+from .services import artifacts, dataset_imports, runs, submissions
 
 
 def execute_run(run, context):
@@ -33,6 +33,7 @@ def register():
         what="validation",
         expected_errors=(ModelArtifactError,),
     )
+    jobs.register(DatasetImport, handler=dataset_imports.run_import, queue="metrics", what="dataset import")
     job_finished.connect(
         artifacts.on_validation_finished, sender=ModelValidation, dispatch_uid="inference.validation_finished"
     )

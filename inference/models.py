@@ -550,3 +550,33 @@ class CaseOutput(models.Model):
 
     def load(self):
         return load_array(self.array)
+
+
+def dataset_import_path(instance, filename):
+    return f"imports/{instance.uid}/{filename}"
+
+
+class DatasetImport(Job):
+    """A dataset import started from the site (a kind of `core.models.Job`): the uploaded archive is read
+    and stored by `services.datasets.import_dataset` on a worker. On failure `errors` lists every problem,
+    each naming its file, as the importers report them; the archive is deleted once the job is over."""
+
+    JOB_NAME = "Dataset import"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200, help_text="The new dataset's name.")
+    description = models.TextField(blank=True)
+    is_public = models.BooleanField(default=False)
+    archive = models.FileField(upload_to=dataset_import_path, max_length=500, blank=True)
+    archive_name = models.CharField(max_length=500, blank=True)
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, related_name="imports", on_delete=models.SET_NULL)
+    errors = models.JSONField(default=list, blank=True, help_text="Every problem found, one message each.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Import of {self.name}"
+
+    def get_absolute_url(self):
+        return reverse("dataset-import-detail", args=[self.uid])

@@ -21,6 +21,7 @@ from .models import (
     CaseImage,
     CaseOutput,
     Dataset,
+    DatasetImport,
     GenerativeModel,
     ImageRole,
     MemberRole,
@@ -83,7 +84,15 @@ def _tasks(user):
 def _datasets(user):
     tasks = policy.visible(user, Task)
     used = Q(tasks__in=tasks) | Q(reference_for_tasks__in=tasks)
+    if policy.is_authenticated(user):
+        used |= Q(created_by=user)  # an organiser's own import, before any task uses it
     return Dataset.objects.filter(Q(is_public=True) | used).distinct()
+
+
+def _imports(user):
+    if not policy.is_authenticated(user):
+        return DatasetImport.objects.none()
+    return DatasetImport.objects.filter(requested_by=user)
 
 
 def _case_images(user):
@@ -117,6 +126,15 @@ def _on_object(rule):
         return policy.is_authenticated(user) and rule(user, obj)
 
     return check
+
+
+def organises_any(user, obj=None):
+    """Creating a task and importing a dataset: staff, and whoever organises a task already (an organiser
+    sets up their next benchmark; the task they create makes them its organiser)."""
+    return (
+        policy.is_authenticated(user)
+        and Membership.objects.filter(user=user, role=MemberRole.ORGANISER, status=MemberStatus.ACCEPTED).exists()
+    )
 
 
 def _manage_task(user, task):
@@ -186,8 +204,9 @@ def register():
     )
     policy.register_scope(Run, _runs)
     policy.register_scope(CaseOutput, _outputs)
-    policy.register_rule("inference.create_task", policy.staff_only)
-    policy.register_rule("inference.import_dataset", policy.staff_only)
+    policy.register_scope(DatasetImport, _imports)
+    policy.register_rule("inference.create_task", organises_any)
+    policy.register_rule("inference.import_dataset", organises_any)
     policy.register_rule("inference.manage_task", _on_object(_manage_task))
     policy.register_rule("inference.upload_model", _upload_model)
     policy.register_rule("inference.start_run", _start_run)

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import api, views
+from . import api, import_views, views
 from .viewer import array_data, array_header, case_compare
 
 router = DefaultRouter()
@@ -23,6 +23,9 @@ urlpatterns = [
     path("submissions/mine/", views.my_submissions, name="my-submissions"),
     path("runs/<int:pk>/visibility/", views.run_hide, name="run-hide"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("datasets/import/", import_views.dataset_import, name="dataset-import"),
+    path("datasets/imports/<uuid:uid>/", import_views.dataset_import_detail, name="dataset-import-detail"),
+    path("datasets/imports/<uuid:uid>/status/", import_views.dataset_import_status, name="dataset-import-status"),
     path("cases/<int:pk>/", views.case_detail, name="case-detail"),
     path("cases/<int:pk>/<str:role>/<int:index>.png", views.case_image_png, name="case-image-png"),
     path("models/", views.model_list, name="model-list"),

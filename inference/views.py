@@ -35,7 +35,10 @@ from .services.runs import cancel_run, create_run
 
 
 def home(request):
-    return render(request, "inference/home.html", {"tasks": selectors.task_rows(request.user)})
+    can_organise = policy.is_authenticated(request.user) and policy.can(request.user, "inference.create_task")
+    return render(
+        request, "inference/home.html", {"tasks": selectors.task_rows(request.user), "can_organise": can_organise}
+    )
 
 
 def task_detail(request, slug):

@@ -34,6 +34,18 @@ class ScalesField(forms.CharField):
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
 
 
+class RunCheckboxes(forms.CheckboxSelectMultiple):
+    """The runs as checkboxes, each carrying its task (`data-task`): static/js/study_form.js shows only the
+    chosen task's runs (the form refuses another task's on submit as well)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-task"] = str(instance.task_id)
+        return option
+
+
 class StudyForm(forms.ModelForm):
     """A draft's settings: the runs (succeeded, of the task, visible to the user), readers (no staff rights)
     who neither edit nor created the study, and the design's options."""
@@ -43,7 +55,12 @@ class StudyForm(forms.ModelForm):
     class Meta:
         model = ReaderStudy
         fields = list(ReaderStudy.SETTINGS)
-        widgets = {"runs": forms.SelectMultiple(attrs={"size": 8}), "instructions": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "runs": RunCheckboxes(attrs={"class": "checkbox-list"}),
+            "readers": forms.CheckboxSelectMultiple(attrs={"class": "checkbox-list"}),
+            "editors": forms.CheckboxSelectMultiple(attrs={"class": "checkbox-list"}),
+            "instructions": forms.Textarea(attrs={"rows": 3}),
+        }
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,6 +69,7 @@ class StudyForm(forms.ModelForm):
         runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
+        self.fields["runs"].help_text = "Succeeded runs of the chosen task."
         self.fields["readers"].queryset = selectors.reader_accounts()
         self.fields["readers"].help_text = "Reader accounts (no staff rights)."
         self.fields["editors"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
@@ -83,7 +101,9 @@ class StudyForm(forms.ModelForm):
 class InviteForm(forms.Form):
     """Reader accounts not yet invited to `study`."""
 
-    readers = forms.ModelMultipleChoiceField(queryset=get_user_model().objects.none())
+    readers = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), widget=forms.CheckboxSelectMultiple(attrs={"class": "checkbox-list"})
+    )
 
     def __init__(self, *args, study=None, **kwargs):
         super().__init__(*args, **kwargs)

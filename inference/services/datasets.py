@@ -48,19 +48,32 @@ def import_limits():
 
 
 def import_dataset(
-    name: str, source, *, description: str = "", source_label: str = "", is_public: bool = False, user=None
+    name: str,
+    source,
+    *,
+    description: str = "",
+    source_label: str = "",
+    is_public: bool = False,
+    user=None,
+    progress=None,
 ) -> Dataset:
     """Import `source` (a path to a zip or folder, or an uploaded file / file object) as dataset `name`.
 
     All or nothing: raises DatasetImportError listing every problem, leaving no rows and no files.
+    `progress(done, total, phase)`, when given, is called once every file is read and checked (step 1 of 2:
+    reading; step 2, storing, happens in one transaction, so nothing outside it could see finer steps).
     """
     try:
-        return _import(name, source, description, source_label, is_public, user)
+        return _import(name, source, description, source_label, is_public, user, progress or _no_progress)
     except importers.DatasetImportError as exc:
         raise DatasetImportError(exc.errors) from None
 
 
-def _import(name, source, description, source_label, is_public, user):
+def _no_progress(done, total, phase):
+    pass
+
+
+def _import(name, source, description, source_label, is_public, user, progress):
     name = (name or "").strip()
     if not name:
         raise DatasetImportError([ImageImportError("", "the dataset needs a name")])
@@ -72,6 +85,7 @@ def _import(name, source, description, source_label, is_public, user):
         limits = import_limits()
         root, root_name = _unpack(path, workdir, limits)
         cases = scan_dataset(root, root_name=root_name, limits=limits)
+        progress(1, 2, f"read and checked {len(cases)} case(s); storing them")
         source_label = source_label or path.name
         dataset = _store(name, cases, workdir, description, source_label, is_public, user)
     log.info("Imported dataset %r (%d cases) from %s", name, len(cases), source_label)

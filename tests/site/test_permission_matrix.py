@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.models import JobStatus
 from evaluation.models import CaseResult, CaseStatus, DownstreamJob, DownstreamSetup, Evaluation
-from inference.models import GenerativeModel, ImageRole, MemberRole, Membership, Phase, Run, RunKind
+from inference.models import DatasetImport, GenerativeModel, ImageRole, MemberRole, Membership, Phase, Run, RunKind
 from inference.services import participation
 from inference.services.runs import store_output
 from inference.storage import save_array
@@ -143,6 +143,15 @@ ROUTES = [
     ("case-detail", {"pk": "case"}, "get", None, PUBLIC),
     ("case-image-png", {"pk": "case", "role": "input", "index": 0}, "get", None, PUBLIC),
     ("case-image-png", {"pk": "case", "role": "reference", "index": 0}, "get", None, SECRET),
+    # organisers' pages: staff, and organisers (of the task to edit it; of any task to create one or import a dataset)
+    ("task-create", {}, "get", None, API_ORGANISER_WRITE),
+    ("task-create", {}, "post", {}, API_ORGANISER_WRITE),
+    ("task-edit", {"slug": "task_slug"}, "get", None, API_ORGANISER_WRITE),
+    ("task-edit", {"slug": "task_slug"}, "post", {}, API_ORGANISER_WRITE),
+    ("dataset-import", {}, "get", None, API_ORGANISER_WRITE),
+    ("dataset-import", {}, "post", {}, API_ORGANISER_WRITE),
+    ("dataset-import-detail", {"uid": "dataset_import"}, "get", None, expect("hidden", organiser="ok", staff="ok")),
+    ("dataset-import-status", {"uid": "dataset_import"}, "get", None, expect("hidden", organiser="ok", staff="ok")),
     ("model-list", {}, "get", None, PUBLIC),
     ("model-upload", {}, "get", None, expect("forbidden", anonymous="login", organiser="ok", staff="ok")),
     ("model-detail", {"pk": "baseline_model"}, "get", None, PUBLIC),
@@ -180,7 +189,7 @@ ROUTES = [
     ("api-redoc", {}, "get", None, PUBLIC),
     ("api-root", {}, "get", None, PUBLIC),
     ("api-task-list", {}, "get", None, PUBLIC),
-    ("api-task-list", {}, "post", {}, API_STAFF_WRITE),
+    ("api-task-list", {}, "post", {}, API_ORGANISER_WRITE),  # staff, and organisers of a task (their next one)
     ("api-task-detail", {"slug": "task_slug"}, "get", None, PUBLIC),
     ("api-task-detail", {"slug": "task_slug"}, "patch", {}, API_ORGANISER_WRITE),
     ("api-task-detail", {"slug": "task_slug"}, "delete", None, API_ORGANISER_WRITE),
@@ -201,7 +210,7 @@ ROUTES = [
     ),  # fmt: skip
     ("api-task-members", {"slug": "task_slug"}, "get", None, API_ORGANISER_WRITE),
     ("api-dataset-list", {}, "get", None, PUBLIC),
-    ("api-dataset-list", {}, "post", {}, API_STAFF_WRITE),
+    ("api-dataset-list", {}, "post", {}, API_ORGANISER_WRITE),
     ("api-dataset-detail", {"pk": "dataset"}, "get", None, PUBLIC),
     ("api-case-list", {}, "get", None, PUBLIC),
     ("api-case-detail", {"pk": "case"}, "get", None, PUBLIC),
@@ -322,7 +331,9 @@ def build_world(django_user_model):
     invitation = Invitation.objects.create(
         study=study, created_by=users["editor"], expires_at=timezone.now() + timedelta(days=1)
     )
+    dataset_import = DatasetImport.objects.create(name="incoming", requested_by=users["organiser"])
     objects = {
+        "dataset_import": dataset_import.uid,
         "study": study.pk,
         "study_uid": study.uid,
         "item_token": assignment.token,
