@@ -70,7 +70,13 @@ class ModelUploadForm(forms.Form):
     normalisation = forms.ChoiceField(choices=Normalisation.choices, initial=Normalisation.NONE)
     stochastic = forms.BooleanField(required=False)
     samples_per_case = forms.IntegerField(min_value=1, max_value=64, initial=1)
-    family = forms.ChoiceField(choices=ModelFamily.choices, initial=ModelFamily.REGRESSION)
+    # Optional as in the API: a post without it (an older client, a script) uploads a regression model.
+    family = forms.ChoiceField(
+        choices=ModelFamily.choices,
+        initial=ModelFamily.REGRESSION,
+        required=False,
+        help_text="What kind of generator this is; shown on the model page and filterable on the leaderboard.",
+    )
     scheduler = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -81,6 +87,9 @@ class ModelUploadForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["task"].queryset = policy.visible(user, Task)
+
+    def clean_family(self):
+        return self.cleaned_data.get("family") or ModelFamily.REGRESSION
 
     def clean_scheduler(self):
         try:
