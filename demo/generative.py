@@ -220,7 +220,7 @@ def train_cyclegan(t1, t2, settings: Settings, seed: int):
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
-        recent.add(cycle=cycle.item(), g_adv=g_adv.item(), d=float(d_loss))
+        recent.add(cycle=cycle.item(), g_adv=g_adv.item(), d=d_loss.item())
     g_ab.eval()
     return g_ab, recent.means()
 
