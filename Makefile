@@ -11,7 +11,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 # The tests' own key: a configured deployment (DATABASE_URL set) refuses to start without one.
 TEST_SECRET_KEY ?= medgen-tests-only-not-a-secret
 
-.PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean bench
+.PHONY: install install-dev run test test-postgres test-embedded lint format migrate demo clean bench baselines
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ test-postgres:
 test-embedded:
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u SECRET_KEY MEDGEN_DATA_DIR=$$(mktemp -d) \
 		$(PY) -m pytest -m embedded $(PYTEST_ARGS)
+
+# The demo's shipped baselines (demo/artifacts/ + manifest.json), retrained from their seed on the CPU (one thread,
+# about 10 CPU-minutes); see demo/shipped.py.
+baselines: install
+	$(PY) scripts/train_baselines.py
 
 # Benchmarks against the peer libraries (not part of the tests: timings vary with the machine).
 # Each prints its ratio to the peer quiet and under 2 busy cores; BENCH_ARGS=--quick for short runs.
