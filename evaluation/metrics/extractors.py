@@ -353,9 +353,7 @@ def configured_weights_path(name, settings=None, environ=None):
     spec = _spec(name)
     if not spec.needs_weights:
         return None
-    value = getattr(settings, spec.weights_setting, None) if settings is not None else None
-    if not value:
-        value = (os.environ if environ is None else environ).get(spec.weights_setting)
+    value = _setting(spec.weights_setting, settings, environ)
     return os.fspath(value) if value else None
 
 
@@ -364,10 +362,14 @@ def configured_weights_sha256(name, settings=None, environ=None):
     spec = _spec(name)
     if not spec.weights_sha256_setting:
         return None
-    value = getattr(settings, spec.weights_sha256_setting, None) if settings is not None else None
-    if not value:
-        value = (os.environ if environ is None else environ).get(spec.weights_sha256_setting)
+    value = _setting(spec.weights_sha256_setting, settings, environ)
     return value.strip().lower() if value else None
+
+
+def _setting(setting, settings, environ):
+    """``settings.<setting>`` when set, else the environment variable of that name."""
+    value = getattr(settings, setting, None) if settings is not None else None
+    return value or (os.environ if environ is None else environ).get(setting)
 
 
 def _unpinned_message(spec):
