@@ -18,8 +18,8 @@ const LAZY_SCHEME = "medgenslice";
 // Lazy stacks: image id `medgenslice:<data_url>#<k>` → what its loader needs ({header, k, window, onError}).
 const lazySlices = new Map();
 let lazyLoaderRegistered = false;
-// imageId → the slice's values as fetched, for the readout: Cornerstone's CPU path rescales an image's
-// own pixel data in place for display, so its copy is not the array's values there.
+// imageId → the slice's values as fetched, for the readout: under CPU rendering an image's own pixel
+// data no longer holds the array's values once shown (the readout read 5409 for −0.0084 there).
 const fetchedValues = new Map();
 
 /** Slice values (float32, H × W) of an image of a stack, as the array holds them, or null. */

@@ -10,7 +10,7 @@ function fmt(value) {
   return Number.isFinite(value) ? Number(value).toPrecision(5).replace(/\.?0+(e|$)/, "$1") : String(value);
 }
 
-// The values as fetched (loader.js), not the image's pixel data, which CPU rendering rescales.
+// The values as fetched (loader.js), not the image's pixel data, which CPU rendering changes.
 const sliceValues = (viewport) => valuesOf(viewport.getCurrentImageId());
 
 /** The voxel and value under canvas point `canvas` ([x, y], CSS pixels) of `view`, or null. */
