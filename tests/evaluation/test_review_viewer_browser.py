@@ -116,8 +116,11 @@ def test_readout_shows_the_array_value_at_the_voxel_under_the_cursor(site, rende
     output = arrays[0][0]  # (64, 64)
 
     with chromium_page(webgl=True, viewport=WIDE) as page:
-        open_viewer(page, f"{site.url}/runs/{run.pk}/cases/{cases[0].pk}/?renderer={renderer}")
+        viewports = open_viewer(page, f"{site.url}/runs/{run.pk}/cases/{cases[0].pk}/?renderer={renderer}")
+        # The whole tile in the window (the mouse cannot point below it).
+        viewports.nth(1).evaluate("e => window.scrollBy(0, e.getBoundingClientRect().top - 8)")
         box, scale, x0, y0 = image_box(page, 1)
+        assert box["y"] + box["height"] <= WIDE["height"]
         for column, row in [(10, 40), (33, 5), (63, 63), (0, 0)]:
             page.mouse.move(box["x"] + x0 + (column + 0.5) * scale, box["y"] + y0 + (row + 0.5) * scale)
             wait_until(page, f"vps[1].dataset.readoutIndex === '{column},{row}'")
