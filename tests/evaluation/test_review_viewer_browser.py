@@ -109,6 +109,24 @@ def test_preset_menu_says_custom_after_a_drag_and_the_preset_again_when_chosen(s
         wait_until(page, "vps[1].dataset.preset === '1' && vps[2].dataset.preset === '1'")
         assert presets.nth(2).evaluate("s => s.options[s.selectedIndex].text").split(":")[0] != "custom"
 
+        # A window carried over (the reading room's initialView) is "custom" from the first frame; a kept
+        # preset is that preset.
+        for view, expected in [({"voi": {"lower": 0.1, "upper": 0.3}}, "custom"), ({"preset": 2}, "2")]:
+            page.evaluate(
+                """async (view) => {
+                    const host = document.getElementById("viewer");
+                    const config = JSON.parse(document.getElementById("viewer-config").textContent);
+                    host.medgenViewer.destroy();
+                    const { mountViewers } = await import(host.dataset.viewerSrc);
+                    await mountViewers(host, { ...config, initialView: view });
+                }""",
+                view,
+            )
+            page.wait_for_selector('.cs-viewer[data-ready="1"]')
+            assert viewports.nth(1).get_attribute("data-preset") == expected
+            shown = presets.nth(1).evaluate("s => s.options[s.selectedIndex].text")
+            assert (shown == "custom") == (expected == "custom"), shown
+
 
 @pytest.mark.parametrize("renderer", ["gpu", "cpu"])
 def test_readout_shows_the_array_value_at_the_voxel_under_the_cursor(site, renderer):
