@@ -3,6 +3,8 @@ tier's, `downstream.selectors`), the viewer's per-case
 metrics and SD map, the feature extractors' availability here, a case's images by role. Each takes what
 it needs as arguments (no request), in a fixed number of queries."""
 
+import math
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -67,19 +69,56 @@ def _sorted_cases(case_results, sort_key, worst_first):
     return sorted(case_results, key=badness, reverse=not worst_first)
 
 
+def _case_columns(run, results):
+    """(pixel results, feature results, per-case metric keys, primary key) of a run's results."""
+    pixel = sorted((r for r in results if r.tier == catalog.PIXEL), key=_pixel_order)
+    feature = [r for r in results if r.tier == catalog.FEATURE]
+    metric_keys = [r.metric for r in pixel] + [
+        r.metric for r in feature if r.metric in catalog.PER_CASE_FEATURE_METRICS
+    ]
+    primary = run.task.primary_metric if run.task.primary_metric in metric_keys else next(iter(metric_keys), "")
+    return pixel, feature, metric_keys, primary
+
+
+def ordered_case_results(run, *, case_sort=""):
+    """(case results in the run page's per-case order, sort key, worst_first): worst first by the
+    primary metric unless `?csort=` asks otherwise (see `case_order`)."""
+    _, _, metric_keys, primary = _case_columns(run, list(run.metric_results.all()))
+    sort_key, worst_first = case_order(case_sort, metric_keys, primary)
+    return _sorted_cases(list(run.case_results.select_related("case")), sort_key, worst_first), sort_key, worst_first
+
+
+def case_sequence(run, *, case_sort=""):
+    """The pks of a run's cases in the run page's order (`ordered_case_results`), then those with an
+    output but no result yet, by case id: what the viewer's previous / next walk through."""
+    ordered = [result.case_id for result in ordered_case_results(run, case_sort=case_sort)[0]]
+    seen = set(ordered)
+    rest = run.outputs.exclude(case_id__in=seen).order_by("case__case_id").values_list("case_id", flat=True)
+    return ordered + [pk for pk in dict.fromkeys(rest)]
+
+
+def neighbours_in(sequence, pk):
+    """{"previous", "next", "position", "count"} of `pk` in `sequence` (previous/next left out at the ends),
+    or {} when it is not in it."""
+    if pk not in sequence:
+        return {}
+    position = sequence.index(pk)
+    neighbours = {"position": position + 1, "count": len(sequence)}
+    if position > 0:
+        neighbours["previous"] = sequence[position - 1]
+    if position + 1 < len(sequence):
+        neighbours["next"] = sequence[position + 1]
+    return neighbours
+
+
 def run_evaluation_panel(run, *, case_sort=""):
     """The run page's evaluation block: the job, per-run results by tier, per-case results in the
     requested order (worst first by the primary metric), the extractors' availability, plot data."""
     evaluation = Evaluation.objects.filter(run=run).first()
     results = list(run.metric_results.all())
-    pixel = sorted((r for r in results if r.tier == catalog.PIXEL), key=_pixel_order)
-    feature = [r for r in results if r.tier == catalog.FEATURE]
+    pixel, feature, metric_keys, primary = _case_columns(run, results)
     for result in feature:  # what a number rests on: why precision is 0, how many values were clipped
         result.note = feature_note(result.metric, result.extra, result.n_cases)
-    metric_keys = [r.metric for r in pixel] + [
-        r.metric for r in feature if r.metric in catalog.PER_CASE_FEATURE_METRICS
-    ]
-    primary = run.task.primary_metric if run.task.primary_metric in metric_keys else next(iter(metric_keys), "")
     case_results = list(run.case_results.select_related("case"))
     sort_key, worst_first = case_order(case_sort, metric_keys, primary)
     case_results = _sorted_cases(case_results, sort_key, worst_first)
@@ -136,3 +175,31 @@ def case_metrics(run, case):
 def load_uncertainty(result):
     """The case result's per-voxel SD map over samples, as stored."""
     return load_array(result.uncertainty_map)
+
+
+def _better(info, a, b):
+    """ "A", "B" or "" (equal, or a value missing) for two values of metric `info`."""
+    if a is None or b is None or a == b or not (math.isfinite(a) and math.isfinite(b)):
+        return ""
+    if info.direction == catalog.TARGET:
+        return "A" if abs(a - info.target) < abs(b - info.target) else "B"
+    return "A" if (a > b) == info.higher_is_better else "B"
+
+
+def case_metric_difference(run_a, run_b, case):
+    """Each catalogued metric either run has for `case`: [{"info", "a", "b", "difference" (B − A, None
+    when either is missing or not finite), "better" ("A" | "B" | "")}], in the catalogue's order."""
+    result_a = CaseResult.objects.filter(run=run_a, case=case).first() if run_a else None
+    result_b = CaseResult.objects.filter(run=run_b, case=case).first() if run_b else None
+    keys = set(result_a.values if result_a else ()) | set(result_b.values if result_b else ())
+    rows = []
+    for key in catalog.METRICS:
+        if key not in keys:
+            continue
+        info = catalog.get(key)
+        a = result_a.value(key) if result_a else None
+        b = result_b.value(key) if result_b else None
+        finite = a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+        difference = b - a if finite else None
+        rows.append({"info": info, "a": a, "b": b, "difference": difference, "better": _better(info, a, b)})
+    return rows

@@ -7,6 +7,7 @@ from . import api, task_views, viewer, views
 urlpatterns = [
     # The viewer of a run's case (evaluation/viewer.py) and its SD-map array endpoints.
     path("runs/<int:run_pk>/cases/<int:case_pk>/", viewer.run_case, name="run-case"),
+    path("cases/<int:case_pk>/compare/", viewer.case_compare, name="case-compare"),
     path(
         "api/arrays/case-results/<int:pk>/uncertainty/",
         array_header,

@@ -18,6 +18,14 @@ const LAZY_SCHEME = "medgenslice";
 // Lazy stacks: image id `medgenslice:<data_url>#<k>` → what its loader needs ({header, k, window, onError}).
 const lazySlices = new Map();
 let lazyLoaderRegistered = false;
+// imageId → the slice's values as fetched, for the readout: under CPU rendering an image's own pixel
+// data no longer holds the array's values once shown (the readout read 5409 for −0.0084 there).
+const fetchedValues = new Map();
+
+/** Slice values (float32, H × W) of an image of a stack, as the array holds them, or null. */
+export function valuesOf(imageId) {
+  return fetchedValues.get(imageId) || null;
+}
 
 // Each viewport's header: inline (the reader workspace gets it with the item: no request) or fetched.
 export function fetchHeaders(specs) {
@@ -69,6 +77,7 @@ async function loadWholeStack(header, frameOfReferenceUID, window, bytes) {
   const imageIds = [];
   for (let k = 0; k < header.slices; k += 1) {
     const imageId = `medgen:${header.data_url}#${k}`;
+    fetchedValues.set(imageId, all.subarray(k * perSlice, (k + 1) * perSlice));
     if (!cache.getImageLoadObject(imageId)) {
       // Local images get image-plane and pixel metadata; StackViewport also reads the series' modality.
       utilities.genericMetadataProvider.add(imageId, { type: "generalSeriesModule", metadata: { modality: "OT" } });
@@ -97,7 +106,8 @@ function loadLazySlice(imageId) {
       if (pixels.length !== header.rows * header.columns) {
         throw new Error(`slice ${k}: expected ${header.rows * header.columns} values, got ${pixels.length}`);
       }
-      return makeImage(imageId, pixels, header, window);
+      fetchedValues.set(imageId, pixels);
+      return makeImage(imageId, pixels.slice(), header, window);
     } catch (error) {
       onError(error, k);
       throw error;
@@ -240,6 +250,7 @@ export function prefetchAround(imageIds, index) {
 export function releaseImages(imageIds) {
   imageIds.forEach((imageId) => {
     lazySlices.delete(imageId);
+    fetchedValues.delete(imageId);
     try {
       if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
     } catch (_) {

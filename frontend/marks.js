@@ -13,6 +13,7 @@ import {
   utilities as toolUtilities,
 } from "@cornerstonejs/tools";
 
+import { pixelToWorld, worldToPixel } from "./geometry.js";
 import { MARK_TOOLS, RangeWindowLevelTool, isCpu } from "./mount.js";
 
 const { MouseBindings } = ToolEnums;
@@ -20,21 +21,9 @@ const round2 = (v) => Math.round(v * 100) / 100;
 const clamp = (v, low, high) => Math.min(high, Math.max(low, v));
 const TOOL_KINDS = Object.fromEntries(Object.entries(MARK_TOOLS).map(([kind, Tool]) => [Tool.toolName, kind]));
 
-// Pixel coordinates (x column, y row, 0 at the image's top-left corner) of a world point, as
-// the inverse of the loader's slice geometry: origin (0, 0, k·dz), identity direction, spacing
-// (dx, dy). The GPU path puts pixel centres at world i·dx (vtkImageData), the CPU path pixel
-// corners (canvasToWorldCPU), hence `half`. Not utilities.worldToImageCoords: it divides the
-// distance along a row by the row spacing, which is wrong for non-square pixels.
-function worldToPixel(header, world, half) {
-  const [dy, dx] = header.spacing.slice(-2);
-  return [world[0] / dx + half, world[1] / dy + half];
-}
-
-function pixelToWorld(header, [x, y], slice, half) {
-  const [dy, dx] = header.spacing.slice(-2);
-  const dz = header.slices > 1 ? header.spacing[0] : 1;
-  return [(x - half) * dx, (y - half) * dy, slice * dz];
-}
+// worldToPixel / pixelToWorld (geometry.js) are the inverse of the loader's slice geometry. Not
+// utilities.worldToImageCoords: it divides the distance along a row by the row spacing, which is
+// wrong for non-square pixels.
 
 // An annotation of `view` → a mark, or null when it lies wholly outside the image (or is a box of no area).
 function toMark(a, view, half) {

@@ -10,24 +10,25 @@ import {
 } from "@cornerstonejs/core";
 import {
   Enums as ToolEnums,
+  LengthTool,
   PanTool,
   ProbeTool,
   RectangleROITool,
-  StackScrollTool,
   ToolGroupManager,
   WindowLevelTool,
-  ZoomTool,
   addTool,
   init as initTools,
 } from "@cornerstonejs/tools";
 
 import { el } from "../static/js/dom.js";
+import { presetIndexOf } from "./geometry.js";
 import { prefetchAround, setImageWindow } from "./loader.js";
+import { GentleZoomTool, WheelTool } from "./tools.js";
 
 const { MouseBindings, KeyboardBindings } = ToolEnums;
 
 const DEFAULT_HELP =
-  "Left drag: window/level · Right drag: zoom · Middle or Shift+drag: pan · Wheel, ↑/↓, PgUp/PgDn: slices";
+  "Left drag: window/level · Right drag: zoom · Middle or Shift+drag: pan · Wheel: slices (2D: zoom) · ↑/↓, PgUp/PgDn: slices";
 
 // viewportId → the shown values' range (max − min), for the window/level drag speed.
 const dataRanges = new Map();
@@ -49,7 +50,7 @@ export function setDataRange(viewportId, range) {
   else dataRanges.set(viewportId, range);
 }
 
-const TOOLS = [RangeWindowLevelTool, PanTool, ZoomTool, StackScrollTool];
+const TOOLS = [RangeWindowLevelTool, PanTool, GentleZoomTool, WheelTool, LengthTool];
 // The marking tools (annotate: true): kind → Cornerstone tool.
 export const MARK_TOOLS = { point: ProbeTool, box: RectangleROITool };
 
@@ -185,7 +186,7 @@ export function releaseEngine(engine, viewportIds) {
 }
 
 // The navigation tools on every viewport: left drag window/level, middle or Shift+left pan,
-// right zoom, wheel slices.
+// right zoom (calm: tools.js), wheel slices (a 2D image: zoom).
 export function createToolGroup(toolGroupId, views, engineId) {
   const toolGroup = ToolGroupManager.createToolGroup(toolGroupId);
   TOOLS.forEach((Tool) => toolGroup.addTool(Tool.toolName));
@@ -196,8 +197,9 @@ export function createToolGroup(toolGroupId, views, engineId) {
       { mouseButton: MouseBindings.Primary, modifierKey: KeyboardBindings.Shift },
     ],
   });
-  toolGroup.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-  toolGroup.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  toolGroup.setToolActive(GentleZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  toolGroup.setToolActive(WheelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  toolGroup.setToolPassive(LengthTool.toolName); // measure.js makes it the primary button's
   views.forEach((view) => toolGroup.addViewport(view.viewportId, engineId));
   return toolGroup;
 }
@@ -218,6 +220,10 @@ export function describe(view) {
   view.element.dataset.slices = String(view.header.slices);
   view.element.dataset.voi = `${fmt(voi.lower)},${fmt(voi.upper)}`;
   view.element.dataset.zoom = Number(view.viewport.getZoom()).toFixed(4);
+  // The menu names the window shown: a preset, or "custom" once dragged (or kept from another item).
+  const preset = presetIndexOf(view.presets, voi, Number(view.preset.value));
+  view.preset.value = preset >= 0 ? String(preset) : "custom";
+  view.element.dataset.preset = view.preset.value;
   const width = voi.upper - voi.lower;
   const slice = view.header.slices > 1 ? `slice ${index + 1}/${view.header.slices} · ` : "";
   view.info.textContent = `${slice}W ${fmt(width)} L ${fmt(voi.lower + width / 2)}`;
@@ -229,6 +235,7 @@ export function fillPresets(view) {
     const range = `${Number(p.lower.toPrecision(3))} … ${Number(p.upper.toPrecision(3))}`;
     view.preset.append(el("option", { value: String(j), text: `${p.name}: ${range}` }));
   });
+  view.preset.append(el("option", { value: "custom", text: "custom", hidden: true }));
 }
 
 /**
@@ -243,7 +250,7 @@ export async function showStack(view, { onKey, onPreset }) {
   const p = view.start || view.presets[0]; // the mount's starting window (initialView), else the first preset
   viewport.setProperties({ voiRange: { lower: p.lower, upper: p.upper } });
   const presetIndex = view.presets.indexOf(p);
-  if (presetIndex > 0) view.preset.value = String(presetIndex);
+  view.preset.value = presetIndex >= 0 ? String(presetIndex) : "custom";
   element.dataset.rendered = "0";
   element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
     element.dataset.rendered = String(Number(element.dataset.rendered) + 1);

@@ -17,16 +17,22 @@
 //     initialView: null,     // {preset (index) | voi {lower, upper}, zoom, pan}: the first frame's view
 //     keepEngine: false,     // true: keep the rendering engine for the next such mount (the reader
 //                            // workspace mounts each item anew: a new engine costs ~300 ms)
+//     overlay: null,         // {headerUrl | header, label}: a label drawn in colour over the images
+//                            // of its shape, with a toggle and an opacity slider (overlay.js)
+//     measure: true,         // the length tool (measure.js); never with annotate
 //     onMarksChange: (marks) => {},
 //   });
 //
 // The modules: loader.js (headers, whole arrays or slice by slice, prefetch and cache), mount.js
-// (Cornerstone set-up, elements, engine, tools, each viewport's readout), sync.js (VOI, zoom/pan
-// and slice synchronisers), controls.js (presets, reset, keys), marks.js (marking).
+// (Cornerstone set-up, elements, engine, tools, each viewport's caption), tools.js (calm zoom, the
+// wheel), sync.js (VOI, zoom/pan and slice synchronisers), controls.js (presets, reset, keys),
+// marks.js (marking), readout.js (the value under the cursor), overlay.js (the label overlay),
+// measure.js (lengths in mm), geometry.js (their arithmetic, tested in node: frontend/test/).
 //
 // For tests and other scripts, every viewport element carries data-slice, data-slices,
-// data-voi ("lower,upper"), data-zoom, data-rendered and data-loading ("whole" | "slices"; plus
-// data-error when a slice could not be fetched); the viewer root carries
+// data-voi ("lower,upper"), data-zoom, data-preset (the menu's: an index or "custom"), data-rendered,
+// data-readout-index / data-readout-value (under the cursor) and data-loading ("whole" | "slices";
+// plus data-error when a slice could not be fetched); the viewer root carries
 // data-renderer ("gpu" | "cpu") and data-ready="1" once every image is shown.
 //
 // With annotate: true the controller also has setMarkTool("point" | "box" | null), getMarks(),
@@ -37,6 +43,9 @@ import { errorMessage } from "../static/js/dom.js";
 import { createControls } from "./controls.js";
 import { fetchHeaders, loadStack, maxWholeBytesOf, releaseImages } from "./loader.js";
 import { createMarks } from "./marks.js";
+import { createMeasure } from "./measure.js";
+import { createOverlay } from "./overlay.js";
+import { createReadouts } from "./readout.js";
 import {
   buildLayout,
   createEngine,
@@ -45,6 +54,7 @@ import {
   destroyToolGroup,
   fillPresets,
   initialise,
+  isCpu,
   releaseEngine,
   setDataRange,
   showStack,
@@ -126,9 +136,10 @@ function showInitialCamera(views, initialView) {
 
 // The controller's destroy(): this mount's tools, marks, synchronisers and cached slices go with it.
 function destroyMount(container, controller, parts) {
-  const { views, engine, toolGroupId, marks, synchronizerList, onResize } = parts;
+  const { views, engine, toolGroupId, marks, synchronizerList, onResize, extras } = parts;
   window.removeEventListener("resize", onResize);
   marks?.destroy();
+  extras.forEach((extra) => extra?.destroy());
   synchronizerList.forEach((synchronizer) => synchronizer.destroy());
   destroyToolGroup(toolGroupId);
   releaseEngine(engine, views.map((view) => view.viewportId));
@@ -161,6 +172,9 @@ export async function mountViewers(container, options) {
   const toolGroupId = `${id}-tools`;
   const toolGroup = createToolGroup(toolGroupId, views, engine.id);
   const marks = options.annotate ? createMarks(views, toolGroup, layout.root, options.onMarksChange) : null;
+  const measure = options.annotate || options.measure === false ? null : createMeasure(views, toolGroup, layout.root);
+  const half = isCpu() ? 0 : 0.5; // where the renderer puts pixel centres (geometry.js)
+  const readouts = { destroy: createReadouts(views, half) };
   const synchronizerList = createSynchronizers(id, engine.id, views, sync);
   layout.resetButton.addEventListener("click", controls.reset);
   const onResize = () => engine.resize(true, true);
@@ -168,6 +182,12 @@ export async function mountViewers(container, options) {
 
   engine.render();
   await waitForRender(views);
+  const maxWholeBytes = maxWholeBytesOf(options.maxWholeBytes, container);
+  const overlay = await createOverlay(views, options.overlay, layout.root, { maxWholeBytes, half }).catch((error) => {
+    console.error("label overlay", error); // the images stay; the overlay is said missing on the root
+    layout.root.dataset.overlayError = errorMessage(error);
+    return null;
+  });
   views.forEach(describe);
   layout.root.dataset.ready = "1";
 
@@ -179,7 +199,7 @@ export async function mountViewers(container, options) {
     setPreset: controls.setPreset,
     ...(marks ? marks.api : {}),
   };
-  const parts = { views, engine, toolGroupId, marks, synchronizerList, onResize };
+  const parts = { views, engine, toolGroupId, marks, synchronizerList, onResize, extras: [measure, readouts, overlay] };
   controller.destroy = () => destroyMount(container, controller, parts);
   container.medgenViewer = controller;
   return controller;

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import api, import_views, views
-from .viewer import array_data, array_header, case_compare
+from .viewer import array_data, array_header
 
 router = DefaultRouter()
 router.APIRootView = api.ApiRootView
@@ -36,8 +36,8 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/outputs/<int:output_pk>.png", views.output_png, name="output-png"),
-    # The image viewer (inference/viewer.py): the compare page, array header + raw float32 endpoints.
-    path("cases/<int:case_pk>/compare/", case_compare, name="case-compare"),
+    # The image viewer (inference/viewer.py): array header + raw float32 endpoints (the compare page is
+    # the evaluation's: it shows the case's metrics).
     *[
         path(route + suffix, view, {"source": source}, name=f"array-{source}{name}")
         for route, source in [

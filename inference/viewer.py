@@ -13,13 +13,13 @@ Endpoints (GET; same visibility as the PNG previews, 404 for what the user may n
                                                    `whole_bytes`) exceed MEDGEN_VIEWER_MAX_ARRAY_BYTES
 
 Apps above add sources of their own (`extensions.add_array_source`: the evaluation's SD maps)
-with their own URL patterns over `array_header` / `array_data`. The compare page mounts
-`static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints.
+with their own URL patterns over `array_header` / `array_data`, and the pages that mount
+`static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints: the evaluation's run
+case and compare pages (they show metrics), from `viewport`, `image_viewports` and `label_overlay`.
 """
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
 
 from core import policy
@@ -27,7 +27,7 @@ from core.endpoints import endpoint
 from core.responses import json_errors
 
 from . import api_schema, arrays, extensions, selectors
-from .models import Case, CaseImage, CaseOutput, ImageRole
+from .models import CaseImage, CaseOutput, ImageRole
 
 #: Arrays are replaced in place when a run resumes or a run is re-evaluated: keep browser copies short-lived.
 CACHE_CONTROL = "private, max-age=300"
@@ -150,43 +150,11 @@ def image_viewports(case, user):
     return viewports, reference
 
 
-def case_compare(request, case_pk):
-    """Reference, run A's and run B's outputs, and both difference maps, synchronised."""
-    case = policy.get_visible(request.user, Case, pk=case_pk)
-    runs = list(selectors.runs_with_output(request.user, case))
-    by_pk = {run.pk: run for run in runs}
-
-    def pick(name, default):
-        try:
-            return by_pk.get(int(request.GET.get(name, "")), default)
-        except ValueError:
-            return default
-
-    run_a = pick("a", runs[0] if runs else None)
-    run_b = pick("b", next((r for r in runs if r is not run_a), None))
-    viewports = []
-    reference = selectors.case_image(request.user, case, ImageRole.REFERENCE)
-    if reference is not None:
-        viewports.append(viewport("Reference", "case-image", reference.pk, "image", leader=True))
-    for letter, run in (("A", run_a), ("B", run_b)):
-        if run is None:
-            continue
-        output = run.outputs.filter(case=case).order_by("sample").first()
-        viewports.append(viewport(f"{letter}: {run}", "output", output.pk, "image"))
-    for letter, run in (("A", run_a), ("B", run_b)):
-        if run is None or reference is None:
-            continue
-        output = run.outputs.filter(case=case).order_by("sample").first()
-        if list(output.shape) == list(reference.shape):
-            viewports.append(viewport(f"|{letter} − reference|", "difference", output.pk, "difference"))
-    return render(
-        request,
-        "inference/case_compare.html",
-        {
-            "case": case,
-            "runs": runs,
-            "run_a": run_a,
-            "run_b": run_b,
-            "viewer_config": {"viewports": viewports, "sync": True, "frameOfReferenceUID": f"case-{case.pk}"},
-        },
-    )
+def label_overlay(case, user):
+    """The viewer's `overlay` option for a case's label (else mask) image `user` may see, or None: the
+    label drawn in colour over the images of its shape instead of a grey tile of its own."""
+    images = selectors.visible_images(user).filter(case=case, role__in=(ImageRole.LABEL, ImageRole.MASK))
+    image = images.order_by("role", "index").first()
+    if image is None:
+        return None
+    return {"headerUrl": reverse("array-case-image", args=[image.pk]), "label": image.get_role_display()}

@@ -1,7 +1,8 @@
 // Mounts the Cornerstone3D viewer (static/viewer/viewer.js, built by `make install`) into
 // #viewer. The viewports come from the page's #viewer-config JSON ({viewports, sync, …}) or,
 // on pages rendered without it, from #viewer's [data-header-url] children (label,
-// voi-group, window-leader). ?renderer=cpu forces the CPU fallback.
+// voi-group, window-leader; a label or mask marked data-overlay is drawn over the images, not as a
+// tile of its own). ?renderer=cpu forces the CPU fallback.
 import { el, errorMessage, showError } from "./dom.js";
 
 const host = document.getElementById("viewer");
@@ -15,10 +16,13 @@ function readConfig() {
   const script = document.getElementById("viewer-config");
   if (script) return JSON.parse(script.textContent);
   const items = [...host.querySelectorAll("[data-header-url]")];
+  const overlays = items.filter((item) => item.dataset.overlay === "1");
   return {
     sync: true,
     frameOfReferenceUID: host.dataset.frame || "medgen-frame",
-    viewports: items.map((item) => ({
+    columns: 3,
+    overlay: overlays.length ? { headerUrl: overlays[0].dataset.headerUrl, label: overlays[0].dataset.label } : null,
+    viewports: items.filter((item) => !overlays.includes(item)).map((item) => ({
       label: item.dataset.label,
       headerUrl: item.dataset.headerUrl,
       voiGroup: item.dataset.voiGroup,

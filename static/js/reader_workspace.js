@@ -217,6 +217,7 @@ function viewerOptions(item, seq) {
     resetKey: design === "turing" ? null : "r",
     help: VIEWER_HELP[design],
     annotate: design === "hallucination",
+    measure: false, // no length tool in the reading room: its toolbar stays as the designs describe it
     onMarksChange: design === "hallucination" ? (marks) => machine.dispatch({ type: "marks", marks }) : undefined,
   };
 }
