@@ -158,7 +158,13 @@ function distributionTraces(board, cases, key) {
 function distributionPlot(board, cases) {
   const select = document.getElementById("distribution-metric");
   const columns = board.columns.filter((c) => c.tier === "pixel" && cases.metrics.includes(c.key));
-  if (!columns.length) return;
+  if (!columns.length) {
+    // No per-case values this user may see (a hidden test set's runs reach its organisers only): say so.
+    select.hidden = true;
+    document.getElementById("plot-distribution").textContent =
+      "No per-case results to show: on a hidden test set they reach the task's organisers and each run's owner only.";
+    return;
+  }
   const primary = board.ranking.primary_metric;
   fill(select, columns, columns.some((c) => c.key === primary) ? primary : columns[0].key);
   function draw() {

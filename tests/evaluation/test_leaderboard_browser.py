@@ -37,3 +37,19 @@ def test_leaderboard_renders_rows_sorts_by_a_column_and_draws_its_plots(site):
         assert page.locator("#plot-distribution .box").count() == 3  # one box per run
         assert page.locator("#plot-pareto .scatterlayer .trace").count() == 2  # runs and the front
         assert errors == []
+
+
+def test_a_visitor_of_a_hidden_test_set_is_told_why_the_per_case_plot_is_empty(site):
+    task = make_task(n_cases=6, primary_metric="ssim", metrics=["psnr", "ssim"], hidden_references=True)
+    rng = np.random.default_rng(1)
+    for name, quality in (("alpha", 0.9), ("bravo", 0.6)):
+        ssim = quality + 0.02 * rng.standard_normal(6)
+        add_scored_run(task, name, {"ssim": ssim, "psnr": 40 * ssim}, latency_ms=5.0)
+
+    with chromium_page(viewport={"width": 1400, "height": 1000}) as page:
+        page.goto(f"{site.url}/tasks/{task.slug}/leaderboard/")
+        assert page.locator("#leaderboard tbody tr .run-cell").count() == 2  # ranked, not linked for a visitor
+        page.wait_for_selector('#plots[data-ready*="cases"]', timeout=30_000)
+        assert page.locator("#plot-distribution .box").count() == 0
+        assert "No per-case results to show" in page.locator("#plot-distribution").inner_text()
+        assert page.locator("#distribution-metric").is_hidden()
