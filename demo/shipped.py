@@ -10,7 +10,6 @@ Seeds: training phantoms are ``TRAIN_SEEDS`` (200000+), the held-out quality che
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -23,6 +22,7 @@ import torch
 from demo import baselines, generative, phantom
 from evaluation.metrics import pixel
 from inference import sampling
+from inference.runner import sha256_of  # the digest the upload path pins models by
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 MANIFEST = "manifest.json"
@@ -93,10 +93,6 @@ GENERATIVE = {
     ),
 }
 CLASSIC_STEPS = 400  # the U-Net and the denoiser, trained for steps (not seconds) so that they reproduce
-
-
-def sha256_of(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def tensor(images) -> torch.Tensor:
