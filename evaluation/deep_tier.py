@@ -11,13 +11,11 @@ metrics' do. Runs in the worker's process with its torch threads (`core.threads`
 import numpy as np
 from django.conf import settings
 
-from inference.models import ImageRole
-
 from .formatting import decode_value, encode_value
 from .metrics import bootstrap, catalog, lpips
 from .metrics.extractors import ExtractorUnavailable
 from .models import CaseResult, CaseStatus
-from .selectors import case_images
+from .pixel_tier import reference_array
 from .services import store_metric
 
 
@@ -44,10 +42,9 @@ def deep_tier(run, cases, outputs_by_case, window, unavailable, *, metric_keys):
     values = []
     for case in cases:
         result = ok.get(case.pk)
-        references = case_images(case, ImageRole.REFERENCE)
-        if result is None or not references:
+        if result is None:
             continue
-        reference = np.concatenate([im.load() for im in references], axis=0)
+        reference, _ = reference_array(case)  # an OK case has one (the pixel tier checked)
         samples = np.stack([output.load() for output in outputs_by_case[case.pk]]).astype(np.float32, copy=False)
         try:
             per_sample = compute(samples, np.broadcast_to(reference, samples.shape), window=window, network=network)

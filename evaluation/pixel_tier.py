@@ -42,7 +42,7 @@ def pixel_tier(context, run, cases, outputs_by_case, metric_keys, data_range, un
         chunk = cases[start : start + batch_size]
         loaded = []
         for case in chunk:
-            reference, spacing = _reference_array(case)
+            reference, spacing = reference_array(case)
             outputs = outputs_by_case.get(case.pk, [])
             if reference is None or not outputs:
                 missing = "no reference image" if reference is None else "no output"
@@ -156,7 +156,8 @@ def _masked_medgen(sample, reference, mask, metric_keys, data_range, unavailable
     return values
 
 
-def _reference_array(case):
+def reference_array(case):
+    """The case's reference image(s), channels concatenated in index order, and its spacing; (None, None) if none."""
     references = case_images(case, ImageRole.REFERENCE)
     if not references:
         return None, None
