@@ -55,10 +55,14 @@ test: install-dev
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
 
-# The suite on PostgreSQL and Redis.
+# The suite on PostgreSQL and Redis: TEST_PROCESSES pytest processes (pytest-xdist; each its own test database and
+# Redis broker database, tests/support/xdist_env.py), then the tests that time themselves (`serial`) alone.
+TEST_PROCESSES ?= 2
+POSTGRES_TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) SECRET_KEY=$(TEST_SECRET_KEY) \
+	MEDGEN_DATA_DIR=$$(mktemp -d)
 test-postgres:
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) SECRET_KEY=$(TEST_SECRET_KEY) MEDGEN_DATA_DIR=$$(mktemp -d) \
-		$(PY) -m pytest -m "not embedded" $(PYTEST_ARGS)
+	$(POSTGRES_TEST_ENV) $(PY) -m pytest -m "not embedded and not serial" -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(POSTGRES_TEST_ENV) $(PY) -m pytest -m "serial and not embedded" $(PYTEST_ARGS)
 
 # The embedded default: no configuration at all (SQLite, filesystem broker).
 test-embedded:

@@ -559,6 +559,7 @@ def test_junk_zip_import_is_refused_quickly_with_a_short_error_list(media, tmp_p
     assert not Dataset.objects.exists()
 
 
+@pytest.mark.serial
 @pytest.mark.django_db
 def test_archive_claiming_60000_entries_is_refused_at_once_by_the_default_entry_limit(media, tmp_path):
     archive = tmp_path / "junk.zip"

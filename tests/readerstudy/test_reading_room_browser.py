@@ -240,6 +240,7 @@ def test_the_next_items_images_are_prefetched_and_only_the_next_ones(site):
     assert len(delays) == 3 and all(d > 0 for d in delays)
 
 
+@pytest.mark.serial
 def test_the_next_image_is_painted_within_150_ms_of_the_answers_response(site):
     """The budget on loopback, as the median of three "submit and next" (the box running the suite is shared:
     one transition can stall on another process; the median of three cannot on a single stall)."""
