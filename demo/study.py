@@ -25,8 +25,15 @@ DEMO_READER_TITLE = "Demo: realism ratings of T1→T2 translation"
 SIMULATED_READERS = {"radiologist1": 1.3, "radiologist2": 1.0, "radiologist3": 0.8, "radiologist4": 1.1}
 #: A reader account with no answers, for trying the workspace (password = username).
 FRESH_READER = "reader"
-#: Run names read in the demo study (the demo's translation runs).
-DEMO_RUNS = ("Intensity remap", "U-Net (L1)", "Stochastic U-Net (4 samples)")
+#: Run names read in the demo study: the review's T1→T2 experiment (the U-Net against the generative families;
+#: the diffusion model at the sweep's 10-step setting).
+DEMO_RUNS = (
+    "U-Net (L1)",
+    "Pix2Pix (U-Net + PatchGAN)",
+    "CycleGAN (unpaired)",
+    "Conditional VAE (4 samples)",
+    "Conditional diffusion (DDIM) · DDIM 10 steps",
+)
 
 
 class NotReady(Exception):

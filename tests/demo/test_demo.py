@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from core.models import JobStatus
+from demo import shipped
 from evaluation.models import CaseResult, Evaluation, MetricResult
 from inference.models import CaseImage, CaseOutput, GenerativeModel, ModelStatus, Run, Task
 
@@ -23,10 +24,24 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         time.sleep(0.5)
     failed = list(Run.objects.filter(status=JobStatus.FAILED).values_list("name", "error"))
     assert not failed, failed
-    assert Run.objects.count() == 6
+    # The twelve shipped models, each loaded through the upload path and pinned by its manifest's sha256; each
+    # diffusion model as a 3-setting DDIM sweep: 10 + 2 × 3 runs.
+    manifest = shipped.load_manifest()["models"]
+    assert Run.objects.count() == 16
     assert set(GenerativeModel.objects.values_list("status", flat=True)) == {ModelStatus.VALID}
-    stochastic = Run.objects.get(model__stochastic=True)
+    assert sorted(GenerativeModel.objects.values_list("sha256", flat=True)) == sorted(
+        entry["sha256"] for entry in manifest.values()
+    )
+    assert dict(GenerativeModel.objects.values_list("name", "family")) == {
+        entry["name"]: entry["family"] for entry in manifest.values()
+    }
+    for model in GenerativeModel.objects.filter(family="diffusion"):
+        sweep = model.runs.order_by("sampling_steps")
+        assert [run.sampling_steps for run in sweep] == [2, 5, 10] and len({run.sweep for run in sweep}) == 1
+    stochastic = Run.objects.get(model__name="Stochastic U-Net (4 samples)")
     assert CaseOutput.objects.filter(run=stochastic).count() == 4 * 4
+    diffusion = Run.objects.get(model__family="diffusion", model__task__slug="t1-to-t2", sampling_steps=10)
+    assert CaseOutput.objects.filter(run=diffusion).count() == 4 * 2
 
     # The reconstruction inputs are two-channel k-space; the volumes came in as NIfTI.
     assert CaseImage.objects.filter(case__dataset__tasks__slug="recon-4x", role="input").first().shape == [2, 128, 128]
@@ -34,7 +49,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     assert volume.shape == [1, 32, 96, 96] and volume.spacing == [2.0, 1.0, 1.0] and volume.source_format == "nifti"
 
     # Every succeeded run is evaluated on the metrics queue: pixel and radiomics tiers with CIs.
-    while Evaluation.objects.exclude(status__in=Evaluation.FINAL).exists() or Evaluation.objects.count() < 6:
+    while Evaluation.objects.exclude(status__in=Evaluation.FINAL).exists() or Evaluation.objects.count() < 16:
         assert time.monotonic() < deadline, celery_worker.read_log()[-3000:]
         time.sleep(0.5)
     failed = list(Evaluation.objects.filter(status=JobStatus.FAILED).values_list("run__name", "error"))
@@ -44,6 +59,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
         assert {"psnr", "ssim", "frd"} <= metrics, (run.name, metrics)
         assert MetricResult.objects.filter(run=run, metric="ssim", ci_low__isnull=False).exists()
     assert CaseResult.objects.filter(run=stochastic, uncertainty_mean__gt=0).count() == 4
+    assert CaseResult.objects.filter(run=diffusion, uncertainty_mean__gt=0).count() == 4
 
     task = Task.objects.get(slug="t1-to-t2")
     run = Run.objects.filter(task=task).first()
@@ -81,7 +97,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     client.logout()
 
     # Both demo leaderboards: every run with both tiers, the test against the leader, rank stability.
-    for slug, runs in (("t1-to-t2", 4), ("recon-4x", 2)):
+    for slug, runs in (("t1-to-t2", 10), ("recon-4x", 6)):
         board = client.get(f"/api/tasks/{slug}/leaderboard/?format=json").json()
         assert len(board["rows"]) == runs, slug
         assert [row["rank"] for row in board["rows"]] == sorted(row["rank"] for row in board["rows"])
@@ -151,4 +167,4 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     client.logout()
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
-    assert Run.objects.count() == 6
+    assert Run.objects.count() == 16

@@ -1,8 +1,10 @@
-"""Seed the demo benchmark: brain MRI phantoms, two tasks, baseline models and their runs.
+"""Seed the demo benchmark: brain MRI phantoms, two tasks, the shipped baseline models and their runs.
 
 Everything goes through the same services as real uploads: the phantoms are written as
-files and imported, the baselines are saved as TorchScript and registered (validated by
-the worker), and the runs are queued for the worker.
+files and imported; the baselines are the committed TorchScript files of ``demo/artifacts/``
+(trained once by ``make baselines``), each checked against its manifest's sha256 and then
+registered like an upload (validated by the worker); the runs, and a DDIM step sweep of each
+diffusion model, are queued for the worker.
 """
 
 import json
@@ -20,19 +22,39 @@ from django.utils import timezone
 
 from core import jobs
 from core.models import JobStatus
-from demo import baselines, phantom
+from demo import phantom, shipped
 from demo.study import FRESH_READER, demo_readers
 from demo.tasks import seed_demo_study
 from evaluation import downstream, segmentation
 from evaluation.models import DownstreamJob, Evaluation
 from inference.models import JoinPolicy, Phase, Run, Task, TaskKind
+from inference.runner import sha256_of
 from inference.services.artifacts import register_model
 from inference.services.datasets import import_dataset
 from inference.services.runs import create_run
+from inference.services.sweeps import start_sweep
 
 TRANSLATION_SLUG = "t1-to-t2"
 RECONSTRUCTION_SLUG = "recon-4x"
-TEST_SEED_OFFSET = 1_000  # training phantoms use seeds 100000+, so train and test never meet
+TEST_SEED_OFFSET = 1_000  # training phantoms use seeds 200000+, so train and test never meet
+#: DDIM steps of each diffusion model's sweep (one run per setting), and its samples per case (the SD maps).
+SWEEP_STEPS = (2, 5, 10)
+SWEEP_SAMPLES = {shipped.TRANSLATION: 2, shipped.RECONSTRUCTION: 1}
+#: Registration order: the simple baselines first, so the first runs finish (and show) soonest.
+MODEL_ORDER = (
+    "identity",
+    "intensity_remap",
+    "unet",
+    "stochastic_unet",
+    "pix2pix",
+    "cyclegan",
+    "cvae",
+    "diffusion",
+    "zero_filled",
+    "denoiser",
+    "gan_recon",
+    "diffusion_recon",
+)
 
 
 class Command(BaseCommand):
@@ -42,9 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if the demo already exists.")
         parser.add_argument("--cases", type=int, default=40, help="Test slices per task.")
         parser.add_argument("--volumes", type=int, default=4, help="Small phantom volumes (separate dataset).")
-        parser.add_argument("--fast", action="store_true", help="Train the baselines for seconds only (tests).")
-        parser.add_argument("--unet-seconds", type=float, default=60.0)
-        parser.add_argument("--denoiser-seconds", type=float, default=45.0)
+        parser.add_argument("--fast", action="store_true", help="Downstream segmenters trained for seconds (tests).")
         parser.add_argument("--wait", type=float, default=0, help="Wait up to this many seconds for the runs.")
 
     def handle(self, *args, **options):
@@ -60,15 +80,8 @@ class Command(BaseCommand):
             translation_ds, recon_ds = self.import_datasets(tmp, options["cases"], options["volumes"], admin)
             translation, recon = self.create_tasks(translation_ds, recon_ds)
             self.declare_downstream(translation, fast=options["fast"])
-            self.stdout.write(f"Datasets imported ({time.monotonic() - started:.0f} s). Training baselines…")
-            paths = baselines.build_all_baselines(
-                tmp / "models",
-                fast=options["fast"],
-                unet_seconds=options["unet_seconds"],
-                denoiser_seconds=options["denoiser_seconds"],
-            )
-            self.stdout.write(f"Baselines built ({time.monotonic() - started:.0f} s).")
-            run_ids = self.register_models(paths, translation, recon, admin)
+        self.stdout.write(f"Datasets imported ({time.monotonic() - started:.0f} s). Registering the shipped models…")
+        run_ids = self.register_models({shipped.TRANSLATION: translation, shipped.RECONSTRUCTION: recon}, admin)
         self.queue_reader_study(fast=options["fast"])
         self.stdout.write(
             self.style.SUCCESS(
@@ -182,68 +195,54 @@ class Command(BaseCommand):
             seeds = (0, 1)
         downstream.declare_downstream(task, config=config, seeds=seeds, queue_existing=False)
 
-    def register_models(self, paths, translation, recon, admin):
-        specs = [
-            (
-                "identity",
-                translation,
-                "Identity (T1 as T2)",
-                "Returns the T1 input unchanged: the floor.",
-                {"family": "baseline"},
-            ),
-            (
-                "intensity_remap",
-                translation,
-                "Intensity remap",
-                "Piecewise-linear T1→T2 intensity lookup fitted on training phantoms.",
-                {"family": "baseline"},
-            ),
-            (
-                "unet",
-                translation,
-                "U-Net (L1)",
-                "Small U-Net trained on CPU for about a minute with an L1 loss.",
-                {"family": "regression"},
-            ),
-            (
-                "stochastic_unet",
-                translation,
-                "Stochastic U-Net (4 samples)",
-                "The U-Net with Gaussian noise injected at the bottleneck: 4 samples per case.",
-                {"stochastic": True, "samples_per_case": 4, "family": "regression"},
-            ),
-            (
-                "zero_filled",
-                recon,
-                "Zero-filled IFFT",
-                "Magnitude of the inverse FFT of the zero-filled k-space.",
-                {"family": "baseline"},
-            ),
-            (
-                "denoiser",
-                recon,
-                "Zero-filled + CNN denoiser",
-                "Residual CNN trained to remove aliasing.",
-                {"family": "regression"},
-            ),
-        ]
+    def register_models(self, tasks, admin):
+        """Each shipped artifact through the upload path (`register_model`: format check, storage, validation
+        job), after checking its bytes against the manifest; one run each, or a DDIM sweep for a diffusion model."""
+        manifest = shipped.load_manifest()
+        entries = manifest["models"]
+        if set(entries) != set(MODEL_ORDER):
+            raise CommandError(f"demo/artifacts/manifest.json lists {sorted(entries)}, expected {sorted(MODEL_ORDER)}.")
         run_ids = []
-        for key, task, name, description, extra in specs:
-            in_channels = 2 if task.kind == TaskKind.RECONSTRUCTION else 1
+        for key in MODEL_ORDER:
+            entry = entries[key]
+            path = shipped.ARTIFACT_DIR / entry["file"]
+            if not path.is_file():
+                raise CommandError(f"Shipped model file missing: {path} (run 'make baselines' or restore it from git).")
+            digest = sha256_of(path)
+            if digest != entry["sha256"]:
+                raise CommandError(
+                    f"{path.name}: sha256 {digest} is not the manifest's {entry['sha256']}; the file was changed "
+                    "(restore it from git, or rebuild every artifact with 'make baselines')."
+                )
+            task = tasks[entry["task"]]
             with transaction.atomic():
                 model = register_model(
-                    paths[key],
-                    name=name,
+                    path,
+                    name=entry["name"],
                     task=task,
-                    description=description,
-                    in_channels=in_channels,
-                    out_channels=1,
-                    spatial_shape=[128, 128],
-                    original_name=paths[key].name,
+                    description=entry["description"],
+                    in_channels=entry["in_channels"],
+                    out_channels=entry["out_channels"],
+                    spatial_shape=manifest["image_size"],
+                    family=entry["family"],
+                    scheduler=entry.get("scheduler"),
+                    stochastic=entry.get("stochastic", False),
+                    samples_per_case=entry.get("samples_per_case", 1),
+                    original_name=entry["file"],
                     user=admin,
-                    **extra,
                 )
-                run_ids.append(create_run(model, user=admin, name=name, seed=0).pk)
+                if model.is_noise_predictor:
+                    runs = start_sweep(
+                        model,
+                        steps=SWEEP_STEPS,
+                        scheduler="ddim",
+                        samples_per_case=SWEEP_SAMPLES[entry["task"]],
+                        seed=0,
+                        user=admin,
+                    )
+                else:
+                    runs = [create_run(model, user=admin, name=entry["name"], seed=0)]
+            run_ids.extend(run.pk for run in runs)
         return run_ids
 
     def queue_reader_study(self, fast=False):
