@@ -319,6 +319,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # The folder is polled; kombu's default of 1 s left the demo's short jobs (validations, evaluations)
+        # waiting longer than they ran.
+        "polling_interval": 0.2,
     }
 else:
     # Redis redelivers an unacknowledged message (worker killed) after this long; the

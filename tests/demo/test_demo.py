@@ -1,6 +1,7 @@
 """The demo benchmark end to end: seeded through the real services, run by a real worker,
 shown on every page."""
 
+import io
 import time
 
 import pytest
@@ -165,6 +166,19 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     for output in CaseOutput.objects.filter(content_sha256__in=hashes):
         assert client.get(f"/api/arrays/outputs/{output.pk}/data/").status_code == 404
     client.logout()
+
+    # The README's tables: every run of both boards, each tier filled, the values the board's API serves.
+    out, err = io.StringIO(), io.StringIO()
+    call_command("demo_tables", stdout=out, stderr=err)
+    assert err.getvalue() == "", err.getvalue()
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("| ") and " | " in line]
+    lines = {line.split(" | ")[1]: line for line in rows}
+    for slug in ("t1-to-t2", "recon-4x"):
+        board = client.get(f"/api/tasks/{slug}/leaderboard/?format=json").json()
+        for row in board["rows"]:
+            cells = lines[row["run"]["name"]].strip("| ").split(" | ")
+            ssim = float(cells[4 if slug == "t1-to-t2" else 5].split(" ")[0])
+            assert ssim == pytest.approx(row["values"]["ssim"]["value"], abs=5e-4), row["run"]["name"]
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
     assert Run.objects.count() == 16

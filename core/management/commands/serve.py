@@ -23,7 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--threads", type=int, default=8)
         parser.add_argument("--no-worker", action="store_true", help="Workers run elsewhere.")
-        parser.add_argument("--concurrency", type=int, default=1, help="Worker processes.")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
+            help="Worker processes (default: one per core, at most 4; each takes cores ÷ processes torch threads).",
+        )
 
     def handle(self, *args, host, port, threads, no_worker, concurrency, **options):
         application = get_wsgi_application()

@@ -46,23 +46,32 @@ def resolve(board, key: str):
     return None
 
 
+#: Columns that only some runs have (the reader study reads five of the translation runs).
+SOME_RUNS = ("reader_auc:",)
+
+
 def table(board, spec) -> tuple[list[str], list[str]]:
-    """(Markdown lines, headers of columns with no value at all)."""
-    columns = [(resolve(board, key), header) for key, header in spec]
-    headers = ["rank", "run", "family", "steps", *(header for _column, header in columns)]
+    """(Markdown lines, "header (filled/runs runs)" of each column that is not filled yet: a run without a value,
+    or for a column of `SOME_RUNS` no run with one)."""
+    columns = [(resolve(board, key), key, header) for key, header in spec]
+    headers = ["rank", "run", "family", "steps", *(header for _column, _key, header in columns)]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    empty = [header for column, header in columns if column is None]
-    filled = {header: False for _column, header in columns}
+    filled = {header: 0 for _column, _key, header in columns}
     for row in board.rows:
         steps = (row.sampling or {}).get("sampling_steps")
         cells = []
-        for column, header in columns:
+        for column, _key, header in columns:
             cell = row.cells.get(column.key) if column else None
-            filled[header] = filled[header] or (cell is not None and cell.value is not None)
+            filled[header] += cell is not None and cell.value is not None
             cells.append(cell_text(cell))
         rank = "–" if row.rank is None else str(row.rank)
         lines.append("| " + " | ".join([rank, row.run_name, row.family or "–", str(steps or "–"), *cells]) + " |")
-    empty += [header for header, seen in filled.items() if not seen and header not in empty]
+    runs = len(board.rows)
+    empty = [
+        f"{header} ({filled[header]}/{runs} runs)"
+        for _column, key, header in columns
+        if filled[header] == 0 or (key not in SOME_RUNS and filled[header] < runs)
+    ]
     return lines, empty
 
 
