@@ -5,7 +5,8 @@ test case whose probes are already stored is skipped. Regions: when the probe se
 codes (``plausible_labels`` …) and a case has a mask image, that image is read as a tissue map
 (``construct.regions_from_tissue``); otherwise the regions come from the reference (``regions_from_images``, the
 mask image, if any, as the body). Lesion levels: the config's ``levels`` ([input per channel], reference), else
-the mean of the real lesion voxels over the test cases (``construct.lesion_levels``).
+the mean of the real lesion voxels over the test cases (``construct.lesion_levels``). The config's ``max_cases``
+probes a seeded sample of that many test cases (a cheaper probe set).
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ def _store_probe(probe_set, source, images, probe):
         row.save()
 
 
+def probed_positions(n_cases: int, max_cases: int | None, seed: int) -> set[int]:
+    """Positions (in case-id order) of the test cases probed: all, or a seeded sample of ``max_cases`` of them
+    (the lesion levels still come from every test case)."""
+    if not max_cases or max_cases >= n_cases:
+        return set(range(n_cases))
+    rng = np.random.default_rng([int(seed), 7919])
+    return {int(i) for i in rng.choice(n_cases, size=int(max_cases), replace=False)}
+
+
 def build(probe_set, context):
     task = probe_set.task
     reconstruction = task.kind == TaskKind.RECONSTRUCTION
@@ -140,9 +150,10 @@ def build(probe_set, context):
     done_sources = set(probe_set.probe_cases.values_list("source_id", flat=True))
     skipped = dict(probe_set.skipped or {})
     made = 0
+    chosen = probed_positions(len(cases), config.get("max_cases"), probe_set.seed)
     for position, (case, (images, array_in, reference, label, mask)) in enumerate(zip(cases, loaded, strict=True)):
         context.check()
-        if case.pk in done_sources:
+        if position not in chosen or case.pk in done_sources:
             continue
         rng = np.random.default_rng([int(probe_set.seed), position])
         try:

@@ -42,6 +42,9 @@ def request_probe_set(
     unknown = sorted(set(kinds) - set(construct.KINDS))
     if unknown:
         raise ProbeError(f"Unknown probe kind(s) {', '.join(unknown)}; known: {', '.join(construct.KINDS)}.")
+    max_cases = (config or {}).get("max_cases")
+    if max_cases is not None and (not isinstance(max_cases, int) or isinstance(max_cases, bool) or max_cases < 1):
+        raise ProbeError(f"max_cases is a number of test cases (a positive integer), got {max_cases!r}.")
     if not task.dataset.cases.exists():
         raise ProbeError(f"Task '{task.slug}' has no test cases to probe.")
     with transaction.atomic():

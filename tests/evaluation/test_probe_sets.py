@@ -13,6 +13,7 @@ from demo import phantom
 from evaluation.leaderboard.queries import succeeded_runs
 from evaluation.models import Evaluation, ProbeCase, ProbeScore
 from evaluation.probes import construct, scoring, selectors, services
+from evaluation.probes.build import probed_positions
 from inference.models import CaseOutput, ModelStatus, Run, TaskKind
 from inference.services import artifacts, runs
 from tests.evaluation.probe_support import SIZE, TISSUE_CONFIG, PasteEverywhere, phantom_task
@@ -183,3 +184,26 @@ def test_the_probe_task_command_builds_then_starts_probe_runs(task, tmp_path):
     assert f"probe runs {probe_run.pk}" in out.getvalue() and task.probe_sets.count() == 1
     with pytest.raises(CommandError, match="No task"):
         call_command("probe_task", "nope")
+
+
+def test_max_cases_probes_a_seeded_sample_of_the_test_cases():
+    assert probed_positions(4, None, 3) == probed_positions(4, 9, 3) == {0, 1, 2, 3}
+    assert probed_positions(40, 8, 3) == probed_positions(40, 8, 3) != probed_positions(40, 8, 4)
+    assert len(probed_positions(40, 8, 3)) == 8
+    task = phantom_task(n_cases=4)
+    full = built_probe_set(task, kinds=["control", "inserted_outside"])
+    config = {**TISSUE_CONFIG, "max_cases": 2}
+    sample = services.request_probe_set(task, seed=3, kinds=["control", "inserted_outside"], config=config)
+    assert run_job(sample) == "succeeded", sample.error
+    sample.refresh_from_db()
+    case_ids = sorted(task.dataset.cases.values_list("case_id", flat=True))
+    chosen = {case_ids[i] for i in probed_positions(4, 2, 3)}
+    made = {(p.source.case_id, p.kind): p.truth["centre"] for p in sample.probe_cases.select_related("source")}
+    # only the chosen cases are probed, each kind made or said why not; and they are the full set's probes
+    assert {case for case, _kind in made} <= chosen
+    assert len(made) + sum(len(why) for why in sample.skipped.values()) == 2 * len(chosen)
+    everything = {(p.source.case_id, p.kind): p.truth["centre"] for p in full.probe_cases.select_related("source")}
+    assert made == {key: everything[key] for key in made}
+    for bad in (0, -1, 2.5, "3", True):
+        with pytest.raises(services.ProbeError, match="max_cases is a number of test cases"):
+            services.request_probe_set(task, config={"max_cases": bad})
