@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import study
+from . import probe_demo, study
 
 #: The demo study waits for the translation runs and their evaluations: retry every 10 s for up to an hour.
 DEMO_RETRY_SECONDS = 10
@@ -17,3 +17,12 @@ def seed_demo_study(self, items_per_model=5):
     except study.NotReady as exc:
         raise self.retry(countdown=DEMO_RETRY_SECONDS, exc=exc) from None
     return seeded.pk if seeded else None
+
+
+@shared_task(bind=True, name="demo.tasks.seed_demo_probes", max_retries=DEMO_MAX_RETRIES)
+def seed_demo_probes(self):
+    """The demo's probe set and probe runs (`probe_demo.seed_probes`); safe to run twice."""
+    try:
+        return probe_demo.seed_probes()
+    except probe_demo.NotReady as exc:
+        raise self.retry(countdown=DEMO_RETRY_SECONDS, exc=exc) from None

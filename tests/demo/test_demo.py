@@ -28,7 +28,7 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     # The twelve shipped models, each loaded through the upload path and pinned by its manifest's sha256; each
     # diffusion model as a 3-setting DDIM sweep: 10 + 2 × 3 runs.
     manifest = shipped.load_manifest()["models"]
-    assert Run.objects.count() == 16
+    assert Run.objects.filter(probe_of__isnull=True).count() == 16
     assert set(GenerativeModel.objects.values_list("status", flat=True)) == {ModelStatus.VALID}
     assert sorted(GenerativeModel.objects.values_list("sha256", flat=True)) == sorted(
         entry["sha256"] for entry in manifest.values()
@@ -180,5 +180,22 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
             ssim = float(cells[4 if slug == "t1-to-t2" else 5].split(" ")[0])
             assert ssim == pytest.approx(row["values"]["ssim"]["value"], abs=5e-4), row["run"]["name"]
 
+    # The hallucination probes: once the tiers are filled, a probe set of the translation task and a scored probe
+    # run of each probed baseline, off the leaderboard.
+    from demo.probe_demo import PROBED_RUNS
+    from evaluation.models import ProbeScore, ProbeSet
+
+    while ProbeScore.objects.count() < len(PROBED_RUNS):
+        assert time.monotonic() < deadline + 120, celery_worker.read_log()[-3000:]
+        assert not Run.objects.filter(probe_of__isnull=False, status=JobStatus.FAILED).exists()
+        time.sleep(0.5)
+    probe_set = ProbeSet.objects.get()
+    assert probe_set.status == JobStatus.SUCCEEDED and probe_set.probe_cases.exists()
+    scored = ProbeScore.objects.select_related("run__probe_of")
+    assert {score.run.probe_of.name for score in scored} == set(PROBED_RUNS)
+    for score in scored:
+        assert score.run.dataset_id == probe_set.dataset_id and 0 <= score.index["index"]["estimate"] <= 1
+    assert len(client.get("/api/tasks/t1-to-t2/leaderboard/?format=json").json()["rows"]) == 10
+
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
-    assert Run.objects.count() == 16
+    assert Run.objects.filter(probe_of__isnull=True).count() == 16

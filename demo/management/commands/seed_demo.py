@@ -24,7 +24,7 @@ from core import jobs
 from core.models import JobStatus
 from demo import phantom, shipped
 from demo.study import FRESH_READER, demo_readers
-from demo.tasks import seed_demo_study
+from demo.tasks import seed_demo_probes, seed_demo_study
 from evaluation import downstream, segmentation
 from evaluation.models import DownstreamJob, Evaluation
 from inference.models import JoinPolicy, Phase, Run, Task, TaskKind
@@ -251,6 +251,8 @@ class Command(BaseCommand):
         other is left open for the fresh reader account."""
         demo_readers()
         transaction.on_commit(lambda: seed_demo_study.apply_async(kwargs={"items_per_model": 3 if fast else 5}))
+        # The hallucination probes of the translation runs, once the leaderboard's tiers are filled.
+        transaction.on_commit(seed_demo_probes.delay)
         self.stdout.write(
             f"Reader studies queued: they start once the translation runs are evaluated; log in as "
             f"'{FRESH_READER}' (password '{FRESH_READER}') to read yours."
