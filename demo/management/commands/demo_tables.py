@@ -86,7 +86,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No task '{slug}': seed the demo first (make run, or manage.py seed_demo).")
             board = cache.build(task, private=True)
             lines, empty = table(board, spec)
-            self.stdout.write(f"\n**{task.name}** ({len(board.rows)} runs; ranked by {board.ranking_text})\n")
+            self.stdout.write(f"\n**{task.name}** ({len(board.rows)} runs. {board.ranking_text})\n")
             self.stdout.write("\n".join(lines) + "\n")
             incomplete += [f"{slug}: {header}" for header in empty]
         if incomplete:
