@@ -21,7 +21,7 @@ from inference.models import Run, Task
 from inference.services.runs import create_run
 
 from ..models import ProbeCase, ProbeScore, ProbeSet
-from . import construct, scoring
+from . import construct, ood, scoring
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,13 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
     outputs: dict[int, list] = {}
     for output in run.outputs.order_by("case_id", "sample"):
         outputs.setdefault(output.case_id, []).append(output.load())
-    outcomes, marks = [], {"error": [], "sd": []}
-    probes = ProbeCase.objects.filter(probe_set=probe_set).select_related("case").prefetch_related("case__images")
+    outcomes, marks = [], {"error": [], "sd": [], "radiomics_ood": []}
+    probes = list(
+        ProbeCase.objects.filter(probe_set=probe_set)
+        .select_related("case", "source")
+        .prefetch_related("case__images", "source__images")
+    )
+    reference = _ood_reference(probes)
     for probe in probes:
         samples = outputs.get(probe.case_id)
         if not samples:
@@ -107,6 +112,9 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
                 continue
             for row, col, rating in scoring.marks_from_map(detector_map):
                 marks[name].append([probe.case.case_id, row, col, rating])
+        if reference is not None:
+            for row, col, rating in ood.ood_marks(samples, reference):
+                marks["radiomics_ood"].append([probe.case.case_id, row, col, rating])
     index = scoring.hallucination_index(outcomes, n_resamples=n_resamples, seed=seed)
     config = {
         "present_fraction": scoring.PRESENT_FRACTION,
@@ -116,6 +124,14 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
         "marks_per_case": scoring.MARKS_PER_CASE,
         "n_resamples": n_resamples,
         "seed": seed,
+        "ood": {
+            "patch_px": ood.PATCH_PX,
+            "stride_px": ood.STRIDE_PX,
+            "features": list(ood.FEATURES),
+            "reference": "the real references of the probe set's source test cases",
+            "reference_patches": reference.n_patches if reference is not None else 0,
+            "max_samples": ood.MAX_SAMPLES,
+        },
     }
     score, _ = ProbeScore.objects.update_or_create(
         run=run,
@@ -128,6 +144,18 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
         },
     )
     return score
+
+
+def _ood_reference(probes) -> ood.Reference | None:
+    """The OOD detector's reference: the patch features of the real references of the probes' source cases
+    (None where they are too small for a patch)."""
+    sources = {probe.source_id: probe.source for probe in probes}
+    images = [sources[pk].image("reference").load() for pk in sorted(sources)]
+    try:
+        return ood.reference_from_images(images)
+    except ValueError as exc:
+        log.info("no radiomics OOD reference: %s", exc)
+        return None
 
 
 def _json_safe(value):
