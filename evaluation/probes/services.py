@@ -4,7 +4,8 @@
 - ``start_probe_run``: the main run's model on a probe set's dataset, linked by ``Run.probe_of``; a stochastic
   model (or a noise predictor) draws ``samples_per_case`` samples per probe, as its main run.
 - ``score_probe_run``: the run's outcomes per probe (``scoring``), its hallucination index and its detectors'
-  marks, stored as its ``ProbeScore``; called when a probe run succeeds (``on_run_finished``), idempotent.
+  marks (error, SD and radiomics OOD maps) and, for a stochastic run, its uncertainty checks (``uncertainty``),
+  stored as its ``ProbeScore``; called when a probe run succeeds (``on_run_finished``), idempotent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from inference.models import Run, Task
 from inference.services.runs import create_run
 
 from ..models import ProbeCase, ProbeScore, ProbeSet
-from . import construct, ood, scoring
+from . import construct, ood, scoring, uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,18 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
         .prefetch_related("case__images", "source__images")
     )
     reference = _ood_reference(probes)
+    regions, sd_maps = {}, {}
     for probe in probes:
         samples = outputs.get(probe.case_id)
         if not samples:
             raise ProbeError(f"Probe run {run.pk} has no output for probe case '{probe.case.case_id}'.")
         region = probe.truth_mask_array()
+        regions[probe.case.case_id] = region
         outcomes.extend(scoring.score_probe(probe.case.case_id, probe.truth, region, samples))
         truth_image = probe.case.image("reference").load()
         detector_maps = {"error": scoring.error_map(samples, truth_image), "sd": scoring.sd_map(samples)}
+        if detector_maps["sd"] is not None:
+            sd_maps[probe.case.case_id] = detector_maps["sd"]
         for name, detector_map in detector_maps.items():
             if detector_map is None:
                 continue
@@ -116,6 +121,10 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
             for row, col, rating in ood.ood_marks(samples, reference):
                 marks["radiomics_ood"].append([probe.case.case_id, row, col, rating])
     index = scoring.hallucination_index(outcomes, n_resamples=n_resamples, seed=seed)
+    checks = {}
+    if sd_maps:
+        hallucinated = scoring.hallucinated_cases(outcomes)
+        checks = uncertainty.uncertainty_checks(sd_maps, {case: regions[case] for case in hallucinated})
     config = {
         "present_fraction": scoring.PRESENT_FRACTION,
         "ring_px": [construct.RING_INNER, construct.RING_OUTER],
@@ -141,6 +150,7 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
             "index": _json_safe(index),
             "detector_marks": {name: rows for name, rows in marks.items() if rows},
             "config": config,
+            "uncertainty": _json_safe(checks),
         },
     )
     return score
