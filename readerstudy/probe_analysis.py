@@ -22,6 +22,17 @@ from . import probe_detectors
 ABSENT_KINDS = tuple(k for k in KINDS if k not in INSERTED)
 DETECTOR_LABELS = {"error": "Error map", "sd": "SD map", "radiomics_ood": "Radiomics OOD"}
 FOMS = ("wAFROC", "AFROC", "HrAuc")
+KIND_LABELS = {
+    "removed": "removed lesion",
+    "control": "control",
+    "inserted_plausible": "in tissue",
+    "inserted_csf": "in CSF",
+    "inserted_outside": "outside the body",
+}
+
+
+def kind_labels(kinds) -> list[tuple[str, str]]:
+    return [(kind, KIND_LABELS.get(kind, kind)) for kind in kinds]
 
 
 def interval_text(ci: dict | None) -> str:

@@ -429,8 +429,8 @@ def task_probes(request, slug):
         {
             "task": task,
             "rows": rows,
-            "absent_kinds": probe_analysis.ABSENT_KINDS,
-            "inserted_kinds": probe_analysis.INSERTED,
+            "absent_kinds": probe_analysis.kind_labels(probe_analysis.ABSENT_KINDS),
+            "inserted_kinds": probe_analysis.kind_labels(probe_analysis.INSERTED),
             "foms": probe_analysis.FOMS,
             "plot": probe_analysis.plot_data(rows),
         },

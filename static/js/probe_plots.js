@@ -24,7 +24,7 @@ if (host && window.Plotly && data.runs.length) {
     {
       title: { text: "P(hallucinated pixel | SD > τ)", font: { size: 14 } },
       xaxis: { title: { text: "τ: quantile of the SD over samples" }, range: [0.45, 1.0] },
-      yaxis: { title: { text: "P(hallucinated)" }, rangemode: "tozero" },
+      yaxis: { title: { text: "P(hallucinated)" }, rangemode: "tozero", tickformat: ".3~%" },
       margin: { t: 40, r: 10 },
       legend: { orientation: "h", y: -0.25 },
     },
