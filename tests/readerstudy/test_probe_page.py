@@ -116,6 +116,12 @@ def test_the_board_the_run_page_and_the_api_show_the_index(client, world):
     value, ci_text = text.split(" ", 1)
     assert f'{value} <span class="ci">{ci_text}</span>' in html
 
+    exported = client.get(reverse("api-task-leaderboard", args=[task.slug]), {"format": "json"}).json()
+    values = next(row for row in exported["rows"] if row["run"]["id"] == main.pk)["values"]["hallucination_index"]
+    assert values["value"] == pytest.approx(ci.estimate) and values["ci_high"] == pytest.approx(ci.high)
+    csv_text = client.get(reverse("api-task-leaderboard", args=[task.slug]), {"format": "csv"}).content.decode()
+    assert "hallucination_index" in csv_text.splitlines()[0]
+
     run_page = client.get(reverse("run-detail", args=[main.pk])).content.decode()
     assert f'<strong id="probe-index">{text}</strong>' in run_page and f'href="{page_url}"' in run_page
 
