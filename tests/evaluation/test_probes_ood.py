@@ -22,6 +22,21 @@ def test_original_features_are_the_original_columns_of_radiomics_features():
     assert set(ood.FEATURES) <= set(original)
 
 
+def test_patch_features_are_the_radiomics_modules():
+    rng = np.random.default_rng(4)
+    patches = np.concatenate(
+        [
+            rng.normal(size=(20, 11, 11)),
+            rng.integers(0, 3, size=(5, 11, 11)).astype(float),  # ties, few grey levels
+            np.full((2, 11, 11), 0.7),  # constant (background)
+            _slices([3100])[0][:, 40:51, 30:41],  # a phantom patch
+        ]
+    )
+    values, names = radiomics.original_features(patches)
+    expected = values[:, [names.index(name) for name in ood.FEATURES]]
+    np.testing.assert_allclose(ood.patch_features(patches), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_mahalanobis_distances_agree_with_scipy():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(300, 4)) @ rng.normal(size=(4, 4)) + [1.0, -2.0, 0.5, 10.0]
