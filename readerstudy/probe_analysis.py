@@ -4,8 +4,9 @@ uncertainty checks of a stochastic run. Here, in the reader-study app, because t
 (evaluation does not import readerstudy).
 
 Who sees what: the numbers are shown to whoever may see the task's leaderboard (the board's runs: not hidden, not of
-a private phase that has not ended, unless organiser); a main run links to its page only where the viewer may see
-it. The page shows no image (no probe, output or truth), so a hidden test set gives nothing away.
+a private phase that has not ended, unless organiser); a main or probe run links to its page only where the viewer
+may see it (`core.policy`: on a hidden test set, its owner and the organisers). The page itself shows no image (no
+probe, output or truth), so a hidden test set gives nothing away.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def probe_rows(task, user) -> list[dict]:
     private = policy.can(user, "inference.manage_task", task)
     runs = succeeded_runs(task, private=private)
     scores = probe_selectors.latest_scores(task, [run.pk for run in runs])
-    openable = set(policy.visible(user, Run).filter(pk__in=list(scores)).values_list("pk", flat=True))
+    linked = list(scores) + [score.run_id for score in scores.values()]
+    openable = set(policy.visible(user, Run).filter(pk__in=linked).values_list("pk", flat=True))
     rows = []
     for run in runs:
         score = scores.get(run.pk)
@@ -62,6 +64,7 @@ def probe_rows(task, user) -> list[dict]:
                 "run_name": str(run),
                 "openable": run.pk in openable,
                 "probe_run": score.run_id,
+                "probe_run_openable": score.run_id in openable,
                 "probe_set": score.probe_set_id,
                 "samples": score.run.samples_per_case,
                 "index": index.get("index"),

@@ -13,8 +13,9 @@ computed for these nine only.
 **Reference distribution.** The same features on the same grid of the *real references* of the test cases the probe
 set was made from (``ProbeCase.source``): what a faithful output looks like, independent of the model scored (a
 model's own control outputs would carry its hallucinations into the reference). At most ``REFERENCE_PATCHES``
-patches (seeded sample). The features are z-scored by the reference, and the covariance Σ of the z-scored reference
-features is shrunk towards its diagonal, ``Σ + RIDGE·diag(Σ)`` (finite for constant background patches).
+patches (a seeded sample, the same number from each image). The features are z-scored by the reference, and the
+covariance Σ of the z-scored reference features is shrunk towards its diagonal, ``Σ + RIDGE·diag(Σ)`` (finite for
+constant background patches).
 
 **Score.** A patch's Mahalanobis distance ``√((x − μ)ᵀ Σ⁻¹ (x − μ))`` (unitless, in reference SDs) from the
 reference, averaged per position over the samples (at most ``MAX_SAMPLES``). The marks are the positions in
@@ -175,12 +176,21 @@ def fit_reference(features, *, ridge: float = RIDGE) -> Reference:
 
 
 def reference_from_images(images, *, max_patches: int = REFERENCE_PATCHES, seed: int = 0, **grid) -> Reference:
-    """The reference distribution of the patch features of real images (each (H, W) or (1, H, W))."""
-    patches = np.concatenate([patch_grid(image, **grid)[0] for image in images])
-    if len(patches) > max_patches:
-        keep = np.random.default_rng(seed).choice(len(patches), size=max_patches, replace=False)
-        patches = patches[np.sort(keep)]
-    return fit_reference(patch_features(patches))
+    """The reference distribution of the patch features of real images (each (H, W) or (1, H, W)): every grid
+    patch, or a seeded sample of ⌈max_patches / images⌉ per image where there are more (drawn image by image, so
+    that only the sample is held)."""
+    images = list(images)
+    if not images:
+        raise ValueError("no reference image")
+    rng = np.random.default_rng(seed)
+    per_image = -(-max_patches // len(images))
+    chosen = []
+    for image in images:
+        patches, _ = patch_grid(image, **grid)
+        if len(patches) > per_image:
+            patches = patches[np.sort(rng.choice(len(patches), size=per_image, replace=False))]
+        chosen.append(patches)
+    return fit_reference(patch_features(np.concatenate(chosen)))
 
 
 def ood_scores(samples, reference: Reference, *, max_samples: int = MAX_SAMPLES, **grid):

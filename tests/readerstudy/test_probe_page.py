@@ -10,7 +10,7 @@ from evaluation import formatting, leaderboard
 from evaluation.metrics.bootstrap import bootstrap_mean_ci
 from evaluation.models import ProbeScore
 from evaluation.probes import construct, services
-from inference.models import Run
+from inference.models import MemberRole, Membership, MemberStatus, Run
 from readerstudy.stats import froc, lesion_marks
 from tests.evaluation.probe_support import SIZE, NoisyPasteEverywhere, PasteEverywhere, phantom_task
 from tests.evaluation.test_probe_sets import built_probe_set, probe_run_of, valid_model
@@ -153,3 +153,24 @@ def test_a_task_without_probes_says_so_and_a_private_task_is_hidden(client):
     task.save()
     assert client.get(reverse("task-probes", args=[task.slug])).status_code == 404
     assert client.get(reverse("api-task-probe-scores", args=[task.slug])).status_code == 404
+
+
+def test_on_a_hidden_test_set_everyone_sees_the_numbers_and_only_organisers_the_runs(client, world, django_user_model):
+    task, _, runs = world
+    task.hidden_references = True
+    task.save()
+    url = reverse("task-probes", args=[task.slug])
+    page = client.get(url)
+    html = page.content.decode()
+    assert {row["run_id"] for row in page.context["rows"]} == {main.pk for main, _ in runs.values()}
+    assert not any(row["openable"] or row["probe_run_openable"] for row in page.context["rows"])
+    assert "/runs/" not in html and "<img" not in html
+    organiser = django_user_model.objects.create_user("org", password="pw-123456")
+    Membership.objects.create(task=task, user=organiser, role=MemberRole.ORGANISER, status=MemberStatus.ACCEPTED)
+    client.force_login(organiser)
+    page = client.get(url)
+    assert all(row["openable"] and row["probe_run_openable"] for row in page.context["rows"])
+    main, probe_run = runs["paste"]
+    assert (
+        f'href="/runs/{main.pk}/"' in page.content.decode() and f'href="/runs/{probe_run.pk}/"' in page.content.decode()
+    )
