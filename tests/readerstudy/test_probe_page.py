@@ -111,6 +111,8 @@ def test_the_board_the_run_page_and_the_api_show_the_index(client, world):
     assert column.tier == "clinical" and column.direction == "lower" and column.link == page_url
     cell = next(row for row in board.rows if row.run_id == main.pk).cells["hallucination_index"]
     assert cell.value == pytest.approx(ci.estimate) and f"{cell.text} {cell.ci_text}" == text
+    ranked = leaderboard.build(task, method="mean_rank", chosen=["hallucination_index"])
+    assert [c.key for c in ranked.chosen] == ["hallucination_index"]
     html = client.get(reverse("task-leaderboard", args=[task.slug])).content.decode()
     assert "Hallucination index" in html and f'href="{page_url}"' in html
     value, ci_text = text.split(" ", 1)
