@@ -5,7 +5,7 @@ import io
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +15,9 @@ from core.errors import InvalidInput, NotFound
 from inference.models import Run, Task
 
 from . import downstream, formatting, leaderboard, services
+from .leaderboard.queries import succeeded_runs
 from .models import CaseResult, Evaluation
+from .probes import selectors as probe_selectors
 from .serializers import (
     CaseResultSerializer,
     EvaluationSerializer,
@@ -210,3 +212,67 @@ class TaskDownstreamView(APIView):
         if setup is None:
             raise NotFound("This task has no downstream evaluation.")
         return Response(downstream_setup_payload(setup))
+
+
+class IntervalSerializer(serializers.Serializer):
+    estimate = serializers.FloatField(allow_null=True, help_text="The rate (0–1).")
+    low = serializers.FloatField(allow_null=True, help_text="Percentile bootstrap 95 % CI over probe cases.")
+    high = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField(help_text="Probe cases the rate is over.")
+
+
+class ProbeScoreSerializer(serializers.Serializer):
+    run = serializers.IntegerField(help_text="The main run (on the leaderboard).")
+    probe_run = serializers.IntegerField(help_text="Its latest scored probe run.")
+    probe_set = serializers.IntegerField()
+    samples_per_case = serializers.IntegerField()
+    hallucination_index = IntervalSerializer(
+        allow_null=True, help_text="Rate of invented structures per absent-truth probe case (lower is better)."
+    )
+    invented = serializers.DictField(child=IntervalSerializer(), help_text="Probe kind → invented rate.")
+    omitted = serializers.DictField(child=IntervalSerializer(), help_text="Inserted probe kind → omission rate.")
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Outcome → samples scored so.")
+    probe_cases = serializers.IntegerField()
+    sd_auc = serializers.FloatField(
+        allow_null=True, help_text="Stochastic runs: the SD map's AUC for hallucinated pixels (null otherwise)."
+    )
+    page = serializers.CharField(help_text="The task's probe analysis page.")
+
+
+def _interval(ci):
+    return None if not ci else {key: ci.get(key) for key in ("estimate", "low", "high", "n")}
+
+
+class TaskProbeScoresView(APIView):
+    """GET the hallucination index (and rates per probe kind) of each run on the task's leaderboard that has a
+    scored probe run: whoever sees the leaderboard sees these numbers."""
+
+    @extend_schema(responses=ProbeScoreSerializer(many=True))
+    def get(self, request, slug):
+        task = _visible_task(request, slug)
+        private = policy.can(request.user, "inference.manage_task", task)
+        runs = succeeded_runs(task, private=private)
+        scores = probe_selectors.latest_scores(task, [run.pk for run in runs])
+        page = probe_selectors.page_url(task)
+        rows = []
+        for run in runs:
+            score = scores.get(run.pk)
+            if score is None:
+                continue
+            index = score.index or {}
+            rows.append(
+                {
+                    "run": run.pk,
+                    "probe_run": score.run_id,
+                    "probe_set": score.probe_set_id,
+                    "samples_per_case": score.run.samples_per_case,
+                    "hallucination_index": _interval(index.get("index")),
+                    "invented": {k: _interval(v) for k, v in index.get("invented", {}).items()},
+                    "omitted": {k: _interval(v) for k, v in index.get("omitted", {}).items()},
+                    "counts": index.get("counts", {}),
+                    "probe_cases": index.get("probe_cases") or 0,
+                    "sd_auc": (score.uncertainty or {}).get("sd_auc"),
+                    "page": page,
+                }
+            )
+        return Response(ProbeScoreSerializer(rows, many=True).data)

@@ -20,6 +20,7 @@ def register():
     permissions.register()
     extensions.add_run_section(pages.evaluation_section)
     extensions.add_run_section(pages.downstream_section)
+    extensions.add_run_section(pages.probe_section)
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
     extensions.add_task_check(task_settings.check_task_settings)
     jobs.register(

@@ -322,6 +322,12 @@ class ProbeScore(models.Model):
     index = models.JSONField(default=dict, help_text="Hallucination index (overall and per kind) with its CI.")
     detector_marks = models.JSONField(default=dict, help_text="Detector → marks (case, sample, row, col, rating).")
     config = models.JSONField(default=dict, blank=True, help_text="The rule's thresholds, bootstrap settings.")
+    uncertainty = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Stochastic runs: the SD map's AUC for hallucinated pixels, P(hallucination | SD > tau) "
+        "(evaluation.probes.uncertainty); empty for one sample per probe.",
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -44,4 +44,5 @@ urlpatterns = [
         "api/runs/<int:pk>/downstream/cancel/", api.RunDownstreamCancelView.as_view(), name="api-run-downstream-cancel"
     ),
     path("api/tasks/<slug:slug>/downstream/", api.TaskDownstreamView.as_view(), name="api-task-downstream"),
+    path("api/tasks/<slug:slug>/probe-scores/", api.TaskProbeScoresView.as_view(), name="api-task-probe-scores"),
 ]

@@ -12,6 +12,7 @@ evaluation does not import it (layering).
 from __future__ import annotations
 
 from evaluation.models import ProbeCase, ProbeScore
+from evaluation.probes import scoring
 
 from .stats import lesion_marks
 
@@ -20,15 +21,7 @@ DEFAULT_RADIUS_PX = 8.0
 
 def hallucinated_regions(score: ProbeScore) -> dict[str, str]:
     """Probe case id → "invented" | "omitted" where at least half its samples were scored so."""
-    tally: dict[str, list[str]] = {}
-    for outcome in score.outcomes:
-        tally.setdefault(outcome["case"], []).append(outcome["outcome"])
-    regions = {}
-    for case, outcomes in tally.items():
-        for name in ("invented", "omitted"):
-            if outcomes.count(name) * 2 >= len(outcomes):
-                regions[case] = name
-    return regions
+    return scoring.hallucinated_cases(score.outcomes)
 
 
 def detector_scores(score: ProbeScore, *, radius: float = DEFAULT_RADIUS_PX) -> dict:

@@ -16,6 +16,7 @@ urlpatterns = [
         name="study-invitation-revoke",
     ),
     path("studies/<int:pk>/<slug:action>/", views.study_action, name="study-action"),
+    path("tasks/<slug:slug>/probes/", views.task_probes, name="task-probes"),
     path("api/studies/<int:pk>/analysis/", views.study_analysis_json, name="api-study-analysis"),
     # The reader's side: their studies, joining by a link, the study by its uuid, items and images by tokens.
     path("reading/", views.my_reading, name="my-reading"),

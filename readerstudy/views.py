@@ -33,9 +33,10 @@ from core.endpoints import endpoint
 from core.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 from core.pages import report
 from core.responses import json_errors
+from inference.models import Task
 from inference.viewer import open_field, plane_response
 
-from . import analysis, api_schema, selectors
+from . import analysis, api_schema, probe_analysis, selectors
 from .errors import AnswerConflict, StudyError
 from .forms import InvitationForm, InviteForm, JoinForm, StudyForm
 from .models import Design, ReaderStudy, StudyStatus
@@ -415,3 +416,22 @@ def study_export(request, pk):
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-answers.csv"'
     csv.writer(response).writerows(selectors.export_rows(study))
     return response
+
+
+def task_probes(request, slug):
+    """The task's probe analysis: per probe run of its board, the hallucination index, rates per kind, the
+    detectors' FROC scores and the uncertainty checks (numbers only: no probe image)."""
+    task = policy.get_visible(request.user, Task, slug=slug)
+    rows = probe_analysis.probe_rows(task, request.user)
+    return render(
+        request,
+        "readerstudy/probe_analysis.html",
+        {
+            "task": task,
+            "rows": rows,
+            "absent_kinds": probe_analysis.kind_labels(probe_analysis.ABSENT_KINDS),
+            "inserted_kinds": probe_analysis.kind_labels(probe_analysis.INSERTED),
+            "foms": probe_analysis.FOMS,
+            "plot": probe_analysis.plot_data(rows),
+        },
+    )

@@ -5,7 +5,7 @@ per-case values the paired tests and the rank bootstrap resample."""
 import hashlib
 
 import numpy as np
-from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.models import JobStatus
@@ -14,7 +14,7 @@ from inference.models import MemberRole, Membership, MemberStatus, Phase, Run
 from .. import formatting
 from ..formatting import decode_value
 from ..metrics import catalog
-from ..models import CaseResult, CaseStatus, DownstreamJob, MetricResult
+from ..models import CaseResult, CaseStatus, DownstreamJob, MetricResult, ProbeScore
 from ..task_settings import computed_in
 from .shapes import (
     CLINICAL,
@@ -31,7 +31,8 @@ from .shapes import (
 
 def data_version(task):
     """Changes whenever anything the board shows changes: a run's status, name, device or model
-    (name, stochastic flag), a per-run result, the downstream reference, or the task's settings.
+    (name, stochastic flag), a per-run result, a probe run's score, the downstream reference, or the task's
+    settings.
 
     Read from the database (three small queries), not from signals, so a result written by a
     worker process shows at once in every web process, whatever the cache backend. Per-case
@@ -41,13 +42,15 @@ def data_version(task):
     participant = Membership.objects.filter(
         task=task, user=OuterRef("requested_by"), role=MemberRole.PARTICIPANT, status=MemberStatus.ACCEPTED
     )
+    # A probe run's score (the hallucination index column) is keyed on its main run: the latest score's time.
+    probe_scored = ProbeScore.objects.filter(run__probe_of=OuterRef("pk")).order_by("-computed_at")
     runs = list(
         Run.objects.filter(task=task, probe_of__isnull=True)
-        .annotate(by_participant=Exists(participant))
+        .annotate(by_participant=Exists(participant), probe_scored=Subquery(probe_scored.values("computed_at")[:1]))
         .order_by("pk")
         .values_list(
             "pk", "status", "name", "device", "model__name", "model__stochastic", "hidden_at", "requested_by_id",
-            "by_participant", "task_phase__private_leaderboard", "task_phase__ends_at",
+            "by_participant", "task_phase__private_leaderboard", "task_phase__ends_at", "probe_scored",
         )
     )  # fmt: skip
     # A private phase's runs appear once it ends: whether each one has ended yet is part of the version.
@@ -318,3 +321,42 @@ def hidden_runs(task):
         .select_related("model", "hidden_by")
         .order_by("-hidden_at", "pk")
     )
+
+
+HALLUCINATION_INDEX = "hallucination_index"
+
+
+def add_hallucination_index(columns, rows, indices, link=""):
+    """The clinical tier's "Hallucination index" column (lower is better), when any run of the board has a scored
+    probe run: ``indices`` main run id → ``probes.selectors.hallucination_indices``' dict; ``link`` the probe
+    analysis page."""
+    if not any(row.run_id in indices for row in rows):
+        return columns
+    column = Column(
+        HALLUCINATION_INDEX,
+        CLINICAL,
+        "Hallucination index",
+        catalog.LOWER,
+        definition="Rate of invented structures (a removed lesion or a lesion-like structure shown where the "
+        "probe's truth has none) per absent-truth probe case, with a bootstrap 95 % CI over probe cases; from the "
+        "run's latest probe run.",
+        link=link,
+    )
+    at = max((i + 1 for i, c in enumerate(columns) if c.tier == CLINICAL), default=len(columns))
+    columns = [*columns[:at], column, *columns[at:]]
+    for row in rows:
+        index = (indices.get(row.run_id) or {}).get("index")
+        if not index or index.get("estimate") is None:
+            row.cells[HALLUCINATION_INDEX] = Cell(text="—")
+            continue
+        value, low, high = index["estimate"], index.get("low"), index.get("high")
+        text, low_text, high_text = formatting.format_interval(value, low, high)
+        row.cells[HALLUCINATION_INDEX] = Cell(
+            value=value,
+            ci_low=low,
+            ci_high=high,
+            n_cases=index.get("n"),
+            text=text,
+            ci_text=f"[{low_text}, {high_text}]" if low is not None and high is not None else "",
+        )
+    return columns

@@ -9,6 +9,7 @@ import numpy as np
 from .. import frontier, ranking
 from ..downstream.selectors import task_reference
 from ..metrics import catalog, profiles
+from ..probes import selectors as probe_selectors
 from ..task_settings import region_name
 from . import queries
 from .shapes import RANKING_METHODS, Leaderboard
@@ -32,6 +33,9 @@ def compute(task, *, method="primary", chosen=None, private=False):
     results = queries.run_results(task)
     columns = queries.columns(task, results)
     rows = queries.rows(runs, columns, results, queries.participant_ids(task), region=region_name(task))
+    columns = queries.add_hallucination_index(
+        columns, rows, probe_selectors.hallucination_indices(task), probe_selectors.page_url(task)
+    )
     primary = _primary(task, columns)
     rows = _one_entry_per_participant(rows, primary, task.leaderboard_entry)
     kept = {row.run_id for row in rows}

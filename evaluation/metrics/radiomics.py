@@ -55,7 +55,8 @@ taken at run ends, the diagonal ones and the histogram from the run lengths, and
 each; small chunks of images (cache-sized temporaries) run on a few threads; no BLAS calls (small
 OpenBLAS products would wake its thread pool, which then competes with the chunk threads).
 
-Public API: ``FEATURE_VERSION``, ``SETTINGS``, ``feature_names()`` and ``radiomics_features()``.
+Public API: ``FEATURE_VERSION``, ``SETTINGS``, ``feature_names()``, ``radiomics_features()`` and
+``original_features()`` (the original image's features only, no LoG: small patches, e.g. the probes' OOD detector).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft as sfft
 
-__all__ = ["FEATURE_VERSION", "SETTINGS", "feature_names", "radiomics_features"]
+__all__ = ["FEATURE_VERSION", "SETTINGS", "feature_names", "original_features", "radiomics_features"]
 
 FEATURE_VERSION = "1"  # bump when any feature's math or the settings change
 
@@ -704,3 +705,14 @@ def radiomics_features(
         for job in jobs:
             run(job)
     return result, names
+
+
+def original_features(images) -> tuple[np.ndarray, list[str]]:
+    """The ``original_*`` columns of ``radiomics_features`` (first order, histogram, GLCM, GLRLM of the image
+    itself, no LoG maps), about five times faster: for many small patches, where a LoG kernel (up to 41 px at
+    5 mm) would be larger than the patch. images: (N, H, W) or (N, 1, H, W), finite reals.
+
+    Returns the (N, 82) float64 feature matrix and its names (``original_{family}_{feature}``)."""
+    arr, _ = _prepare(images, None)
+    names = [name for name in feature_names() if name.startswith("original_")]
+    return _features_of_maps(arr), names

@@ -112,6 +112,21 @@ def hallucination_index(outcomes, *, n_resamples=2000, confidence=0.95, seed=0) 
     }
 
 
+def hallucinated_cases(outcomes) -> dict[str, str]:
+    """Probe case → "invented" | "omitted" where at least half its samples were scored so (the regions a detector,
+    or the SD, should find). ``outcomes``: ``Outcome``s or their dicts."""
+    tally: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        o = outcome if isinstance(outcome, dict) else outcome.to_dict()
+        tally.setdefault(o["case"], []).append(o["outcome"])
+    cases = {}
+    for case, names in tally.items():
+        for name in ("invented", "omitted"):
+            if names.count(name) * 2 >= len(names):
+                cases[case] = name
+    return cases
+
+
 # --------------------------------------------------------------------------- detectors
 
 

@@ -1,6 +1,12 @@
-"""Reads of the probe scores: what a board or a run page shows beside a main run."""
+"""Reads of the probe scores: what a board, a run page, the API or the probe analysis page shows beside a main
+run."""
+
+from django.urls import NoReverseMatch, reverse
 
 from ..models import ProbeScore
+
+# The probe analysis page (readerstudy's: it shows the detectors' FROC scores), linked by name, never imported.
+PAGE_URL_NAME = "task-probes"
 
 
 def hallucination_indices(task) -> dict[int, dict]:
@@ -15,3 +21,30 @@ def hallucination_indices(task) -> dict[int, dict]:
     for main_id, probe_run_id, probe_set_id, index in rows:
         latest.setdefault(main_id, {**index, "probe_run": probe_run_id, "probe_set": probe_set_id})
     return latest
+
+
+def latest_scores(task, main_run_ids) -> dict[int, ProbeScore]:
+    """Main run id → its latest scored probe run's ``ProbeScore`` (run and probe set loaded), for the main runs
+    named (those the caller may show: the board's), in one query."""
+    scores = (
+        ProbeScore.objects.filter(run__task=task, run__probe_of_id__in=list(main_run_ids))
+        .select_related("run", "run__probe_of", "run__probe_of__model", "probe_set")
+        .order_by("run__probe_of_id", "-run_id")
+    )
+    latest: dict[int, ProbeScore] = {}
+    for score in scores:
+        latest.setdefault(score.run.probe_of_id, score)
+    return latest
+
+
+def run_probe_score(run) -> ProbeScore | None:
+    """The latest scored probe run of a main run, or None."""
+    return ProbeScore.objects.filter(run__probe_of=run).select_related("run", "probe_set").order_by("-run_id").first()
+
+
+def page_url(task) -> str:
+    """The task's probe analysis page, or "" where the reader-study app (which serves it) is not installed."""
+    try:
+        return reverse(PAGE_URL_NAME, kwargs={"slug": task.slug})
+    except NoReverseMatch:
+        return ""

@@ -4,7 +4,8 @@
 - ``start_probe_run``: the main run's model on a probe set's dataset, linked by ``Run.probe_of``; a stochastic
   model (or a noise predictor) draws ``samples_per_case`` samples per probe, as its main run.
 - ``score_probe_run``: the run's outcomes per probe (``scoring``), its hallucination index and its detectors'
-  marks, stored as its ``ProbeScore``; called when a probe run succeeds (``on_run_finished``), idempotent.
+  marks (error, SD and radiomics OOD maps) and, for a stochastic run, its uncertainty checks (``uncertainty``),
+  stored as its ``ProbeScore``; called when a probe run succeeds (``on_run_finished``), idempotent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from inference.models import Run, Task
 from inference.services.runs import create_run
 
 from ..models import ProbeCase, ProbeScore, ProbeSet
-from . import construct, scoring
+from . import construct, ood, scoring, uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +96,38 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
     outputs: dict[int, list] = {}
     for output in run.outputs.order_by("case_id", "sample"):
         outputs.setdefault(output.case_id, []).append(output.load())
-    outcomes, marks = [], {"error": [], "sd": []}
-    probes = ProbeCase.objects.filter(probe_set=probe_set).select_related("case").prefetch_related("case__images")
+    outcomes, marks = [], {"error": [], "sd": [], "radiomics_ood": []}
+    probes = list(
+        ProbeCase.objects.filter(probe_set=probe_set)
+        .select_related("case", "source")
+        .prefetch_related("case__images", "source__images")
+    )
+    reference = _ood_reference(probes)
+    regions, sd_maps = {}, {}
     for probe in probes:
         samples = outputs.get(probe.case_id)
         if not samples:
             raise ProbeError(f"Probe run {run.pk} has no output for probe case '{probe.case.case_id}'.")
         region = probe.truth_mask_array()
+        regions[probe.case.case_id] = region
         outcomes.extend(scoring.score_probe(probe.case.case_id, probe.truth, region, samples))
         truth_image = probe.case.image("reference").load()
         detector_maps = {"error": scoring.error_map(samples, truth_image), "sd": scoring.sd_map(samples)}
+        if detector_maps["sd"] is not None:
+            sd_maps[probe.case.case_id] = detector_maps["sd"]
         for name, detector_map in detector_maps.items():
             if detector_map is None:
                 continue
             for row, col, rating in scoring.marks_from_map(detector_map):
                 marks[name].append([probe.case.case_id, row, col, rating])
+        if reference is not None:
+            for row, col, rating in ood.ood_marks(samples, reference):
+                marks["radiomics_ood"].append([probe.case.case_id, row, col, rating])
     index = scoring.hallucination_index(outcomes, n_resamples=n_resamples, seed=seed)
+    checks = {}
+    if sd_maps:
+        hallucinated = scoring.hallucinated_cases(outcomes)
+        checks = uncertainty.uncertainty_checks(sd_maps, {case: regions[case] for case in hallucinated})
     config = {
         "present_fraction": scoring.PRESENT_FRACTION,
         "ring_px": [construct.RING_INNER, construct.RING_OUTER],
@@ -119,6 +136,14 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
         "marks_per_case": scoring.MARKS_PER_CASE,
         "n_resamples": n_resamples,
         "seed": seed,
+        "ood": {
+            "patch_px": ood.PATCH_PX,
+            "stride_px": ood.STRIDE_PX,
+            "features": list(ood.FEATURES),
+            "reference": "the real references of the probe set's source test cases",
+            "reference_patches": reference.n_patches if reference is not None else 0,
+            "max_samples": ood.MAX_SAMPLES,
+        },
     }
     score, _ = ProbeScore.objects.update_or_create(
         run=run,
@@ -128,9 +153,22 @@ def score_probe_run(run: Run, *, n_resamples: int = 2000, seed: int = 0) -> Prob
             "index": _json_safe(index),
             "detector_marks": {name: rows for name, rows in marks.items() if rows},
             "config": config,
+            "uncertainty": _json_safe(checks),
         },
     )
     return score
+
+
+def _ood_reference(probes) -> ood.Reference | None:
+    """The OOD detector's reference: the patch features of the real references of the probes' source cases
+    (None where they are too small for a patch)."""
+    sources = {probe.source_id: probe.source for probe in probes}
+    images = [sources[pk].image("reference").load() for pk in sorted(sources)]
+    try:
+        return ood.reference_from_images(images)
+    except ValueError as exc:
+        log.info("no radiomics OOD reference: %s", exc)
+        return None
 
 
 def _json_safe(value):

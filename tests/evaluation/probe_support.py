@@ -42,3 +42,12 @@ class PasteEverywhere(torch.nn.Module):
 
     def forward(self, x):
         return x + 0.9 * self.pattern
+
+
+class NoisyPasteEverywhere(PasteEverywhere):
+    """Stochastic `PasteEverywhere`: each sample's lattice lesion has a random amplitude (0.9 × U(0.5, 1.5)), so
+    the samples' SD is high on the lattice; invents everywhere."""
+
+    def forward(self, x):
+        amplitude = 0.5 + torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
+        return x + 0.9 * amplitude * self.pattern

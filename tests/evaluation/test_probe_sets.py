@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from sklearn.metrics import roc_auc_score
 
 from core.errors import Conflict
 from core.models import JobStatus
@@ -16,7 +17,7 @@ from evaluation.probes import construct, scoring, selectors, services
 from evaluation.probes.build import probed_positions
 from inference.models import CaseOutput, ModelStatus, Run, TaskKind
 from inference.services import artifacts, runs
-from tests.evaluation.probe_support import SIZE, TISSUE_CONFIG, PasteEverywhere, phantom_task
+from tests.evaluation.probe_support import SIZE, TISSUE_CONFIG, NoisyPasteEverywhere, PasteEverywhere, phantom_task
 from tests.support.factories import NoisyScale, Scale, save_torchscript
 from tests.support.jobs import run_job, validate
 
@@ -139,6 +140,37 @@ def test_a_stochastic_model_samples_each_probe_and_gets_sd_marks(task, tmp_path)
     score = services.score_probe_run(probe_run, n_resamples=100)
     assert {o["sample"] for o in score.outcomes} == {0, 1, 2}
     assert score.detector_marks["sd"] and score.detector_marks["error"]
+    assert score.uncertainty["cases"] == probe_set.probe_cases.count()
+
+
+def stochastic_hallucinating_run(task, tmp_path, probe_set):
+    model = valid_model(
+        task, NoisyPasteEverywhere(), tmp_path, "noisy-paste", spatial_shape=[SIZE, SIZE], stochastic=True,
+        samples_per_case=3,
+    )  # fmt: skip
+    return probe_run_of(model, probe_set)
+
+
+def test_the_uncertainty_checks_of_a_stochastic_run_from_its_outputs(task, tmp_path):
+    probe_set = built_probe_set(task, kinds=["inserted_plausible", "removed", "control"])
+    _, probe_run = stochastic_hallucinating_run(task, tmp_path, probe_set)
+    checks = services.score_probe_run(probe_run, n_resamples=100).uncertainty
+    # recomputed independently: the SD over the stored samples, labels from the outcomes' majority, sklearn's AUC
+    outcomes = ProbeScore.objects.get(run=probe_run).outcomes
+    values, labels = [], []
+    for probe in probe_set.probe_cases.select_related("case").order_by("case__case_id"):
+        case = probe.case.case_id
+        samples = np.stack([o.load() for o in CaseOutput.objects.filter(run=probe_run, case=probe.case)])
+        values.append(samples.astype(np.float64).std(axis=0).ravel())
+        flags = [o["outcome"] in ("invented", "omitted") for o in outcomes if o["case"] == case]
+        labels.append((probe.truth_mask_array() & (2 * sum(flags) >= len(flags))).ravel())
+    values, labels = np.concatenate(values), np.concatenate(labels)
+    assert 0 < labels.sum() < len(labels)
+    assert checks["sd_auc"] == pytest.approx(roc_auc_score(labels, values), abs=1e-6)
+    assert checks["hallucinated_pixels"] == labels.sum()
+    top = checks["by_threshold"][2]
+    tau = np.quantile(values, top["quantile"])
+    assert top["p_hallucination"] == pytest.approx(labels[values > tau].mean(), abs=1e-6)
 
 
 def test_reconstruction_probes_are_stored_with_resampled_kspace():

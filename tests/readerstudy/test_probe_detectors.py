@@ -35,3 +35,10 @@ def test_detector_froc_of_a_probe_run_is_scored_against_its_hallucinations(task,
     expected = froc.figure_of_merit(matched, [(c, "region", None) for c, *_ in lesions], sorted(centres), "wAFROC")
     assert error["wAFROC"] == pytest.approx(expected[(probe_run.pk, "error")])
     assert 0.0 <= error["wAFROC"] <= 1.0
+    # the radiomics OOD detector's marks are scored the same way
+    ood_marks = score.detector_marks["radiomics_ood"]
+    assert len(ood_marks) <= 5 * probe_set.probe_cases.count() and scores["radiomics_ood"]["lesions"] == len(invented)
+    matched = lesion_marks.match_marks([("radiomics_ood", probe_run.pk, *row) for row in ood_marks], lesions, 8.0)
+    expected = froc.figure_of_merit(matched, [(c, "region", None) for c, *_ in lesions], sorted(centres), "AFROC")
+    assert scores["radiomics_ood"]["AFROC"] == pytest.approx(expected[(probe_run.pk, "radiomics_ood")])
+    assert score.config["ood"]["reference_patches"] > 0

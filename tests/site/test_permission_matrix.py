@@ -113,6 +113,9 @@ ROUTES = [
     ("api-run-downstream", {"pk": "own_run"}, "post", {}, API_STAFF_WRITE),
     ("api-run-downstream-cancel", {"pk": "own_run"}, "post", {}, API_STAFF_WRITE),
     ("api-task-downstream", {"slug": "task_slug"}, "get", None, PUBLIC),
+    # hallucination probes: numbers for whoever sees the leaderboard (the probe page is the reader-study app's)
+    ("api-task-probe-scores", {"slug": "task_slug"}, "get", None, PUBLIC),
+    ("task-probes", {"slug": "task_slug"}, "get", None, PUBLIC),
     # inference: pages
     ("home", {}, "get", None, PUBLIC),
     ("task-detail", {"slug": "task_slug"}, "get", None, PUBLIC),
