@@ -262,6 +262,8 @@ def test_a_probe_study_reads_each_probe_case_of_each_probe_run_blinded_and_score
     assert probe_result["significance"].f_stat == pytest.approx(expected.f_stat)
     assert probe_result["significance"].p_value == pytest.approx(expected.p_value)
 
+    detail = client.get(f"/studies/{study.pk}/").content.decode()
+    assert 'id="probe-settings"' in detail and "within 8 px of its centre" in detail
     # The page: tables and the FROC plot's host; the JSON is valid; a public copy names no reader.
     page = client.get(f"/studies/{study.pk}/analysis/").content.decode()
     assert 'id="plot-froc"' in page and 'id="probe-wafroc"' in page and 'id="probe-single"' in page
