@@ -11,6 +11,7 @@ const scalesRow = form?.querySelector(".field-scales");
 const probeRows = form ? [...form.querySelectorAll(".field-probe_mode, .field-acceptance, .field-acceptance_radius_px")] : [];
 const probeMode = form?.querySelector("input[name=probe_mode]");
 const acceptance = form?.querySelector("select[name=acceptance]");
+const notForProbes = form ? [...form.querySelectorAll(".field-items_per_model, .field-real_pool, .field-real_ratio")] : [];
 const runsBox = form?.querySelector("#id_runs");
 if (note && runsBox) runsBox.after(note);
 
@@ -38,6 +39,10 @@ function toggleScales() {
     const name = row.classList.contains("field-probe_mode") ? "mode" : row.classList.contains("field-acceptance") ? "acceptance" : "radius";
     const on = probeMode?.checked;
     row.hidden = !marking || (name !== "mode" && !on) || (name === "radius" && acceptance?.value !== "radius");
+  });
+  // A probe study reads every probe case of every run and no real images: those settings do not apply.
+  notForProbes.forEach((row) => {
+    row.hidden = marking && Boolean(probeMode?.checked);
   });
 }
 

@@ -204,6 +204,11 @@ def test_a_probe_study_reads_each_probe_case_of_each_probe_run_blinded_and_score
     sizes = {image.array.size for image in study.images.all()}
     assert len(sizes) == 1
 
+    # Nor can the reader reach the probe runs, their main runs or the probe set (whose truth images show
+    # where each probe is) while the study runs.
+    for url in [f"/runs/{run.pk}/" for run in [*mains, *probes]] + [f"/datasets/{probe_set.dataset_id}/"]:
+        assert client.get(url).status_code == 404, url
+
     # An unrated mark is refused over HTTP; a rated one is stored.
     token = state["item"]["token"]
     body = {"item": token, "answer": {"marks": [{"type": "point", "slice": 0, "points": [[5, 5]]}]}, "key": "k0"}

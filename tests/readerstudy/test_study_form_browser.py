@@ -61,9 +61,11 @@ def test_runs_follow_the_chosen_task_and_the_likert_box_follows_the_design(site,
         assert probe.is_visible() and acceptance.is_hidden() and radius.is_hidden()
         page.check("#id_probe_mode")
         assert acceptance.is_visible() and radius.is_visible()
+        assert page.locator(".field-items_per_model").is_hidden() and page.locator(".field-real_ratio").is_hidden()
         page.select_option("#id_acceptance", "overlap")
         assert acceptance.is_visible() and radius.is_hidden()
         page.uncheck("#id_probe_mode")
+        assert page.locator(".field-items_per_model").is_visible()
         page.select_option("#id_design", "pairwise")
         assert probe.is_hidden() and acceptance.is_hidden()
         # Labels in their own column, fields beside them: the task's label sits left of its select.
