@@ -9,6 +9,7 @@ from tests.readerstudy.test_workspace_browser import (
     answers_of,
     log_in,
     open_workspace,
+    wait_draft_saved,
     wait_ready,
     watch_errors,
 )
@@ -44,6 +45,12 @@ def test_keys_rate_the_current_mark_and_an_unrated_mark_is_not_submitted(site):
         page.wait_for_function("() => /rate each mark/.test(document.getElementById('rw-message')?.textContent)")
         assert page.evaluate("() => document.body.dataset.readerState") == "ready"
         page.keyboard.press("Shift+Digit2")  # a window preset, never a rating
+        assert "1 not rated" in page.locator("#rw-mark-count").inner_text()
+        # The draft keeps the ratings: after a reload the marks come back rated as they were.
+        wait_draft_saved(page)
+        page.reload()
+        assert wait_ready(page) == first
+        assert page.locator(".cs-viewer").get_attribute("data-marks") == "3"
         assert "1 not rated" in page.locator("#rw-mark-count").inner_text()
         page.keyboard.press("3")
         assert page.locator("#rw-mark-rating [data-value='3']").get_attribute("aria-checked") == "true"
