@@ -453,7 +453,7 @@ def _probe_tables(result):
                 "reader_fom": [row["reader_fom"].get(reader) for reader in readers],
             }
             for run, row in probe["runs"].items()
-        ],  # fmt: skip
+        ],
     }
     sig = probe.get("significance")
     if sig is not None:

@@ -8,7 +8,8 @@ normal. So each run (modality) has a truth of its own over the same cases.
 
 **Coordinates.** The viewer's marks are in pixel-corner coordinates (x = column, y = row, 0 … columns from the
 image's top-left corner: `frontend/marks.js`), so a pixel's centre is at index + ½. Marks are turned into array
-index coordinates (row, col) = (y − ½, x − ½) before matching; a box counts at its centre.
+index coordinates (row, col) = (y − ½, x − ½) before matching; a box counts at its centre, except that under
+overlap acceptance a box holding a pixel (centre) of the truth mask localises that lesion.
 
 **Matching** (`stats.lesion_marks`): radius acceptance, a mark within the study's `acceptance_radius_px` of a
 lesion's centre localises it; overlap acceptance, a mark whose pixel lies in the lesion's truth mask does. Other
@@ -22,6 +23,8 @@ the runs on wAFROC (`stats.froc.significance_by_modality`, which equals `signifi
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 from evaluation.models import ProbeCase, ProbeScore
 
@@ -66,14 +69,30 @@ def study_truth(study) -> dict:
     return {"cases": sorted(probes), "runs": runs, "masks": masks}
 
 
-def reader_marks(records) -> list[tuple]:
-    """(reader, probe run, case, row, col, rating) of every mark of regular answers; unrated marks rate 1."""
+def box_hit(mark: dict, mask) -> tuple[int, int] | None:
+    """Overlap acceptance of a box: the first truth-mask pixel (row, col) whose centre lies inside the box."""
+    (x0, y0), (x1, y1) = mark["points"]
+    rows = np.arange(mask.shape[0])
+    cols = np.arange(mask.shape[1])
+    inside_rows = rows[(rows + 0.5 >= min(y0, y1)) & (rows + 0.5 <= max(y0, y1))]
+    inside_cols = cols[(cols + 0.5 >= min(x0, x1)) & (cols + 0.5 <= max(x0, x1))]
+    hits = np.argwhere(mask[np.ix_(inside_rows, inside_cols)])
+    return (int(inside_rows[hits[0][0]]), int(inside_cols[hits[0][1]])) if len(hits) else None
+
+
+def reader_marks(records, masks=None) -> list[tuple]:
+    """(reader, probe run, case, row, col, rating) of every mark of regular answers; unrated marks rate 1.
+
+    With `masks` (overlap acceptance: case → truth mask), a box that holds a pixel of its case's mask is placed
+    on that pixel (it overlaps the lesion); other marks sit at their centre (`mark_position`)."""
     rows = []
     for r in records:
         if r["item_kind"] != ItemKind.REGULAR or r["run"] is None:
             continue
         for mark in r["answer"].get("marks", []):
             row, col = mark_position(mark)
+            if masks and mark["type"] == "box" and r["case"] in masks:
+                row, col = box_hit(mark, masks[r["case"]]) or (row, col)
             rows.append((r["reader"], r["run"], r["case"], row, col, float(mark.get("rating", 1))))
     return rows
 
@@ -130,7 +149,7 @@ def analyse(study, records, complete) -> dict:
         out["notes"].append("No reader has read every regular item yet: no FROC analysis.")
         return out
     wanted = set(complete)
-    marks = [m for m in reader_marks(records) if m[0] in wanted]
+    marks = [m for m in reader_marks(records, truth["masks"]) if m[0] in wanted]
     matched = match(study, marks, truth)
     truths = {}
     for run_id, entry in truth["runs"].items():

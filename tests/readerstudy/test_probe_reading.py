@@ -68,6 +68,20 @@ def test_overlap_acceptance_takes_the_pixel_a_mark_falls_in():
     assert matched(15.5, 20.5) is None
 
 
+def test_under_overlap_acceptance_a_box_that_holds_a_mask_pixel_localises_the_lesion():
+    mask = np.zeros((30, 30), bool)
+    mask[20, 10] = True  # pixel centre at x 10.5, y 20.5
+    big = {"type": "box", "slice": 0, "points": [[10.0, 20.0], [25.0, 29.0]], "rating": 4}  # centre far off
+    beside = {"type": "box", "slice": 0, "points": [[10.6, 20.0], [25.0, 29.0]], "rating": 2}
+    assert probe_reading.box_hit(big, mask) == (20, 10) and probe_reading.box_hit(beside, mask) is None
+    record = {"item_kind": ItemKind.REGULAR, "run": 1, "case": "c1", "reader": "r", "answer": {"marks": [big, beside]}}
+    marks = probe_reading.reader_marks([record], {"c1": mask})
+    matched = lesion_marks.match_marks_overlap(marks, [("c1", "region", mask)])
+    assert sorted(matched, key=repr) == [("r", 1, "c1", "region", 4.0), ("r", 1, "c1", None, 2.0)]
+    # without masks (radius acceptance) a box is at its centre
+    assert probe_reading.reader_marks([record])[0][3:5] == (24.0, 17.0)
+
+
 def test_marks_in_a_probe_study_need_a_rating():
     shape = [1, 96, 96]
     assert validate("hallucination", {"marks": [point(3, 4, 5)]}, shape=shape, ratings=True)["marks"][0]["rating"] == 5
