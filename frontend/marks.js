@@ -1,7 +1,8 @@
 // Marks (annotate: true, hallucination marking): Cornerstone's ProbeTool (points) and
 // RectangleROITool (boxes) on a mount's viewports, read back as marks in image pixels
 //   {type: "point", slice, points: [[x, y]]} | {type: "box", slice, points: [[x0, y0], [x1, y1]]}
-// (x column, y row, 0 … columns/rows from the image's top-left corner; slice: index in the stack),
+// (x column, y row, 0 … columns/rows from the image's top-left corner; slice: index in the stack;
+// a pixel's centre is at index + ½), with "rating" (1–5, probe studies) once rateLastMark gave one,
 // and re-created from such marks (a restored draft). The viewer root carries data-marks (their
 // count) and data-mark-tool.
 import { eventTarget, utilities } from "@cornerstonejs/core";
@@ -27,6 +28,12 @@ const TOOL_KINDS = Object.fromEntries(Object.entries(MARK_TOOLS).map(([kind, Too
 
 // An annotation of `view` → a mark, or null when it lies wholly outside the image (or is a box of no area).
 function toMark(a, view, half) {
+  const mark = toShape(a, view, half);
+  if (mark && Number.isInteger(a.data.medgenRating)) mark.rating = a.data.medgenRating;
+  return mark;
+}
+
+function toShape(a, view, half) {
   const slice = view.imageIds.indexOf(a.metadata.referencedImageId);
   const { rows, columns } = view.header;
   const points = a.data.handles.points.map((p) => worldToPixel(view.header, p, half));
@@ -147,6 +154,8 @@ class MarkSet {
         toolInstance: this.toolGroup.getToolInstance(Tool.toolName),
       });
       this.uids.push(annotationUID);
+      const made = annotationApi.state.getAnnotation(annotationUID);
+      if (made && Number.isInteger(mark.rating)) made.data.medgenRating = mark.rating;
     }
     const restored = this.getMarks();
     this.last = JSON.stringify(restored);
@@ -185,6 +194,13 @@ export function createMarks(views, toolGroup, root, onChange) {
     clearMarks() {
       set.removeAll();
       set.render();
+      set.notify();
+    },
+    // Probe studies: the current (last placed) mark's rating, 1–5.
+    rateLastMark(rating) {
+      const a = set.uids.length ? annotationApi.state.getAnnotation(set.uids.at(-1)) : null;
+      if (!a || !Number.isInteger(rating) || rating < 1 || rating > 5) return;
+      a.data.medgenRating = rating;
       set.notify();
     },
     removeLastMark() {

@@ -19,7 +19,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import selectors, stats
+from inference.models import Run
+
+from . import probe_reading, selectors, stats
 from .answers import passes_attention
 from .models import Design, ItemKind
 
@@ -46,6 +48,9 @@ def _pairs(records):
 
 def _group_names(study):
     names = {str(run.pk): str(run) for run in study.runs.all()}
+    if study.probe_mode:  # the images are the main runs' probe runs'
+        for run in Run.objects.filter(study_images__study=study).select_related("probe_of").distinct():
+            names[str(run.pk)] = f"{run.probe_of} (probes)"
     names["real"] = "Real images"
     return names
 
@@ -257,9 +262,11 @@ def _hallucination(study, records, regular, complete, result):
     rows = [(r["reader"], r["run"] or "real", r["image"], len(r["answer"].get("marks", []))) for r in regular]
     summary, note = _safe(stats.hallucination_marks, rows, n_boot=N_BOOT, seed=BOOTSTRAP_SEED)
     result["marks"], result["marks_note"] = summary or {}, note
+    main_of = dict(study.images.filter(run__isnull=False).values_list("run_id", "run__probe_of_id").distinct())
     for group, mark_summary in (summary or {}).items():
         if group != "real":
-            _published(result, group, "reader_marks", mark_summary.marks_per_image, mark_summary.marks_per_image_ci,
+            run = (main_of.get(int(group)) or group) if study.probe_mode else group  # a main run's row
+            _published(result, run, "reader_marks", mark_summary.marks_per_image, mark_summary.marks_per_image_ci,
                        mark_summary.n_reads)  # fmt: skip
     marked = defaultdict(lambda: {"marks": [], "readers": set()})
     for r in regular:
@@ -272,6 +279,8 @@ def _hallucination(study, records, regular, complete, result):
         {**entry, "image": image, "readers": sorted(entry["readers"])}
         for image, entry in sorted(marked.items(), key=lambda item: -len(item[1]["marks"]))
     ]
+    if study.probe_mode:
+        result["probe"] = probe_reading.analyse(study, records, complete)
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -318,7 +327,10 @@ def as_json(result):
 def for_public(result):
     """The analysis as anyone but its editors sees it: readers as "Reader 1…n" (in name order), and
     no marked images (where each reader marked stays with the editors, like the export)."""
-    names = sorted(set(result.get("complete_readers", [])) | set(result.get("readers", {})) | set(result["attention"]))
+    names = sorted(
+        set(result.get("complete_readers", [])) | set(result.get("readers", {})) | set(result["attention"])
+        | set(result.get("probe", {}).get("readers", []))
+    )  # fmt: skip
     alias = {name: f"Reader {i + 1}" for i, name in enumerate(names)}
     public = {key: value for key, value in result.items() if key != "marked_images"}
     public["complete_readers"] = [alias[name] for name in result.get("complete_readers", [])]
@@ -340,6 +352,20 @@ def for_public(result):
     mrmc = result.get("mrmc")
     if mrmc is not None:
         public["mrmc"] = dataclasses.replace(mrmc, readers=tuple(alias[name] for name in mrmc.readers))
+    if "probe" in result:
+        public["probe"] = _public_probe(result["probe"], alias)
+    return public
+
+
+def _public_probe(probe, alias):
+    public = {**probe, "readers": [alias[name] for name in probe["readers"]]}
+    public["runs"] = {
+        run: {**row, "reader_fom": {alias[name]: v for name, v in row["reader_fom"].items()}}
+        for run, row in probe["runs"].items()
+    }
+    if probe.get("significance") is not None:
+        sig = probe["significance"]
+        public["significance"] = dataclasses.replace(sig, readers=tuple(alias[name] for name in sig.readers))
     return public
 
 
@@ -406,4 +432,33 @@ def tables(result):
         out["win_names"] = names
     if design == Design.HALLUCINATION:
         out["marks"] = [{"name": _name(result, g), "summary": s} for g, s in result.get("marks", {}).items()]
+        if "probe" in result:
+            out["probe"] = _probe_tables(result)
+    return out
+
+
+def _probe_tables(result):
+    probe = result["probe"]
+    readers = probe["readers"]
+    out = {
+        "readers": readers,
+        "runs": [
+            {
+                "name": _name(result, run),
+                "lesions": row["lesions"],
+                "ll": row["ll"],
+                "nl": row["nl"],
+                "mean": row["mean_fom"],
+                "why": row.get("why"),
+                "reader_fom": [row["reader_fom"].get(reader) for reader in readers],
+            }
+            for run, row in probe["runs"].items()
+        ],
+    }
+    sig = probe.get("significance")
+    if sig is not None:
+        out["differences"] = [
+            {"a": _name(result, d.a), "b": _name(result, d.b), "difference": d} for d in sig.differences
+        ]
+        out["single"] = [{"name": _name(result, m), "estimate": e} for m, e in sig.single_modality.items()]
     return out

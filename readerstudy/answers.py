@@ -8,6 +8,8 @@ Answers arrive as JSON from the reader's browser:
     hallucination  {"none": true} | {"marks": [mark, …]}       at least one mark, or none confirmed
                    mark: {"type": "point", "slice": k, "points": [[x, y]]}
                        | {"type": "box", "slice": k, "points": [[x0, y0], [x1, y1]]}   (pixels)
+                   with "rating": 1 … 5 (the reader's confidence) on every mark of a probe-mode study
+                   (`ratings=True`; optional otherwise)
 
 `validate` returns the cleaned answer or raises `InvalidAnswer` with a message for the reader;
 `partial=True` (autosaved drafts) accepts incomplete answers but still rejects wrong values.
@@ -30,7 +32,7 @@ def _rating(value, name):
     return value
 
 
-def validate(design, value, *, scales=(), allow_no_preference=False, shape=None, partial=False):
+def validate(design, value, *, scales=(), allow_no_preference=False, shape=None, partial=False, ratings=False):
     if not isinstance(value, dict):
         raise InvalidAnswer("The answer must be a JSON object.")
     if design == "turing":
@@ -40,7 +42,7 @@ def validate(design, value, *, scales=(), allow_no_preference=False, shape=None,
     if design == "pairwise":
         return _pairwise(value, allow_no_preference, partial)
     if design == "hallucination":
-        return _hallucination(value, shape, partial)
+        return _hallucination(value, shape, partial, ratings)
     raise InvalidAnswer(f"Unknown design {design!r}.")
 
 
@@ -81,7 +83,7 @@ def _pairwise(value, allow_no_preference, partial):
     return {"choice": choice}
 
 
-def _hallucination(value, shape, partial):
+def _hallucination(value, shape, partial, ratings=False):
     if value.get("none") is True:
         if value.get("marks"):
             raise InvalidAnswer("Either mark structures or confirm there are none, not both.")
@@ -92,6 +94,8 @@ def _hallucination(value, shape, partial):
     cleaned = [_mark(mark, shape) for mark in marks]
     if not cleaned and not partial:
         raise InvalidAnswer("Mark at least one structure, or confirm there are none.")
+    if ratings and not partial and any("rating" not in mark for mark in cleaned):
+        raise InvalidAnswer("Rate every mark from 1 (unsure) to 5 (sure).")
     return {"marks": cleaned}
 
 
@@ -119,7 +123,10 @@ def _mark(mark, shape):
         if cols is not None and not (0 <= x <= cols and 0 <= y <= rows):
             raise InvalidAnswer("A mark lies outside the image.")
         cleaned.append([round(x, 2), round(y, 2)])
-    return {"type": mark["type"], "slice": index, "points": cleaned}
+    out = {"type": mark["type"], "slice": index, "points": cleaned}
+    if mark.get("rating") is not None:
+        out["rating"] = _rating(mark["rating"], "A mark's rating")
+    return out
 
 
 def passes_attention(design, answer, expected, swapped=False):

@@ -66,7 +66,8 @@ class StudyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["task"].queryset = policy.visible(user, Task)
-        runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
+        # Main runs only: a probe-mode study reads their probe runs itself.
+        runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED, probe_of__isnull=True)
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
         self.fields["runs"].help_text = "Succeeded runs of the chosen task."
@@ -75,6 +76,8 @@ class StudyForm(forms.ModelForm):
         self.fields["editors"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
         self.fields["editors"].required = False
         self.fields["readers"].required = False
+        for name in ("acceptance", "acceptance_radius_px"):  # probe mode only: left out, they keep their defaults
+            self.fields[name].required = False
         if not self.initial.get("scales") and not (self.instance and self.instance.scales):
             self.initial["scales"] = DEFAULT_SCALES
 
@@ -91,6 +94,11 @@ class StudyForm(forms.ModelForm):
             self.add_error("readers", f"A reader cannot also edit the study: {', '.join(sorted(map(str, both)))}.")
         if data.get("design") != Design.LIKERT:
             data["scales"] = []
+        if data.get("design") != Design.HALLUCINATION:
+            data["probe_mode"] = False  # its fields are shown for hallucination marking only
+        for name in ("acceptance", "acceptance_radius_px"):
+            if data.get(name) in (None, ""):
+                data[name] = ReaderStudy._meta.get_field(name).get_default()
         return data
 
     def members(self):

@@ -36,6 +36,11 @@ class Design(models.TextChoices):
     HALLUCINATION = "hallucination", "Hallucination marking"
 
 
+class Acceptance(models.TextChoices):
+    RADIUS = "radius", "Within a radius of the lesion's centre"
+    OVERLAP = "overlap", "Inside the lesion's truth mask"
+
+
 class RealPool(models.TextChoices):
     TEST = "test", "References of the task's test dataset"
     REFERENCE = "reference", "The task's reference dataset"
@@ -129,6 +134,9 @@ class ReaderStudy(models.Model):
         "allow_no_preference",
         "repeated_items",
         "attention_checks",
+        "probe_mode",
+        "acceptance",
+        "acceptance_radius_px",
         "readers",
         "editors",
         "seed",
@@ -157,6 +165,20 @@ class ReaderStudy(models.Model):
     allow_no_preference = models.BooleanField(default=False, help_text="Pairwise: offer “no preference”.")
     repeated_items = models.PositiveIntegerField(default=0, help_text="Items shown twice (intra-reader agreement).")
     attention_checks = models.PositiveIntegerField(default=0, help_text="Corrupted items with a known answer.")
+    probe_mode = models.BooleanField(
+        default=False,
+        help_text="Hallucination marking: read the runs' probe runs (one item per probe case and run), scored by "
+        "FROC/wAFROC against the probes where each run hallucinated. Readers rate each mark 1–5.",
+    )
+    acceptance = models.CharField(
+        max_length=10, choices=Acceptance.choices, default=Acceptance.RADIUS,
+        help_text="Probe mode: when a mark localises a lesion.",
+    )  # fmt: skip
+    acceptance_radius_px = models.FloatField(
+        default=8.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(200)],
+        help_text="Probe mode, radius acceptance: the largest distance (pixels) from the lesion's centre.",
+    )
     seed = models.BigIntegerField(
         default=new_seed,
         validators=[MinValueValidator(0), MaxValueValidator(2**63 - 1)],
@@ -199,6 +221,10 @@ class ReaderStudy(models.Model):
             raise ValidationError({"real_ratio": "Give 0 or more."})
         if self.items_per_model < 1:
             raise ValidationError({"items_per_model": "Give at least 1."})
+        if self.probe_mode and self.design != Design.HALLUCINATION:
+            raise ValidationError({"probe_mode": "Probe mode is for hallucination-marking studies."})
+        if not self.acceptance_radius_px > 0:
+            raise ValidationError({"acceptance_radius_px": "Give a positive radius."})
 
     def transition(self, new_status, save=True):
         new_status = StudyStatus(new_status)

@@ -134,6 +134,7 @@ def workspace(request, uid):
         "design": study.design,
         "scales": study.scales if study.design == Design.LIKERT else [],
         "allowNoPreference": study.allow_no_preference,
+        "ratings": study.probe_mode,  # probe studies: every mark rated 1–5 (study-wide: says nothing of an item)
         "studiesUrl": reverse("study-list"),
     }
     response = render(request, "readerstudy/workspace.html", {"study": study, "config": config})

@@ -206,3 +206,18 @@ test("events sent while a transition's effects run are handled after it, in orde
   assert.equal(machine.state.phase, "error");
   assert.ok(Object.isFrozen(machine.state));
 });
+
+test("probe studies: an answer with marks is complete once every mark is rated", () => {
+  const { machine } = readyOn({ design: "hallucination", ratings: true });
+  const point = { type: "point", slice: 0, points: [[3.5, 4.5]] };
+  machine.dispatch({ type: "marks", marks: [point] });
+  assert.equal(isComplete(machine.state), false);
+  machine.dispatch({ type: "submit", key: "k1" });
+  assert.match(machine.state.message, /rate each mark/);
+  machine.dispatch({ type: "marks", marks: [{ ...point, rating: 4 }] });
+  assert.equal(isComplete(machine.state), true);
+  machine.dispatch({ type: "marks", marks: [{ ...point, rating: 4 }, point] });
+  assert.equal(isComplete(machine.state), false);
+  machine.dispatch({ type: "none" });
+  assert.equal(isComplete(machine.state), true);
+});

@@ -82,3 +82,17 @@ test("the server's next item is held for prefetching and dropped at the end", ()
   assert.equal(done.phase, "finished");
   assert.equal(done.next, null);
 });
+
+test("probe studies: digits 1–5 rate the current mark, presets stay on Shift, other studies ignore digits", () => {
+  const probe = initialState({ design: "hallucination", ratings: true });
+  for (const digit of [1, 2, 3, 4, 5]) {
+    assert.deepEqual(keyAction(key(String(digit), { code: `Digit${digit}` }), probe), { command: "rateMark", value: digit });
+  }
+  assert.equal(keyAction(key("3", { code: "Digit3", repeat: true }), probe), IGNORED_REPEAT);
+  assert.deepEqual(keyAction(key("!", { code: "Digit1", shiftKey: true }), probe), { command: "preset", index: 0 });
+  assert.deepEqual(keyAction(key("p"), probe), { type: "tool", value: "point" });
+  assert.deepEqual(keyAction(key("n"), probe), { type: "none" });
+  assert.equal(keyAction(key("6", { code: "Digit6" }), probe), null);
+  const plain = initialState({ design: "hallucination" });
+  assert.equal(keyAction(key("3", { code: "Digit3" }), plain), null, "no ratings: the digit is not ours");
+});

@@ -21,6 +21,7 @@ from inference.storage import array_bytes
 from .. import blinding, permissions
 from ..errors import StudyError
 from ..models import Design, ImageSource, ItemKind, ReaderStudy, RealPool, StudyImage, StudyItem, StudyStatus
+from . import probe_build
 from .eligibility import check_readers
 from .reading import open_session
 
@@ -245,8 +246,11 @@ def _remove_orphan_files(study):
             default_storage.delete(path)
 
 
-def _build_items(study, builder):
-    runs = list(study.runs.order_by("pk"))
+def _synthetic_sources(study, builder, runs):
+    """(sources per run pk, the cases shown, their shapes), with the builder's display spacing set."""
+    if study.probe_mode:  # the main runs' probe runs, one item per probe case and run
+        per_run, builder.spacing, shapes, shown = probe_build.probe_sources(study, builder, runs, _Source)
+        return per_run, shown, shapes
     n = study.items_per_model
     # A Turing test shows each run cases of its own unless the editor asks for paired cases: a reader who
     # met the same anatomy once per run would know that all but (at most) one of them are synthetic.
@@ -260,8 +264,15 @@ def _build_items(study, builder):
         for index, run in enumerate(runs):
             if not own_cases or position // n == index:
                 per_run[run.pk].append(sources[run.pk])
+    return per_run, shown, shapes
+
+
+def _build_items(study, builder):
+    runs = list(study.runs.order_by("pk"))
+    n = study.items_per_model
+    per_run, shown, shapes = _synthetic_sources(study, builder, runs)
     reals = []
-    if study.design != Design.PAIRWISE:
+    if study.design != Design.PAIRWISE and not study.probe_mode:  # probe truth is about the runs' outputs
         synthetic = sum(len(items) for items in per_run.values())
         n_real = round(study.real_ratio * (synthetic if study.design == Design.TURING else n))
         reals = _real_sources(study, builder, n_real, shown, shapes) if n_real else []
@@ -280,8 +291,8 @@ def _build_items(study, builder):
                 for run_b in runs[i + 1 :]:
                     items.append((images[run_a.pk][position], images[run_b.pk][position], ItemKind.REGULAR, {}))
     else:
-        for run in runs:
-            items += [(image, None, ItemKind.REGULAR, {}) for image in images[run.pk]]
+        for run_pk in per_run:
+            items += [(image, None, ItemKind.REGULAR, {}) for image in images[run_pk]]
         items += [(image, None, ItemKind.REGULAR, {}) for image in real_images]
         builder.log.append(f"{len(items) - len(reals)} synthetic and {len(reals)} real image(s).")
     items += _attention_items(study, builder, attention)

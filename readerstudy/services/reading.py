@@ -145,6 +145,7 @@ def _validate(study, assignment, value, partial):
         allow_no_preference=study.allow_no_preference,
         shape=shape,
         partial=partial,
+        ratings=study.probe_mode,
     )
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from .mrmc import ORResult, _or_analysis, _sorted_labels, structural_components
 
-__all__ = ["FOMS", "Jackknife", "figure_of_merit", "jackknife", "significance"]
+__all__ = ["FOMS", "Jackknife", "figure_of_merit", "jackknife", "significance", "significance_by_modality"]
 
 FOMS = ("wAFROC", "AFROC", "HrAuc")
 _WEIGHT_TOLERANCE = 1e-6
@@ -320,3 +320,53 @@ def significance(
     return _or_analysis(
         theta, cov, data.readers, data.modalities, alpha, "jackknife", len(data.abnormal), len(data.normal)
     )
+
+
+def significance_by_modality(
+    marks: Iterable[tuple],
+    truths: dict,
+    cases: Iterable[Hashable],
+    fom: str = "wAFROC",
+    *,
+    alpha: float = 0.05,
+    readers: Iterable[Hashable] | None = None,
+) -> ORResult:
+    """``significance`` when each modality has a truth of its own (e.g. each generative model hallucinated at
+    other probes): truths maps modality → its lesions (case, lesion, weight). The cases are shared (a case is
+    read under every modality), and the jackknife leaves each case out of every modality at once, so the OR
+    covariances between modalities are those of ``significance``; with the same truth for every modality the
+    result is ``significance``'s. Each modality needs at least 2 normal and 2 abnormal cases of its truth.
+    ``n_positive`` / ``n_negative`` of the result are the smallest counts over the modalities."""
+    _check_fom(fom)
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie in (0, 1)")
+    rows = [tuple(row) for row in marks]
+    modalities = _sorted_labels(truths)
+    readers = _sorted_labels(r[0] for r in rows) if readers is None else tuple(readers)
+    if len(readers) < 2:
+        raise ValueError(f"the OR random-reader analysis needs at least 2 readers, got {len(readers)}")
+    case_list = list(cases)
+    unknown = {r[1] for r in rows} - set(modalities)
+    if unknown:
+        raise ValueError(f"marks under modalities without a truth: {sorted(map(repr, unknown))}")
+    order = _sorted_labels(case_list)
+    thetas, loos, n_pos, n_neg = [], [], [], []
+    for modality in modalities:
+        data = _collect([r for r in rows if r[1] == modality], truths[modality], case_list, readers, [modality])
+        if len(data.normal) < 2 or len(data.abnormal) < 2:
+            raise ValueError(
+                f"the jackknife needs at least 2 normal and 2 abnormal cases under each modality ({modality!r} "
+                f"has {len(data.normal)} normal, {len(data.abnormal)} abnormal)"
+            )
+        theta, loo = _full_and_loo(data, fom)
+        position = {case: i for i, case in enumerate(data.normal + data.abnormal)}
+        thetas.append(theta[0])
+        loos.append(loo[0][:, [position[case] for case in order]])
+        n_pos.append(len(data.abnormal))
+        n_neg.append(len(data.normal))
+    theta, loo = np.array(thetas), np.array(loos)
+    t, r, k = loo.shape
+    flat = loo.reshape(t * r, k)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    cov = (k - 1) / k * centred @ centred.T
+    return _or_analysis(theta, cov, readers, modalities, alpha, "jackknife", min(n_pos), min(n_neg))

@@ -43,6 +43,33 @@ def match_marks(marks: Iterable[tuple], lesions: Iterable[tuple], radius: float)
     return matched
 
 
+def match_marks_overlap(marks: Iterable[tuple], lesions: Iterable[tuple]) -> list[tuple]:
+    """Overlap acceptance: a mark at (row, col) (array index coordinates) is a lesion localisation of the lesion
+    whose truth mask holds the pixel it falls in (index ``floor(row + ½), floor(col + ½)``), the first listed
+    when masks overlap; else a non-lesion localisation. marks: (reader, modality, case, row, col, rating);
+    lesions: (case, lesion, mask (H, W) bool). Two marks on one lesion count once, at the higher rating."""
+    by_case: dict = {}
+    for case, lesion, mask in lesions:
+        by_case.setdefault(case, []).append((lesion, mask))
+    best: dict = {}
+    matched = []
+    for reader, modality, case, row, col, rating in marks:
+        i, j = math.floor(float(row) + 0.5), math.floor(float(col) + 0.5)
+        hit = None
+        for lesion, mask in by_case.get(case, ()):
+            if 0 <= i < mask.shape[0] and 0 <= j < mask.shape[1] and mask[i, j]:
+                hit = lesion
+                break
+        if hit is None:
+            matched.append((reader, modality, case, None, float(rating)))
+            continue
+        key = (reader, modality, case, hit)
+        if key not in best or float(rating) > best[key]:
+            best[key] = float(rating)
+    matched.extend((*key, rating) for key, rating in best.items())
+    return matched
+
+
 def detector_scores(marks, lesions, cases, radius: float, foms=froc.FOMS) -> dict:
     """{(modality, reader): {fom: value}} for detector marks (see ``match_marks``) against ``lesions``
     (case, lesion, row, col) on ``cases``; equal lesion weights. A figure of merit that the truth cannot give

@@ -34,7 +34,10 @@ function pairwiseKey(key, s) {
   return null;
 }
 
-function hallucinationKey(key, once, s) {
+function hallucinationKey(key, digit, once, s) {
+  // Probe studies rate each mark: 1–5 set the rating of the current (last placed) mark. Shift+1–3 (window
+  // presets) are read by event.code before this, so they never reach here.
+  if (digit && s.config.ratings) return once ? { command: "rateMark", value: digit } : IGNORED_REPEAT;
   if (!["p", "b", "n", "Backspace", "Delete", "Escape"].includes(key)) return null;
   if (key === "Backspace" || key === "Delete") return { command: "removeLastMark" }; // repeats: one mark each
   if (!once) return IGNORED_REPEAT;
@@ -61,6 +64,6 @@ export function keyAction(event, s) {
   if (design === "turing") return turingKey(key, digit);
   if (design === "likert") return likertKey(key, digit, event, s);
   if (design === "pairwise") return pairwiseKey(key, s);
-  if (design === "hallucination") return hallucinationKey(key, once, s);
+  if (design === "hallucination") return hallucinationKey(key, digit, once, s);
   return null;
 }

@@ -62,7 +62,17 @@ function pairwisePanel(allowNoPreference) {
   return [group("Which image do you prefer?", choices)];
 }
 
-function hallucinationPanel() {
+function markRating() {
+  return group(
+    "Rate the current mark",
+    el("p", { class: "rw-help", text: "How sure are you that it should not be there? Keys 1–5 rate the last mark placed." }),
+    el("div", { class: "rw-choices rw-five", role: "radiogroup", "aria-label": "Rating of the current mark", id: "rw-mark-rating" },
+      ...[1, 2, 3, 4, 5].map((n) => choiceButton("rateMark", n, String(n), null, { title: `Rating ${n}` }))),
+    el("div", { class: "rw-ends" }, el("span", { text: "1 unsure" }), el("span", { text: "5 sure" })),
+  );
+}
+
+function hallucinationPanel(ratings) {
   const tool = (kind, label, key) =>
     el(
       "button",
@@ -84,6 +94,7 @@ function hallucinationPanel() {
       ),
       el("p", { id: "rw-restored", class: "rw-help", hidden: true }),
     ),
+    ...(ratings ? [markRating()] : []),
     group(
       "Or",
       el(
@@ -101,7 +112,7 @@ export function buildPanel(config) {
   if (config.design === "turing") return turingPanel();
   if (config.design === "likert") return likertPanel(config.scales);
   if (config.design === "pairwise") return pairwisePanel(config.allowNoPreference);
-  if (config.design === "hallucination") return hallucinationPanel();
+  if (config.design === "hallucination") return hallucinationPanel(config.ratings);
   return [];
 }
 
@@ -129,6 +140,12 @@ function updateHallucination(form, s) {
   const counter = form.querySelector("#rw-mark-count");
   counter.textContent = count ? `${count} mark${count === 1 ? "" : "s"}` : "No marks";
   counter.dataset.count = String(count);
+  if (s.config.ratings) {
+    const last = count ? s.answer.marks[count - 1] : null;
+    setChecked(form, "[data-action=rateMark]", (b) => last?.rating === Number(b.dataset.value));
+    const unrated = count ? s.answer.marks.filter((mark) => !Number.isInteger(mark.rating)).length : 0;
+    counter.textContent += unrated ? ` (${unrated} not rated)` : "";
+  }
   const note = form.querySelector("#rw-restored");
   note.hidden = !s.restored;
   if (s.restored) {

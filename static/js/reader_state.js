@@ -29,6 +29,7 @@ export function initialState(config) {
       design: config.design,
       scales: config.scales || [],
       allowNoPreference: Boolean(config.allowNoPreference),
+      ratings: Boolean(config.ratings), // hallucination probe studies: every mark rated 1–5
     }),
     phase: "loading",
     progress: null, // {done, total}, from the server
@@ -71,11 +72,18 @@ export function isComplete({ config, answer, item }) {
   if (config.design === "turing") return Boolean(answer.call) && Number.isInteger(answer.confidence);
   if (config.design === "likert") return config.scales.every((scale) => Number.isInteger(answer.scores?.[scale.key]));
   if (config.design === "pairwise") return allowedChoices(config).includes(answer.choice);
-  if (config.design === "hallucination") return answer.none === true || (answer.marks || []).length > 0;
+  if (config.design === "hallucination") {
+    const marks = answer.marks || [];
+    if (answer.none === true) return true;
+    return marks.length > 0 && (!config.ratings || marks.every((mark) => Number.isInteger(mark.rating)));
+  }
   return false;
 }
 
-export function incompleteMessage(design) {
+export function incompleteMessage(design, ratings = false) {
+  if (design === "hallucination" && ratings) {
+    return "Mark at least one structure and rate each mark (1–5), or choose “No hallucination” (N), first.";
+  }
   if (design === "turing") return "Choose real or synthetic (R / S) and a confidence (1–5) first.";
   if (design === "likert") return "Rate every scale (1–5) first.";
   if (design === "pairwise") return "Choose an image first.";
@@ -166,7 +174,7 @@ const ANSWERING = {
   },
   submit(s, e) {
     if (!s.item) return s;
-    if (!isComplete(s)) return { ...s, message: incompleteMessage(s.config.design) };
+    if (!isComplete(s)) return { ...s, message: incompleteMessage(s.config.design, s.config.ratings) };
     if (s.phase !== "ready" || !s.viewer) return s;
     return { ...s, phase: "submitting", pendingKey: s.pendingKey || e.key, message: "" };
   },

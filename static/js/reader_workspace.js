@@ -352,6 +352,7 @@ const VIEWER_COMMANDS = {
   removeLastMark: (viewer) => viewer.removeLastMark?.(),
   removeLast: (viewer) => viewer.removeLastMark?.(),
   clearMarks: (viewer) => viewer.clearMarks?.(),
+  rateMark: (viewer, action) => viewer.rateLastMark?.(action.value), // probe studies: 1–5 on the current mark
   preset: (viewer, action) => viewer.setPreset?.(0, action.index), // Shift+1…: the item's window group
 };
 
@@ -370,7 +371,7 @@ nodes.form.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action]");
   if (!button || button.disabled || !machine.state.item) return;
   const { action, value, scale } = button.dataset;
-  if (action in VIEWER_COMMANDS) act({ command: action });
+  if (action in VIEWER_COMMANDS) act({ command: action, value: Number(value) });
   else if (action === "rate") act({ type: "rate", scale: Number(scale), value: Number(value), advance: false });
   else act({ type: action, value });
 });

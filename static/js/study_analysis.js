@@ -99,5 +99,33 @@ function resultsPlot() {
   );
 }
 
+// Probe mode: each run's FROC curve (readers pooled): lesion localisation fraction against non-lesion
+// localisations per case, one point per rating threshold (5 … 1).
+function frocPlot() {
+  const target = document.getElementById("plot-froc");
+  const runs = data.probe?.runs;
+  if (!target || !window.Plotly || !runs || !Object.keys(runs).length) return;
+  const traces = Object.entries(runs)
+    .filter(([, row]) => row.lesions > 0)
+    .map(([run, row]) => ({
+      type: "scatter", mode: "lines+markers", name: escapeHTML(data.groups[run] || run),
+      x: [0, ...row.froc.map((p) => p.nlf)], y: [0, ...row.froc.map((p) => p.llf)],
+      text: ["", ...row.froc.map((p) => `rating ≥ ${p.threshold}`)], hoverinfo: "text+x+y",
+    }));
+  Plotly.newPlot(
+    target,
+    traces,
+    {
+      title: { text: "FROC per run (readers pooled)", font: { size: 14 } },
+      xaxis: { title: { text: "Non-lesion localisations per case (NLF)" }, rangemode: "tozero" },
+      yaxis: { title: { text: "Lesion localisation fraction (LLF)" }, range: [0, 1.02] },
+      margin: { t: 40, r: 10 },
+      legend: { orientation: "h", y: -0.25 },
+    },
+    { displaylogo: false, responsive: true },
+  );
+}
+
 aucPlot();
 resultsPlot();
+frocPlot();

@@ -1,12 +1,17 @@
 // The reader-study form (templates/readerstudy/study_form.html): only the chosen task's runs are listed
 // (each run's checkbox carries data-task; a run of another task is unticked when hidden, so it is never
-// sent), and the Likert scales box is shown for the Likert design only.
+// sent), the Likert scales box is shown for the Likert design only, and the probe-mode fields for
+// hallucination marking only (the acceptance radius while radius acceptance is chosen).
 const form = document.getElementById("study-form");
 const task = form?.querySelector("select[name=task]");
 const design = form?.querySelector("select[name=design]");
 const runs = form ? [...form.querySelectorAll("input[name=runs][data-task]")] : [];
 const note = document.getElementById("runs-note");
 const scalesRow = form?.querySelector(".field-scales");
+const probeRows = form ? [...form.querySelectorAll(".field-probe_mode, .field-acceptance, .field-acceptance_radius_px")] : [];
+const probeMode = form?.querySelector("input[name=probe_mode]");
+const acceptance = form?.querySelector("select[name=acceptance]");
+const notForProbes = form ? [...form.querySelectorAll(".field-items_per_model, .field-real_pool, .field-real_ratio")] : [];
 const runsBox = form?.querySelector("#id_runs");
 if (note && runsBox) runsBox.after(note);
 
@@ -29,6 +34,16 @@ function filterRuns() {
 
 function toggleScales() {
   if (scalesRow) scalesRow.hidden = design.value !== "likert";
+  const marking = design.value === "hallucination";
+  probeRows.forEach((row) => {
+    const name = row.classList.contains("field-probe_mode") ? "mode" : row.classList.contains("field-acceptance") ? "acceptance" : "radius";
+    const on = probeMode?.checked;
+    row.hidden = !marking || (name !== "mode" && !on) || (name === "radius" && acceptance?.value !== "radius");
+  });
+  // A probe study reads every probe case of every run and no real images: those settings do not apply.
+  notForProbes.forEach((row) => {
+    row.hidden = marking && Boolean(probeMode?.checked);
+  });
 }
 
 if (task) {
@@ -37,6 +52,8 @@ if (task) {
 }
 if (design) {
   design.addEventListener("change", toggleScales);
+  probeMode?.addEventListener("change", toggleScales);
+  acceptance?.addEventListener("change", toggleScales);
   toggleScales();
 }
 

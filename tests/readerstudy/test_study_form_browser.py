@@ -1,6 +1,6 @@
 """The study form in Chromium: the runs list shows the chosen task's runs only (a run ticked and then hidden
-is unticked, so it is never sent), runs and readers are checkbox lists, and the Likert scales box shows for
-the Likert design only."""
+is unticked, so it is never sent), runs and readers are checkbox lists, the Likert scales box shows for
+the Likert design only, and the probe-mode fields for hallucination marking only."""
 
 import json
 
@@ -52,6 +52,22 @@ def test_runs_follow_the_chosen_task_and_the_likert_box_follows_the_design(site,
         assert scales.is_visible() and page.locator(".scale-editor").is_visible()
         page.select_option("#id_design", "pairwise")
         assert scales.is_hidden()
+        # Probe mode: for hallucination marking only; its acceptance fields once it is on, the radius for
+        # radius acceptance only.
+        probe, acceptance, radius = (page.locator(f".field-{n}") for n in ("probe_mode", "acceptance",
+                                                                           "acceptance_radius_px"))  # fmt: skip
+        assert probe.is_hidden() and acceptance.is_hidden() and radius.is_hidden()
+        page.select_option("#id_design", "hallucination")
+        assert probe.is_visible() and acceptance.is_hidden() and radius.is_hidden()
+        page.check("#id_probe_mode")
+        assert acceptance.is_visible() and radius.is_visible()
+        assert page.locator(".field-items_per_model").is_hidden() and page.locator(".field-real_ratio").is_hidden()
+        page.select_option("#id_acceptance", "overlap")
+        assert acceptance.is_visible() and radius.is_hidden()
+        page.uncheck("#id_probe_mode")
+        assert page.locator(".field-items_per_model").is_visible()
+        page.select_option("#id_design", "pairwise")
+        assert probe.is_hidden() and acceptance.is_hidden()
         # Labels in their own column, fields beside them: the task's label sits left of its select.
         label = page.locator("label[for=id_task]").bounding_box()
         select = page.locator("#id_task").bounding_box()

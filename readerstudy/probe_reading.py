@@ -1,0 +1,199 @@
+"""Probe-mode hallucination studies (reads): the truth per probe run, readers' marks matched to it, the FROC
+analysis, and the reader marks of a probe run for other checks.
+
+**Truth.** For each (probe run, probe case) the lesions are the probe regions where the run hallucinated
+(`probe_detectors.hallucinated_regions`: at least half its samples invented or omitted a structure), at the
+probe's truth centre (row, col). Every probe case shown is a case; one where the run did not hallucinate is
+normal. So each run (modality) has a truth of its own over the same cases.
+
+**Coordinates.** The viewer's marks are in pixel-corner coordinates (x = column, y = row, 0 … columns from the
+image's top-left corner: `frontend/marks.js`), so a pixel's centre is at index + ½. Marks are turned into array
+index coordinates (row, col) = (y − ½, x − ½) before matching; a box counts at its centre, except that under
+overlap acceptance a box holding a pixel (centre) of the truth mask localises that lesion.
+
+**Matching** (`stats.lesion_marks`): radius acceptance, a mark within the study's `acceptance_radius_px` of a
+lesion's centre localises it; overlap acceptance, a mark whose pixel lies in the lesion's truth mask does. Other
+marks are non-lesion localisations; two marks on one lesion count once, at the higher rating.
+
+**Analysis.** The readers who read every regular item: wAFROC per reader and run (`stats.froc.figure_of_merit`,
+each run against its own truth), FROC curves per run (readers pooled), and the Obuchowski–Rockette comparison of
+the runs on wAFROC (`stats.froc.significance_by_modality`, which equals `significance` when truths coincide).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from evaluation.models import ProbeCase, ProbeScore
+
+from . import selectors
+from .models import Acceptance, ImageSource, ItemKind, StudyImage, StudyItem, StudyStatus
+from .probe_detectors import hallucinated_regions
+from .stats import froc, lesion_marks
+
+LESION = "region"  # one probe region per probe case
+FOM = "wAFROC"
+
+
+def mark_position(mark: dict) -> tuple[float, float]:
+    """A viewer mark → (row, col) in array index coordinates (pixel centres at integers)."""
+    points = mark["points"]
+    x = sum(p[0] for p in points) / len(points)
+    y = sum(p[1] for p in points) / len(points)
+    return y - 0.5, x - 0.5
+
+
+def study_truth(study) -> dict:
+    """{"cases": probe case ids shown, "runs": {probe run pk: {"lesions": [(case, LESION, row, col)],
+    "kinds": {case: "invented" | "omitted"}}}, "masks": {case: (H, W) bool} (overlap acceptance only)}."""
+    images = StudyImage.objects.filter(study=study, source=ImageSource.SYNTHETIC, run__isnull=False)
+    run_ids = sorted(set(images.values_list("run_id", flat=True)))
+    case_pks = set(images.values_list("case_id", flat=True))
+    probes = {p.case.case_id: p for p in ProbeCase.objects.filter(case__in=case_pks).select_related("case")}
+    scores = {s.run_id: s for s in ProbeScore.objects.filter(run__in=run_ids)}
+    runs = {}
+    for run_id in run_ids:
+        regions = hallucinated_regions(scores[run_id]) if run_id in scores else {}
+        regions = {case: kind for case, kind in regions.items() if case in probes}
+        runs[run_id] = {
+            "lesions": [(case, LESION, *probes[case].truth["centre"]) for case in sorted(regions)],
+            "kinds": regions,
+            "scored": run_id in scores,
+        }
+    masks = {}
+    if study.acceptance == Acceptance.OVERLAP:
+        wanted = {case for entry in runs.values() for case in entry["kinds"]}
+        masks = {case: probes[case].truth_mask_array() for case in sorted(wanted)}
+    return {"cases": sorted(probes), "runs": runs, "masks": masks}
+
+
+def box_hit(mark: dict, mask) -> tuple[int, int] | None:
+    """Overlap acceptance of a box: the first truth-mask pixel (row, col) whose centre lies inside the box."""
+    (x0, y0), (x1, y1) = mark["points"]
+    rows = np.arange(mask.shape[0])
+    cols = np.arange(mask.shape[1])
+    inside_rows = rows[(rows + 0.5 >= min(y0, y1)) & (rows + 0.5 <= max(y0, y1))]
+    inside_cols = cols[(cols + 0.5 >= min(x0, x1)) & (cols + 0.5 <= max(x0, x1))]
+    hits = np.argwhere(mask[np.ix_(inside_rows, inside_cols)])
+    return (int(inside_rows[hits[0][0]]), int(inside_cols[hits[0][1]])) if len(hits) else None
+
+
+def reader_marks(records, masks=None) -> list[tuple]:
+    """(reader, probe run, case, row, col, rating) of every mark of regular answers; unrated marks rate 1.
+
+    With `masks` (overlap acceptance: case → truth mask), a box that holds a pixel of its case's mask is placed
+    on that pixel (it overlaps the lesion); other marks sit at their centre (`mark_position`)."""
+    rows = []
+    for r in records:
+        if r["item_kind"] != ItemKind.REGULAR or r["run"] is None:
+            continue
+        for mark in r["answer"].get("marks", []):
+            row, col = mark_position(mark)
+            if masks and mark["type"] == "box" and r["case"] in masks:
+                row, col = box_hit(mark, masks[r["case"]]) or (row, col)
+            rows.append((r["reader"], r["run"], r["case"], row, col, float(mark.get("rating", 1))))
+    return rows
+
+
+def match(study, marks, truth) -> list[tuple]:
+    """Marks (reader, run, case, row, col, rating) → froc's (reader, run, case, lesion or None, rating)."""
+    matched = []
+    by_run = defaultdict(list)
+    for mark in marks:
+        by_run[mark[1]].append(mark)
+    for run_id, run_marks in by_run.items():
+        lesions = truth["runs"].get(run_id, {"lesions": []})["lesions"]
+        if study.acceptance == Acceptance.OVERLAP:
+            with_masks = [(case, lesion, truth["masks"][case]) for case, lesion, _, _ in lesions]
+            matched += lesion_marks.match_marks_overlap(run_marks, with_masks)
+        else:
+            matched += lesion_marks.match_marks(run_marks, lesions, study.acceptance_radius_px)
+    return matched
+
+
+def _froc_curve(matched, n_readers, n_lesions, n_cases):
+    """Operating points (NLF, LLF) per rating threshold 5 … 1, readers pooled (the FROC curve)."""
+    points = []
+    for threshold in (5, 4, 3, 2, 1):
+        ll = sum(1 for m in matched if m[3] is not None and m[4] >= threshold)
+        nl = sum(1 for m in matched if m[3] is None and m[4] >= threshold)
+        points.append(
+            {
+                "threshold": threshold,
+                "llf": ll / (n_readers * n_lesions) if n_lesions else None,
+                "nlf": nl / (n_readers * n_cases),
+            }
+        )
+    return points
+
+
+def analyse(study, records, complete) -> dict:
+    """The probe-mode part of a study's analysis (see the module docstring); readers are those in `complete`."""
+    truth = study_truth(study)
+    cases = truth["cases"]
+    out = {
+        "acceptance": study.acceptance,
+        "radius_px": study.acceptance_radius_px,
+        "fom": FOM,
+        "readers": list(complete),
+        "cases": len(cases),
+        "runs": {},
+        "notes": [],
+    }
+    unscored = [run for run, entry in truth["runs"].items() if not entry["scored"]]
+    if unscored:
+        out["notes"].append(f"Probe run(s) {', '.join(map(str, unscored))} have no probe score: no lesions.")
+    if not complete:
+        out["notes"].append("No reader has read every regular item yet: no FROC analysis.")
+        return out
+    wanted = set(complete)
+    marks = [m for m in reader_marks(records, truth["masks"]) if m[0] in wanted]
+    matched = match(study, marks, truth)
+    truths = {}
+    for run_id, entry in truth["runs"].items():
+        run_matched = [m for m in matched if m[1] == run_id]
+        lesions = [(case, lesion, None) for case, lesion, _, _ in entry["lesions"]]
+        truths[run_id] = lesions
+        row = {
+            "lesions": len(lesions),
+            "kinds": entry["kinds"],
+            "froc": _froc_curve(run_matched, len(complete), len(lesions), len(cases)),
+            "ll": sum(1 for m in run_matched if m[3] is not None),
+            "nl": sum(1 for m in run_matched if m[3] is None),
+        }
+        try:
+            values = froc.figure_of_merit(run_matched, lesions, cases, FOM, readers=complete, modalities=[run_id])
+            row["reader_fom"] = {reader: values[(run_id, reader)] for reader in complete}
+            row["mean_fom"] = sum(row["reader_fom"].values()) / len(complete)
+        except ValueError as exc:
+            row["reader_fom"], row["mean_fom"], row["why"] = {}, None, str(exc)
+        out["runs"][run_id] = row
+    try:
+        out["significance"] = froc.significance_by_modality(matched, truths, cases, FOM, readers=complete)
+        out["significance_note"] = None
+    except ValueError as exc:
+        out["significance"], out["significance_note"] = None, str(exc)
+    return out
+
+
+def probe_marks(run) -> list[tuple]:
+    """Readers' marks on a probe run's images in closed studies: (case id, x, y, rating, reader), with x the
+    column and y the row in array index coordinates (pixel centres at integers; the viewer's value − ½), the
+    rating 1–5 (None when the study asked for none). Regular items only (not repeats)."""
+    studies = {
+        item.study
+        for item in StudyItem.objects.filter(
+            image__run=run, kind=ItemKind.REGULAR, study__status=StudyStatus.CLOSED
+        ).select_related("study")
+    }
+    rows = []
+    for study in sorted(studies, key=lambda s: s.pk):
+        for record in selectors.answer_records(study):
+            if record["item_kind"] != ItemKind.REGULAR or record["run"] != run.pk:
+                continue
+            for mark in record["answer"].get("marks", []):
+                row, col = mark_position(mark)
+                rows.append((record["case"], col, row, mark.get("rating"), record["reader"]))
+    return rows

@@ -1,0 +1,79 @@
+"""Freezing a probe-mode study: its items are the main runs' probe runs' outputs, one per probe case and run.
+
+The organiser picks main runs; each supplies its latest succeeded, scored probe run (`Run.probe_of`), all on
+one probe set (a crossed design: every run read on every probe case). A probe case is left out, for every run,
+when one of the runs has no showable output of its reference's shape there. The images are blinded as every
+study image is (`_Builder`): readers see neither the run nor the probe's kind.
+"""
+
+from __future__ import annotations
+
+from core.models import JobStatus
+from evaluation.models import ProbeCase, ProbeScore, ProbeSet
+from inference.models import CaseOutput, ImageRole, Run
+
+from .. import blinding
+from ..errors import StudyError
+from ..models import ImageSource
+
+
+def probe_runs(study, runs) -> dict[int, Run]:
+    """Main run pk → its latest succeeded probe run (StudyError when one has none, or they differ in probe set)."""
+    chosen = {}
+    for run in runs:
+        if run.probe_of_id is not None:
+            raise StudyError(f"{run} is a probe run: pick the main runs, whose probe runs supply the images.")
+        probe = Run.objects.filter(probe_of=run, status=JobStatus.SUCCEEDED).order_by("-pk").first()
+        if probe is None:
+            raise StudyError(f"{run} has no succeeded probe run: start one (manage.py probe_task) first.")
+        if not ProbeScore.objects.filter(run=probe).exists():
+            raise StudyError(f"{run}'s probe run {probe.pk} is not scored yet: its truth is not known.")
+        chosen[run.pk] = probe
+    datasets = {probe.dataset_id for probe in chosen.values()}
+    if len(datasets) > 1:
+        raise StudyError(
+            "The runs' latest probe runs are on different probe sets; probe every run on one probe set "
+            "(manage.py probe_task) so that they are read on the same probe cases."
+        )
+    return chosen
+
+
+def probe_sources(study, builder, runs, source_class):
+    """(sources per probe run pk, in the runs' order; the spacing; the shapes; the probe cases shown)."""
+    by_main = probe_runs(study, runs)
+    probes = list(by_main.values())
+    probe_set = ProbeSet.objects.get(dataset_id=probes[0].dataset_id)
+    cases = list(ProbeCase.objects.filter(probe_set=probe_set).select_related("case").prefetch_related("case__images"))
+    outputs = {(o.run_id, o.case_id): o for o in CaseOutput.objects.filter(run__in=probes, sample=0)}
+    per_run = {probe.pk: [] for probe in probes}
+    skipped, shown, shapes, spacing = [], [], set(), None
+    for probe_case in cases:
+        case = probe_case.case
+        reference = case.image(ImageRole.REFERENCE)
+        sources = {}
+        for probe in probes:
+            output = outputs.get((probe.pk, case.pk))
+            if output is None or reference is None or list(output.shape[1:]) != list(reference.shape[1:]):
+                skipped.append(f"{case.case_id}: no output of the reference's shape from {probe}")
+                break
+            try:
+                builder.check(output.load)
+            except (blinding.NotShowable, ValueError) as exc:
+                skipped.append(f"{case.case_id}: {probe}'s output is not showable ({exc})")
+                break
+            sources[probe.pk] = source_class(output.load, output.content_sha256, case, ImageSource.SYNTHETIC, probe)
+        else:
+            for pk, source in sources.items():
+                per_run[pk].append(source)
+            shown.append(case)
+            shapes.add(tuple(reference.shape[1:]))
+            spacing = spacing or reference.spacing
+    if not shown:
+        raise StudyError("No probe case has a showable output from every probe run. " + "; ".join(skipped[:5]))
+    builder.log.append(
+        f"Probe mode: probe set {probe_set.pk}, probe runs {', '.join(str(p.pk) for p in probes)}; "
+        f"{len(shown)} probe case(s) per run."
+    )
+    if skipped:
+        builder.log.append(f"Left out: {'; '.join(skipped)}.")
+    return per_run, spacing, shapes, shown
