@@ -136,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "readerstudy.context_processors.reading",
+                "inference.context_processors.organising",
             ],
         },
     },
