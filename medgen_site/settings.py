@@ -301,6 +301,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets whose field name ("status", "kind") several components share: named, not hashed.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "core.models.JobStatus.choices",
+        "RunKindEnum": "inference.models.RunKind.choices",
+    },
 }
 
 LANGUAGE_CODE = "en-us"
