@@ -200,12 +200,13 @@ STORAGES = {
     "default": _default_storage,
     # Outside DEBUG: hashed names (collectstatic writes a manifest; `{% static %}` answers the hashed
     # name), which whitenoise serves with `max-age` of ten years and `immutable`; gzip copies beside
-    # them. The test suite serves from the finders instead (tests/conftest.py).
+    # them. The scripts' module imports and the viewer's worker address name hashed files too
+    # (core/staticfiles.py). The test suite serves from the finders instead (tests/conftest.py).
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "core.staticfiles.HashedModulesStorage"
         )
     },
 }
