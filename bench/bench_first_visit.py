@@ -67,12 +67,16 @@ def free_port():
 
 
 def before_tree(rev, workdir):
-    """REV's files, with this tree's venv and built viewer bundle (the bundle's build did not change)."""
+    """REV's files, with this tree's venv and built viewer bundle (the bundle's build did not change), and this
+    tree's plotly bundle where REV tracks none (static/vendor/ is built, not committed: without it REV's pages
+    would name a file its collectstatic never saw, and fail)."""
     tree = Path(workdir) / f"tree-{rev}"
     tree.mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     shutil.copytree(ROOT / "static" / "viewer", tree / "static" / "viewer")
+    if not (tree / "static" / "vendor").exists():
+        shutil.copytree(ROOT / "static" / "vendor", tree / "static" / "vendor")
     return tree
 
 

@@ -1,5 +1,6 @@
 """The evaluation app's API shapes: evaluations with their results, per-case results, downstream jobs and setups."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.models import JobStatus
@@ -50,7 +51,8 @@ class MetricResultSerializer(serializers.ModelSerializer):
             "computed_at",
         ]
 
-    def get_direction(self, result):
+    @extend_schema_field(serializers.ChoiceField([catalog.HIGHER, catalog.LOWER, catalog.TARGET]))
+    def get_direction(self, result) -> str:
         return catalog.get(result.metric).direction
 
 
@@ -70,6 +72,7 @@ class EvaluationSerializer(JobSerializer):
             "results",
         ]
 
+    @extend_schema_field(MetricResultSerializer(many=True))
     def get_results(self, evaluation):
         return MetricResultSerializer(evaluation.run.metric_results.all(), many=True).data
 

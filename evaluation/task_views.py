@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 
 from core import policy
+from inference import selectors as inference_selectors
 from inference.models import Dataset, Task
 
 from .downstream.services import DownstreamError
@@ -41,6 +42,7 @@ def _form_page(request, form, *, created):
     task = form.instance if form.instance.pk else None
     if task is not None and form.errors:
         task.refresh_from_db()  # the page's title and links name the task as stored
-    return render(
-        request, "evaluation/task_form.html", {"form": form, "task": task}, status=400 if form.errors else 200
-    )
+    context = {"form": form, "task": task}
+    if created:  # the menu's "Organise" page: a new task, or the settings of one the user organises
+        context["organised"] = inference_selectors.organised_task_list(request.user)
+    return render(request, "evaluation/task_form.html", context, status=400 if form.errors else 200)

@@ -29,18 +29,21 @@ mkdirSync(outdir, { recursive: true });
 // @cornerstonejs/tools starts its compute worker (segmentation statistics, contours) with
 // new Worker(new URL("../workers/computeWorker.js", import.meta.url)); esbuild leaves that
 // URL alone. The worker is bundled on its own into static/viewer/workers/ and the URL is
-// pointed there, so it is served same-origin next to viewer.js.
-const workerUrlPlugin = {
+// pointed there, so it is served same-origin next to viewer.js. The worker's own bundle holds the same
+// (unused) code, whose URL resolves to the worker itself: there it is `import.meta.url`, so that the
+// static storage, which rewrites relative URLs to hashed names (core/staticfiles.py), finds no file
+// naming itself (whose hash would change with every rewrite).
+const workerUrlPlugin = (replacement) => ({
   name: "compute-worker-url",
   setup(build) {
     build.onLoad({ filter: /registerComputeWorker\.js$/ }, async (args) => {
       const source = readFileSync(args.path, "utf8");
-      const patched = source.replace("'../workers/computeWorker.js'", "'./workers/computeWorker.js'");
+      const patched = source.replace("new URL('../workers/computeWorker.js', import.meta.url)", replacement);
       if (patched === source) throw new Error(`compute worker URL not found in ${args.path}`);
       return { contents: patched, loader: "js" };
     });
   },
-};
+});
 
 const common = {
   bundle: true,
@@ -63,7 +66,7 @@ const results = await Promise.all([
     ...common,
     entryPoints: { viewer: join(root, "frontend", "viewer.js") },
     outdir,
-    plugins: [workerUrlPlugin],
+    plugins: [workerUrlPlugin("new URL('./workers/computeWorker.js', import.meta.url)")],
   }),
   esbuild.build({
     ...common,
@@ -71,6 +74,7 @@ const results = await Promise.all([
       computeWorker: join(root, "node_modules", "@cornerstonejs", "tools", "dist", "esm", "workers", "computeWorker.js"),
     },
     outdir: join(outdir, "workers"),
+    plugins: [workerUrlPlugin("new URL(import.meta.url)")],
   }),
 ]);
 

@@ -1,7 +1,8 @@
 // The value under the cursor: each viewport's caption shows the voxel (column x, row y and, in a
 // volume, slice z; 0-based, as in the array) and its value as the viewer shows it (the array's own
-// units; a k-space image's log magnitude). The element carries data-readout-index ("x,y,z") and
-// data-readout-value (the float32 value, in full) while the cursor is over the image.
+// units; a k-space image's log magnitude). The element carries data-readout-index ("x,y,z"),
+// data-readout-value (the float32 value, in full) and data-readout-world (the world point under the
+// cursor, "x,y,z" in mm) while the cursor is over the image.
 import { el } from "../static/js/dom.js";
 import { voxelAt } from "./geometry.js";
 import { valuesOf } from "./loader.js";
@@ -19,12 +20,13 @@ export function valueAt(view, canvas, half) {
   const voxel = voxelAt(view.header, world, view.viewport.getCurrentImageIdIndex(), half);
   const values = voxel && sliceValues(view.viewport);
   if (!values) return null;
-  return { ...voxel, value: values[voxel.offset] };
+  return { ...voxel, value: values[voxel.offset], world };
 }
 
 function clear(view) {
   delete view.element.dataset.readoutIndex;
   delete view.element.dataset.readoutValue;
+  delete view.element.dataset.readoutWorld;
   view.readout.textContent = "";
 }
 
@@ -44,6 +46,7 @@ export function createReadouts(views, half) {
       const index = volume ? [at.column, at.row, at.slice] : [at.column, at.row];
       view.element.dataset.readoutIndex = index.join(",");
       view.element.dataset.readoutValue = String(at.value);
+      view.element.dataset.readoutWorld = at.world.map((v) => v.toFixed(4)).join(",");
       const where = volume ? `x ${at.column}, y ${at.row}, z ${at.slice}` : `x ${at.column}, y ${at.row}`;
       view.readout.textContent = `(${where}) = ${fmt(at.value)}`;
     };

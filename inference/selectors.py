@@ -11,6 +11,7 @@ from core import policy
 from core.models import JobStatus
 
 from .models import Case, CaseImage, GenerativeModel, MemberStatus, ModelStatus, Run, Task
+from .permissions import organised_tasks
 
 
 def _count(queryset, field):
@@ -31,6 +32,12 @@ def task_rows(user):
             succeeded_count=_count(Run.objects.filter(status=JobStatus.SUCCEEDED), "task"),
         )
     )
+
+
+def organised_task_list(user):
+    """The tasks `user` organises (staff: every task), by name, for the organisers' page."""
+    tasks = Task.objects.all() if policy.is_staff(user) else Task.objects.filter(pk__in=organised_tasks(user))
+    return tasks.order_by("name")
 
 
 def task_page(user, slug):

@@ -1,4 +1,6 @@
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import policy
@@ -24,6 +26,7 @@ from .models import (
 )
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class VisibleTaskField(serializers.SlugRelatedField):
     """A task by slug among those the requesting user may see (another one does not exist for them)."""
 
@@ -190,6 +193,7 @@ class GenerativeModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"oneOf": [{"type": "array", "items": {"type": "integer", "minimum": 1}}, {"type": "string"}]})
 class SpatialShapeField(serializers.Field):
     """A declared spatial shape as a JSON list ([128, 128]) or text ("128, 128") in JSON or multipart
     bodies; the same rule as the upload page (`forms.parse_spatial_shape`)."""
@@ -204,6 +208,7 @@ class SpatialShapeField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
 class SchedulerField(serializers.Field):
     """A noise predictor's declared scheduler as a JSON object, or its JSON text in a multipart body
     (`forms.parse_scheduler`, the upload page's rule); empty for a model that is not a noise predictor."""
@@ -277,6 +282,7 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class VisibleModelField(PrimaryKeyField):
     def get_queryset(self):
         return policy.visible(self.context["request"].user, GenerativeModel)

@@ -136,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "readerstudy.context_processors.reading",
+                "inference.context_processors.organising",
             ],
         },
     },
@@ -199,12 +200,13 @@ STORAGES = {
     "default": _default_storage,
     # Outside DEBUG: hashed names (collectstatic writes a manifest; `{% static %}` answers the hashed
     # name), which whitenoise serves with `max-age` of ten years and `immutable`; gzip copies beside
-    # them. The test suite serves from the finders instead (tests/conftest.py).
+    # them. The scripts' module imports and the viewer's worker address name hashed files too
+    # (core/staticfiles.py). The test suite serves from the finders instead (tests/conftest.py).
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "core.staticfiles.HashedModulesStorage"
         )
     },
 }
@@ -300,6 +302,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets whose field name ("status", "kind") several components share: named, not hashed.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "core.models.JobStatus.choices",
+        "RunKindEnum": "inference.models.RunKind.choices",
+    },
 }
 
 LANGUAGE_CODE = "en-us"

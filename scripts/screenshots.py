@@ -1,13 +1,22 @@
-"""Screenshots of the real pages for the README: `python scripts/screenshots.py BASE_URL OUT_DIR [GROUP…]`.
+"""Screenshots of the real pages for the README, from a local server (`make run`, or `manage.py serve` on a
+seeded demo):
 
-GROUPs: pages, viewer, leaderboard, study, participant (default: all). Drives Debian's Chromium through
-Playwright (never `playwright install`). The participant group signs up a new account on the demo, joins
-`t1-to-t2` and submits the inputs as outputs (one of the phase's 3 submissions a day for that account).
+    python scripts/screenshots.py [BASE_URL] [OUT_DIR] [GROUP…] [--admin USER:PASSWORD] [--reader USER:PASSWORD]
+
+BASE_URL defaults to http://127.0.0.1:8000 (`make run`), OUT_DIR to docs/screenshots. GROUPs: pages, viewer,
+leaderboard, study, participant (default: all). Drives Debian's Chromium through Playwright (never `playwright
+install`). Each role has a browser context of its own, logged in once: the demo's staff user `admin` (password
+admin, or DEMO_ADMIN_PASSWORD) for the plain pages, the viewer, the leaderboards (their run lists and the
+downstream curves need a login) and the study's editor pages; the demo's fresh reader `reader` for the reader
+workspace. The participant group signs up a new account on the demo, joins `t1-to-t2` and submits the inputs
+as outputs (one of the phase's 3 submissions a day for that account).
 """
 
+import argparse
 import io
-import sys
+import os
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -18,28 +27,52 @@ ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disa
 
 
 GROUPS = ("pages", "viewer", "leaderboard", "study", "participant")
+DEFAULT_BASE = "http://127.0.0.1:8000"
 
 
-def main(base, out, groups=GROUPS):
+def logged_in(browser, base, username, password, viewport=None):
+    """A new browser context logged in as `username`, and its first page. Fails loudly on a wrong password
+    (the login page again) rather than taking screenshots of what an anonymous visitor sees."""
+    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    if "/accounts/login/" in page.url:
+        raise SystemExit(f"could not log in to {base} as {username!r} (wrong password, or no demo seeded?)")
+    return context, page
+
+
+def wide_page(context, width, height):
+    """Another page of the same (logged-in) context, at its own window size."""
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    return page
+
+
+def main(base, out, groups=GROUPS, admin=("admin", "admin"), reader=("reader", "reader")):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        urllib.request.urlopen(f"{base}/", timeout=10).close()
+    except OSError as exc:
+        raise SystemExit(f"no server at {base} ({exc}): start one with `make run` first") from None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/accounts/login/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", "admin")
-        page.click("button[type=submit]")
+        staff, page = logged_in(browser, base, *admin)
         if "pages" in groups:
             page_shots(page, base, out)
         if "viewer" in groups:
             viewer_shots(page, base, out)
         if "leaderboard" in groups:
-            leaderboard_shots(browser, base, out)
+            leaderboard_shots(staff, base, out)
         if "study" in groups:
-            study_shots(page, browser, base, out)
+            study_shots(page, browser, base, out, reader)
         if "participant" in groups:
             participant_shots(browser, base, out)
+        staff.close()
         browser.close()
 
 
@@ -68,9 +101,10 @@ def page_shots(page, base, out):
         print("wrote", out / name)
 
 
-def leaderboard_shots(browser, base, out):
-    """The leaderboards (wide: the tiers side by side) with their plots, and the downstream curves."""
-    page = browser.new_page(viewport={"width": 2300, "height": 1000})
+def leaderboard_shots(context, base, out):
+    """The leaderboards (wide: the tiers side by side) with their plots, and the downstream curves, in the
+    staff context (the task page's run list, which leads to the curves, needs a login)."""
+    page = wide_page(context, 2300, 1000)
     shots = {
         "leaderboard.png": "/tasks/t1-to-t2/leaderboard/",
         "leaderboard_recon.png": "/tasks/recon-4x/leaderboard/",
@@ -86,7 +120,7 @@ def leaderboard_shots(browser, base, out):
         print("wrote", out / name)
     page.close()
     # A run's downstream block on its page and its training curves beside the real→real reference's.
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = wide_page(context, 1280, 900)
     page.goto(f"{base}/tasks/t1-to-t2/")
     run = page.locator("#runs a", has_text="U-Net (L1)").first.get_attribute("href")
     page.goto(f"{base}{run}downstream/curves/")
@@ -127,8 +161,9 @@ def viewer_shots(page, base, out):
         print("wrote", out / name)
 
 
-def study_shots(page, browser, base, out):
-    """The demo reader study: the editor's pages (as admin), then the workspace as the fresh demo reader."""
+def study_shots(page, browser, base, out, reader_login):
+    """The demo reader study: the editor's pages (as admin), then the workspace as the fresh demo reader, in a
+    context of their own."""
     page.goto(f"{base}/studies/")
     study = page.locator("#studies a").first.get_attribute("href")
     for name, path in (("study.png", study), ("study_analysis.png", f"{study}analysis/")):
@@ -138,11 +173,7 @@ def study_shots(page, browser, base, out):
         height = min(page.evaluate("document.body.scrollHeight"), 2400)
         page.screenshot(path=str(out / name), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
         print("wrote", out / name)
-    reader = browser.new_page(viewport={"width": 1440, "height": 900})
-    reader.goto(f"{base}/accounts/login/")
-    reader.fill("#id_username", "reader")
-    reader.fill("#id_password", "reader")
-    reader.click("button[type=submit]")
+    context, reader = logged_in(browser, base, *reader_login, viewport={"width": 1440, "height": 900})
     reader.goto(f"{base}/studies/")
     reader.locator("#reading a.button").first.click()
     reader.wait_for_selector("[data-ready='1']", timeout=60_000)
@@ -151,13 +182,15 @@ def study_shots(page, browser, base, out):
     reader.wait_for_timeout(300)
     reader.screenshot(path=str(out / "reader_workspace.png"))
     print("wrote", out / "reader_workspace.png")
-    reader.close()
+    context.close()
 
 
 def participant_shots(browser, base, out):
     """A participant's way through the demo: sign up, the token page, join `t1-to-t2`, submit outputs, and
-    the participation section and "My submissions" once the submission is validated."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    the participation section and "My submissions" once the submission is validated, in a context of its own
+    (signing up logs the new account in)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
     username = f"participant-{int(time.time())}"
     page.goto(f"{base}/accounts/signup/")
     page.fill("#id_username", username)
@@ -197,7 +230,7 @@ def participant_shots(browser, base, out):
     print("wrote", out / "task_participation.png")
     page.goto(f"{base}/submissions/mine/")
     shoot(page, out / "my_submissions.png", 600)
-    page.close()
+    context.close()
 
 
 def shoot(page, path, max_height):
@@ -207,5 +240,21 @@ def shoot(page, path, max_height):
     print("wrote", path)
 
 
+def credentials(value):
+    username, sep, password = value.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("USER:PASSWORD")
+    return username, password
+
+
 if __name__ == "__main__":
-    main(sys.argv[1].rstrip("/"), sys.argv[2], tuple(sys.argv[3:]) or GROUPS)
+    parser = argparse.ArgumentParser(description="Screenshots of the real pages for the README, from a local server.")
+    parser.add_argument("base", nargs="?", default=DEFAULT_BASE, help=f"the server (default {DEFAULT_BASE})")
+    parser.add_argument("out", nargs="?", default="docs/screenshots", help="where the PNGs go")
+    parser.add_argument("groups", nargs="*", metavar="GROUP", help=f"of {', '.join(GROUPS)} (default: all)")
+    parser.add_argument("--admin", type=credentials, default=("admin", os.environ.get("DEMO_ADMIN_PASSWORD", "admin")))
+    parser.add_argument("--reader", type=credentials, default=("reader", "reader"))
+    args = parser.parse_args()
+    if unknown := sorted(set(args.groups) - set(GROUPS)):
+        parser.error(f"unknown group(s) {', '.join(unknown)}: choose among {', '.join(GROUPS)}")
+    main(args.base.rstrip("/"), args.out, tuple(args.groups) or GROUPS, admin=args.admin, reader=args.reader)

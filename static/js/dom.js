@@ -1,8 +1,9 @@
 // The helpers every page script shares (and the viewer bundle, which esbuild builds with its own
 // copy of this file): building elements, JSON requests with Django's CSRF token and the server's
-// error `detail`, polling, and showing an error in the page.
-//
-//   import { el, fetchJSON, poll, showError } from "./dom.js";
+// error `detail`, polling, and showing an error in the page. Page scripts import them by name (el,
+// fetchJSON, poll, showError…) from this module, its relative path in quotes: an import statement
+// written out in this comment would be rewritten by the static storage (core/staticfiles.py) to this
+// file's own hash, which changes with it, and collectstatic would never settle.
 
 // A failure to reach the server or to read its answer (offline, connection reset, CORS, abort).
 export class NetworkError extends Error {

@@ -90,6 +90,51 @@ def test_tiles_fill_the_width_and_zoom_is_calm_by_drag_and_by_wheel_on_a_2d_imag
         assert len(set(zooms(page))) == 1
 
 
+def world_under(page, index, x, y):
+    """The world point (mm) the viewport's readout reports under page point (x, y), read fresh: the
+    cursor first leaves the image (the readout clears), then comes to (x, y)."""
+    box = page.locator(".cs-viewport").nth(index).bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] + 40)
+    wait_until(page, f"vps[{index}].dataset.readoutWorld === undefined")
+    page.mouse.move(x, y)
+    wait_until(page, f"vps[{index}].dataset.readoutWorld !== undefined")
+    value = page.locator(".cs-viewport").nth(index).get_attribute("data-readout-world")
+    return np.array([float(v) for v in value.split(",")])
+
+
+@pytest.mark.parametrize("renderer", ["gpu", "cpu"])
+def test_wheel_and_drag_zoom_keep_the_image_point_under_the_pointer(site, renderer):
+    run, cases, _ = review_run()
+
+    with chromium_page(webgl=True, viewport=WIDE) as page:
+        open_viewer(page, f"{site.url}/runs/{run.pk}/cases/{cases[0].pk}/?renderer={renderer}")
+        page.locator(".cs-viewport").nth(1).evaluate("e => window.scrollBy(0, e.getBoundingClientRect().top - 8)")
+        box, scale, x0, y0 = image_box(page, 1)
+        # Near the image's top-left corner, far (~25 image pixels) from the centre the old zoom kept fixed.
+        x, y = box["x"] + x0 + 6.3 * scale, box["y"] + y0 + 7.6 * scale
+        before = world_under(page, 1, x, y)
+        start = states(page)[1]["zoom"]  # 1 on the GPU; the CPU path's own scale
+
+        page.mouse.wheel(0, -100)  # zoom in, 1.15×
+        wait_until(page, f"vps[1].dataset.zoom !== '{start}'")
+        wheeled = states(page)[1]["zoom"]
+        assert float(wheeled) / float(start) == pytest.approx(1.15, rel=1e-3)
+        after_wheel = world_under(page, 1, x, y)
+        mm_per_px = SPACING / (scale * 1.15)  # one screen pixel, in mm, at this zoom
+        assert np.abs(after_wheel - before).max() <= mm_per_px, (before, after_wheel, mm_per_px)
+
+        page.mouse.move(x, y)
+        page.mouse.down(button="right")
+        page.mouse.move(x, y + 60, steps=10)  # down: zoom in by exp(60 / 200), about where the drag began
+        page.mouse.up(button="right")
+        wait_until(page, f"vps[1].dataset.zoom !== '{wheeled}'")
+        zoom = float(states(page)[1]["zoom"]) / float(start)
+        assert zoom > 1.5
+        after_drag = world_under(page, 1, x, y)
+        assert np.abs(after_drag - before).max() <= SPACING / (scale * zoom), (before, after_drag)
+        assert len({s["zoom"] for s in states(page)}) == 1  # the other tiles follow
+
+
 def test_preset_menu_says_custom_after_a_drag_and_the_preset_again_when_chosen(site):
     run, cases, _ = review_run()
 
