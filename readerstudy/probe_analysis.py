@@ -18,7 +18,7 @@ from evaluation.probes import selectors as probe_selectors
 from evaluation.probes.construct import INSERTED, KINDS
 from inference.models import Run
 
-from . import probe_detectors
+from . import probe_detectors, probe_reading
 
 ABSENT_KINDS = tuple(k for k in KINDS if k not in INSERTED)
 DETECTOR_LABELS = {"error": "Error map", "sd": "SD map", "radiomics_ood": "Radiomics OOD"}
@@ -85,6 +85,7 @@ def probe_rows(task, user) -> list[dict]:
                     for name, values in detectors.items()
                 ],
                 "uncertainty": score.uncertainty or {},
+                "reader_sd": probe_reading.sd_mark_agreement(score.run) if score.uncertainty else None,
             }
         )
     return rows

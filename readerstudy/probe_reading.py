@@ -27,6 +27,7 @@ from collections import defaultdict
 import numpy as np
 
 from evaluation.models import ProbeCase, ProbeScore
+from evaluation.probes import scoring, uncertainty
 
 from . import selectors
 from .models import Acceptance, ImageSource, ItemKind, StudyImage, StudyItem, StudyStatus
@@ -197,3 +198,48 @@ def probe_marks(run) -> list[tuple]:
                 row, col = mark_position(mark)
                 rows.append((record["case"], col, row, mark.get("rating"), record["reader"]))
     return rows
+
+
+#: Unmarked positions for the SD-at-marks check: a grid this many pixels apart, farther than the exclusion radius
+#: from every reader mark on that image.
+UNMARKED_GRID_PX = 4
+UNMARKED_EXCLUSION_PX = 8.0
+
+
+def sd_mark_agreement(probe_run) -> dict | None:
+    """Does the run's uncertainty map agree with where readers marked? The AUC of the per-pixel SD over samples
+    (`evaluation.probes.scoring.sd_map`) at readers' marks (closed studies, `probe_marks`) against grid positions
+    no reader marked (every `UNMARKED_GRID_PX` px, more than `UNMARKED_EXCLUSION_PX` px from any mark on that
+    image); `evaluation.probes.uncertainty.sd_at_marks_auc`. 0.5: the SD map does not know where readers saw
+    something. None when the run has one sample per case or no closed study marked it."""
+    if probe_run.samples_per_case < 2:
+        return None
+    marks = probe_marks(probe_run)
+    if not marks:
+        return None
+    outputs: dict[str, list] = defaultdict(list)
+    for output in probe_run.outputs.select_related("case").order_by("case_id", "sample"):
+        outputs[output.case.case_id].append(output.load())
+    sd_maps = {case: scoring.sd_map(samples) for case, samples in outputs.items() if len(samples) > 1}
+    # A mark on the image's outer half pixel rounds off the map: it belongs to the edge pixel.
+    shapes = {case: np.asarray(sd).shape[-2:] for case, sd in sd_maps.items()}
+    marked = [
+        (case, min(max(y, 0.0), shapes[case][0] - 1.0), min(max(x, 0.0), shapes[case][1] - 1.0))
+        for case, x, y, _rating, _reader in marks
+        if case in sd_maps
+    ]
+    by_case = defaultdict(list)  # where the marks are (not clipped): what the unmarked grid keeps away from
+    for case, x, y, _rating, _reader in marks:
+        by_case[case].append((y, x))
+    unmarked = []
+    for case, sd in sd_maps.items():
+        height, width = np.asarray(sd).shape[-2:]
+        rows, cols = np.mgrid[0:height:UNMARKED_GRID_PX, 0:width:UNMARKED_GRID_PX]
+        grid = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(float)
+        if by_case[case]:
+            points = np.asarray(by_case[case], dtype=float)
+            distance = np.sqrt(((grid[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+            grid = grid[distance > UNMARKED_EXCLUSION_PX]
+        unmarked.extend((case, row, col) for row, col in grid)
+    value = uncertainty.sd_at_marks_auc(sd_maps, marked, unmarked)
+    return {"auc": value, "marks": len(marked), "unmarked": len(unmarked), "readers": len({m[4] for m in marks})}

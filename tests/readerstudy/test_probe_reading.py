@@ -349,3 +349,47 @@ def test_the_study_form_keeps_probe_mode_for_hallucination_marking_only():
     assert form.is_valid(), form.errors
     study = form.save(commit=False)
     assert (study.probe_mode, study.acceptance, study.acceptance_radius_px) == (False, "radius", 8.0)
+
+
+@pytest.mark.django_db
+def test_sd_at_reader_marks_is_the_auc_of_the_sd_maps_at_marked_against_unmarked_grid_positions(tmp_path, monkeypatch):
+    from sklearn.metrics import roc_auc_score
+
+    from evaluation.probes import services as probe_services
+    from inference.models import CaseOutput
+    from readerstudy import probe_reading
+    from tests.evaluation.probe_support import phantom_task
+    from tests.evaluation.test_probe_sets import built_probe_set, probe_run_of, valid_model
+    from tests.support.factories import NoisyScale
+
+    task = phantom_task(n_cases=2)
+    probe_set = built_probe_set(task, kinds=["inserted_plausible", "control"])
+    model = valid_model(task, NoisyScale(), tmp_path, "noisy", stochastic=True, samples_per_case=3)
+    _, probe_run = probe_run_of(model, probe_set)
+    probe_services.score_probe_run(probe_run, n_resamples=50)
+    assert probe_reading.sd_mark_agreement(probe_run) is None  # no closed study has marked it
+
+    cases = sorted(probe_set.probe_cases.values_list("case__case_id", flat=True))
+    marks = [(cases[0], 10.0, 12.0, 3, "r1"), (cases[0], 40.0, 41.0, 5, "r2"), (cases[1], 95.5, 95.5, 2, "r1")]
+    monkeypatch.setattr(probe_reading, "probe_marks", lambda run: marks)
+    got = probe_reading.sd_mark_agreement(probe_run)
+
+    # Independently: the SD over samples (population SD), read at the rounded marked pixels (the edge mark clipped)
+    # and at the 4-px grid points more than 8 px from every mark on their image.
+    sd = {}
+    for case in cases:
+        stack = np.stack([o.load()[0] for o in CaseOutput.objects.filter(run=probe_run, case__case_id=case)])
+        sd[case] = stack.astype(np.float64).std(axis=0)
+    size = sd[cases[0]].shape[0]
+    positive = [sd[c][min(int(round(y)), size - 1), min(int(round(x)), size - 1)] for c, x, y, _r, _u in marks]
+    negative = []
+    for case in cases:
+        own = [(y, x) for c, x, y, _r, _u in marks if c == case]
+        for row in range(0, size, 4):
+            for col in range(0, size, 4):
+                if all((row - y) ** 2 + (col - x) ** 2 > 64 for y, x in own):
+                    negative.append(sd[case][row, col])
+    labels = [1] * len(positive) + [0] * len(negative)
+    expected = roc_auc_score(labels, positive + negative)
+    assert got["marks"] == 3 and got["unmarked"] == len(negative) and got["readers"] == 2
+    assert got["auc"] == pytest.approx(expected, abs=1e-9)
