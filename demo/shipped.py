@@ -15,9 +15,11 @@ import math
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
+from monai.networks.nets import diffusion_model_unet
 
 from demo import baselines, generative, phantom
 from evaluation.metrics import pixel
@@ -133,12 +135,34 @@ def train(key: str, data: dict, settings: generative.Settings, seed: int):
     raise KeyError(key)
 
 
+def device_free_timestep_embedding(timesteps: torch.Tensor, embedding_dim: int, max_period: int = 10000):
+    """MONAI's ``get_timestep_embedding`` (sinusoidal, Ho et al. 2020) with the frequency index built from
+    ``timesteps`` itself (``ones_like`` + ``cumsum``, exact small integers) instead of ``torch.arange(device=
+    timesteps.device)``: a trace records that device as a constant, so a model traced on the CPU failed on a CUDA
+    worker ("found at least two devices, cuda:0 and cpu", seen on an H200). (B,) int64 → (B, embedding_dim)."""
+    if timesteps.ndim != 1:
+        raise ValueError("Timesteps should be a 1d-array")
+    half_dim = embedding_dim // 2
+    index = torch.ones_like(timesteps, dtype=torch.float32)[:1].expand(half_dim).cumsum(0) - 1.0
+    freqs = torch.exp(-math.log(max_period) * index / half_dim)
+    args = timesteps[:, None].float() * freqs[None, :]
+    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if embedding_dim % 2 == 1:
+        embedding = torch.nn.functional.pad(embedding, (0, 1, 0, 0))
+    return embedding
+
+
 def export_noise_predictor(module: generative.NoisePredictor, path) -> None:
-    """TorchScript by tracing (MONAI's attention block does not script); checked against the eager module at
-    another batch size, image size and timesteps than the trace saw."""
+    """TorchScript by tracing (MONAI's attention block does not script), with the device-free timestep embedding
+    so the file runs on any device; checked against the eager module at another batch size, image size and
+    timesteps than the trace saw."""
     module.eval()
     example = (torch.rand(2, 2, 64, 64), torch.tensor([10, 900]))
-    with warnings.catch_warnings(), torch.no_grad():
+    with (
+        warnings.catch_warnings(),
+        torch.no_grad(),
+        mock.patch.object(diffusion_model_unet, "get_timestep_embedding", device_free_timestep_embedding),
+    ):
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example, check_trace=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,24 @@ def test_the_manifest_held_out_figures_are_what_the_files_give(key):
     assert 0 < measured["ssim"] < 1 and math.isfinite(measured["psnr"])
 
 
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_no_shipped_graph_holds_a_device_constant(key):
+    """A trace records ``torch.arange(device=t.device)`` as the CPU it was traced on: such a file failed on an H200
+    worker ("found at least two devices, cuda:0 and cpu"). Every device in a shipped graph comes from its inputs."""
+    graph = str(torch.jit.load(str(shipped.ARTIFACT_DIR / MODELS[key]["file"])).inlined_graph)
+    constants = [line.strip() for line in graph.splitlines() if "Device = prim::Constant" in line]
+    assert constants == []
+
+
+def test_the_device_free_timestep_embedding_is_monais():
+    from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
+
+    timesteps = torch.tensor([0, 1, 17, 417, 999])
+    for dim in (16, 17, 64):
+        ours = shipped.device_free_timestep_embedding(timesteps, dim)
+        assert torch.equal(ours, get_timestep_embedding(timesteps, dim))
+
+
 def _tiny_data():
     return shipped.training_data(seeds=range(200_000, 200_004), size=64)
 
