@@ -61,7 +61,7 @@ TEST_PROCESSES ?= 2
 POSTGRES_TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) SECRET_KEY=$(TEST_SECRET_KEY) \
 	MEDGEN_DATA_DIR=$$(mktemp -d)
 test-postgres:
-	$(POSTGRES_TEST_ENV) $(PY) -m pytest -m "not embedded and not serial" -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(POSTGRES_TEST_ENV) $(PY) -m pytest -m "not embedded and not serial" -n $(TEST_PROCESSES) --dist loadfile --durations=30 $(PYTEST_ARGS)
 	$(POSTGRES_TEST_ENV) $(PY) -m pytest -m "serial and not embedded" $(PYTEST_ARGS)
 
 # The embedded default: no configuration at all (SQLite, filesystem broker).

@@ -4,15 +4,20 @@ generative baselines, through the same services as an organiser's `manage.py pro
 Driven by the worker task `demo.tasks.seed_demo_probes`, retried until done. It waits until the task's main runs,
 their evaluations and downstream jobs have finished (the leaderboard's tiers come first), then queues the probe set
 (a seeded sample of the test cases, so the probe runs stay cheap); once it is built, each probed main run that
-succeeded gets its probe run; the probe runs are scored by `evaluation.probes` when they finish.
+succeeded gets its probe run; the probe runs are scored by `evaluation.probes` when they finish. Once every probe
+run is scored, the four simulated radiologists read them in a probe-mode marking study (`probe_study`), closed.
 """
 
 from __future__ import annotations
 
 from core.models import FINAL, JobStatus
-from evaluation.models import DownstreamJob, Evaluation, ProbeSet
+from evaluation.models import DownstreamJob, Evaluation, ProbeScore, ProbeSet
 from evaluation.probes import services as probe_services
 from inference.models import Run, Task
+from readerstudy.models import ReaderStudy
+
+from .probe_study import seed_probe_study
+from .study import SIMULATED_READERS, demo_readers
 
 TASK_SLUG = "t1-to-t2"
 PROBE_SEED = 0
@@ -30,6 +35,10 @@ PROBED_RUNS = (
     "Conditional VAE (4 samples)",
     "Conditional diffusion (DDIM) · DDIM 10 steps",
 )
+
+
+PROBE_STUDY_TITLE = "Demo: hallucination marking on the T1→T2 probes"
+PROBE_STUDY_SEED = 2028
 
 
 class NotReady(Exception):
@@ -82,4 +91,17 @@ def seed_probes() -> list[int] | None:
         waiting = waiting or probe_run.status not in FINAL
     if waiting or len(mains) < len(PROBED_RUNS):
         raise NotReady("probed runs or their probe runs still running")
+    scored = set(ProbeScore.objects.filter(run__in=probe_runs).values_list("run_id", flat=True))
+    succeeded = [run for run in probe_runs if run.status == JobStatus.SUCCEEDED]
+    if any(run.pk not in scored for run in succeeded):
+        raise NotReady("probe runs still being scored")
+    if succeeded and not ReaderStudy.objects.filter(title=PROBE_STUDY_TITLE).exists():
+        readers = demo_readers()
+        seed_probe_study(
+            task,
+            [run.probe_of for run in succeeded],
+            [readers[name] for name in SIMULATED_READERS],
+            PROBE_STUDY_SEED,
+            title=PROBE_STUDY_TITLE,
+        )
     return [run.pk for run in probe_runs]

@@ -196,6 +196,24 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     for score in scored:
         assert score.run.dataset_id == probe_set.dataset_id and 0 <= score.index["index"]["estimate"] <= 1
     assert len(client.get("/api/tasks/t1-to-t2/leaderboard/?format=json").json()["rows"]) == 10
+    # ... read by the four simulated radiologists in a closed probe-mode marking study; the board shows the index
+    # with its CI and links the probe page, which shows the readers' agreement with the SD maps.
+    from demo.probe_demo import PROBE_STUDY_TITLE
+
+    while not ReaderStudy.objects.filter(title=PROBE_STUDY_TITLE, status=StudyStatus.CLOSED).exists():
+        assert time.monotonic() < deadline + 180, celery_worker.read_log()[-3000:]
+        time.sleep(0.5)
+    probe_study = ReaderStudy.objects.get(title=PROBE_STUDY_TITLE)
+    assert probe_study.probe_mode and probe_study.status == StudyStatus.CLOSED
+    assert probe_study.sessions.filter(finished_at__isnull=False).count() == 4
+    client.force_login(get_user_model().objects.get(username="admin"))
+    board_page = client.get("/tasks/t1-to-t2/leaderboard/").content.decode()
+    assert "Hallucination index" in board_page and "/tasks/t1-to-t2/probes/" in board_page
+    probe_page = client.get("/tasks/t1-to-t2/probes/").content.decode()
+    assert "reader-sd-auc" in probe_page
+    analysis = client.get(f"/studies/{probe_study.pk}/analysis/").content.decode()
+    assert 'id="plot-froc"' in analysis
+    client.logout()
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
     assert Run.objects.filter(probe_of__isnull=True).count() == 16
