@@ -10,7 +10,7 @@ from core.accounts import USERNAME_MAX
 from core.models import JobStatus
 from inference.models import Run, Task
 
-from . import selectors
+from . import permissions, selectors
 from .models import DEFAULT_SCALES, Design, ReaderStudy
 from .services.invitations import MAX_DAYS
 
@@ -65,7 +65,10 @@ class StudyForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["task"].queryset = policy.visible(user, Task)
+        tasks = permissions.study_tasks(user)
+        if self.instance.pk:  # an editor keeps the study's task, whoever may create studies
+            tasks = tasks | policy.visible(user, Task).filter(pk=self.instance.task_id)
+        self.fields["task"].queryset = tasks
         runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED)
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
