@@ -22,16 +22,22 @@ SLOW = 90_000  # ms: a job on a shared two-core machine
 
 
 def _cases(tmp_path, n=4):
+    """The archive, and the mean PSNR of the x2 model over its cases (numpy, float64: the reference)."""
     rng = np.random.default_rng(3)
-    entries = {}
+    entries, pairs = {}, []
     for i in range(n):
-        reference = rng.random((1, 16, 16))
+        reference = rng.random((1, 16, 16)).astype(np.float32)
+        image = (reference * 0.5 + 0.1 * rng.random((1, 16, 16))).astype(np.float32)
         label = np.zeros((1, 16, 16), dtype=np.uint8)
         label[0, 4 + i : 10 + i, 4:10] = 1
-        entries[f"case{i}/input.npy"] = float32_npy(reference * 0.5 + 0.1 * rng.random((1, 16, 16)))
+        entries[f"case{i}/input.npy"] = float32_npy(image)
         entries[f"case{i}/reference.npy"] = float32_npy(reference)
         entries[f"case{i}/label.npy"] = npy_bytes(label)
-    return write_zip(tmp_path / "cases.zip", entries)
+        pairs.append((2.0 * image.astype(np.float64), reference.astype(np.float64)))
+    references = np.stack([reference for _, reference in pairs])
+    data_range = references.max() - references.min()  # the task leaves data_range empty
+    psnr = np.mean([10 * np.log10(data_range**2 / np.mean((out - ref) ** 2)) for out, ref in pairs])
+    return write_zip(tmp_path / "cases.zip", entries), psnr
 
 
 def _login(page, url, username, password):
@@ -46,7 +52,7 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
     olga = django_user_model.objects.create_user("olga", password="olga-pass-123")
     participation.add_organiser(make_task(n_cases=1, slug="earlier", is_public=False), user=olga)
     make_reader("rita")
-    archive = _cases(tmp_path)
+    archive, expected_psnr = _cases(tmp_path)
     model_file = save_torchscript(Scale(2.0), tmp_path / "scale.pt")
     url = site.url
     visited = []
@@ -102,15 +108,20 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
             "() => /succeeded/.test(document.querySelector('#run-status, .status')?.textContent || '')",
             timeout=SLOW,
         )
-        for _ in range(60):
+        for _ in range(90):  # the evaluation is queued once the run succeeds; its section polls, then reloads
             page.goto(run_url)
-            if "psnr" in page.inner_text("body").lower() and page.locator("[data-job-progress]").count() == 0:
+            if page.locator('#evaluation-live[data-final="1"]').count():
                 break
             page.wait_for_timeout(1000)
-        # 5. The run is on the task's leaderboard (no publish step for platform runs).
+        assert page.locator("#evaluation-status").inner_text() == "succeeded", page.inner_text("#evaluation")
+        # 5. The run is on the task's leaderboard (no publish step for platform runs), with its PSNR.
         page.goto(f"{url}/tasks/knee-translation/leaderboard/")
-        board = page.inner_text("body")
-        assert "Scale x2" in board, board[:2000]
+        page.wait_for_selector('#leaderboard[data-ready="true"]')
+        rows = page.locator("#leaderboard tbody tr")
+        assert rows.count() == 1, page.locator("#leaderboard").inner_text()
+        cell = rows.first.locator('td[data-column="psnr"]').inner_text()
+        shown = float(cell.split()[0].replace("−", "-"))
+        assert shown == pytest.approx(expected_psnr, abs=0.01), (cell, expected_psnr)
 
         # 6. A reader study on the task, from the task's settings page, started.
         page.goto(f"{url}/tasks/knee-translation/settings/")
