@@ -73,7 +73,11 @@ class StudyForm(forms.ModelForm):
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
         self.fields["runs"].help_text = "Succeeded runs of the chosen task."
-        self.fields["readers"].queryset = selectors.reader_accounts()
+        creator = self.instance.created_by if self.instance.pk else user
+        readers = selectors.reader_accounts()
+        if policy.is_authenticated(creator):  # the creator edits the study: never offered as its reader
+            readers = readers.exclude(pk=creator.pk)
+        self.fields["readers"].queryset = readers
         self.fields["readers"].help_text = "Reader accounts (no staff rights)."
         self.fields["editors"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
         self.fields["editors"].required = False

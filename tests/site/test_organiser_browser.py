@@ -53,6 +53,15 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
     participation.add_organiser(make_task(n_cases=1, slug="earlier", is_public=False), user=olga)
     make_reader("rita")
     archive, expected_psnr = _cases(tmp_path)
+    broken = write_zip(
+        tmp_path / "broken.zip",
+        {
+            "case0/input.npy": float32_npy(np.zeros((1, 16, 16))),
+            "case0/reference.npy": float32_npy(np.ones((1, 16, 16))),
+            "case1/input.npy": float32_npy(np.zeros((1, 16, 16))),
+            "case1/reference.npy": float32_npy(np.ones((1, 8, 8))),  # not the input's shape
+        },
+    )
     model_file = save_torchscript(Scale(2.0), tmp_path / "scale.pt")
     url = site.url
     visited = []
@@ -61,7 +70,17 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
         page.on("request", lambda request: visited.append(request.url))
         _login(page, url, "olga", "olga-pass-123")
 
-        # 1. Import the dataset: the progress page follows the job and ends on the dataset.
+        # 1. Import the dataset. A broken archive first: the page lists each file's problem, nothing is stored.
+        page.goto(f"{url}/datasets/import/")
+        page.fill("#id_name", "Broken knees")
+        page.set_input_files("#id_file", str(broken))
+        page.click("#dataset-import-form button[type=submit]")
+        page.wait_for_url("**/datasets/imports/*/")
+        page.wait_for_selector("#import-errors", timeout=SLOW)
+        assert page.locator("#import-status").inner_text() == "failed"
+        listed = page.locator("#import-errors li").all_inner_texts()
+        assert any(line.startswith("case1/reference.npy") for line in listed), listed
+        # Then the good one: the progress page follows the job and ends on the dataset.
         page.goto(f"{url}/datasets/import/")
         page.fill("#id_name", "Knees T1-T2")
         page.set_input_files("#id_file", str(archive))
@@ -130,6 +149,8 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
         page.fill("#id_title", "Knee realism")
         page.select_option("#id_design", "turing")
         page.locator("#id_runs input[name=runs]:visible").first.check()
+        offered = page.locator("#id_readers label").all_inner_texts()
+        assert [name.strip() for name in offered] == ["rita"]  # not the organiser, who edits the study
         page.locator("#id_readers label", has_text="rita").locator("input").check()
         page.fill("#id_items_per_model", "2")
         page.click("#study-form button[type=submit]")
