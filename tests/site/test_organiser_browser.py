@@ -1,6 +1,7 @@
 """An organiser's whole path through the site in Chromium (1440×900), with a real worker and never the
-Django admin: import a dataset (a zip of .npy cases with label masks), create a task on it, upload a
-TorchScript model and wait for it to be valid, start a run, see it evaluated and on the task's
+Django admin: import a dataset (a zip of .npy cases with label masks; a broken one first, its per-file
+errors listed), create a task on it with a downstream evaluation, upload a TorchScript model and wait
+for it to be valid, start a run, see it evaluated (and its segmenter trained) and on the task's
 leaderboard, then create a reader study on the task and start it, so that its reader finds it under
 "Your reading".
 
@@ -100,7 +101,9 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
         page.check("input[name=metrics][value=psnr]")
         page.check("input[name=metrics][value=ssim]")
         page.select_option("#id_primary_metric", "psnr")
-        assert page.locator("#id_downstream").count() == 1  # offered; left off (training takes minutes)
+        page.check("#id_downstream")  # the demo recipe, one seed: a few seconds of training on a CPU
+        page.select_option("#id_downstream_recipe", "unet-8-16-32-e40-demo")
+        page.fill("#id_downstream_seeds", "0")
         page.click("#task-form button[type=submit]")
         page.wait_for_url("**/tasks/knee-translation/settings/")
         assert "Task 'Knee translation' created." in page.inner_text("body")
@@ -133,6 +136,12 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
                 break
             page.wait_for_timeout(1000)
         assert page.locator("#evaluation-status").inner_text() == "succeeded", page.inner_text("#evaluation")
+        for _ in range(120):  # the downstream training: the segmenter trained on the run's outputs, tested on real
+            if page.locator('#downstream-live[data-final="1"]').count():
+                break
+            page.wait_for_timeout(1000)
+            page.goto(run_url)
+        assert page.locator("#downstream-status").inner_text() == "succeeded", page.inner_text("#downstream")
         # 5. The run is on the task's leaderboard (no publish step for platform runs), with its PSNR.
         page.goto(f"{url}/tasks/knee-translation/leaderboard/")
         page.wait_for_selector('#leaderboard[data-ready="true"]')
