@@ -94,13 +94,14 @@ def _world(django_user_model, tmp_path):
         "/no-such-page/",
     ]
     return {
-        "anonymous": [*public, "/accounts/login/", "/accounts/signup/"],
+        "anonymous": [*public, "/api/redoc/", "/accounts/login/", "/accounts/signup/", "/accounts/password_reset/"],
         "participant": [
             "/",
             f"/tasks/{task.slug}/",
             f"/tasks/{task.slug}/leaderboard/",
             "/submissions/mine/",
             f"/runs/{run_b.pk}/",
+            "/reading/",
             "/tasks/new/",  # 403
         ],
         "reader": ["/reading/", f"/read/{study.uid}/", "/studies/"],
@@ -143,6 +144,22 @@ def _settle_network(page):
         pass
 
 
+def _check(page, label):
+    page.evaluate(SETTLE)
+    return [f"{label} {p['kind']} {p['where']}: {p['detail']}" for p in page.evaluate(LAYOUT_CHECK)]
+
+
+#: Forms sent empty (their error messages shown), per role: (path, form selector).
+SENT_EMPTY = {
+    "anonymous": [("/accounts/signup/", "#signup-form")],
+    "organiser": [
+        ("/tasks/new/", "#task-form"),
+        ("/datasets/import/", "#dataset-import-form"),
+        ("/models/new/", "#model-upload-form"),
+        ("/studies/new/", "#study-form"),
+    ],
+}
+
 EXPECTED_ERRORS = {"/no-such-page/": 404, "/tasks/new/": 403}
 
 
@@ -173,10 +190,16 @@ def test_every_page_at_both_sizes_has_no_layout_defect(site, django_user_model, 
                         page.set_viewport_size({"width": width, "height": height})
                         page.reload()
                         _settle_network(page)
-                    page.evaluate(SETTLE)
-                    for problem in page.evaluate(LAYOUT_CHECK):
-                        kind, spot, detail = problem["kind"], problem["where"], problem["detail"]
-                        problems.append(f"{role} {path} {width}×{height} {kind} {spot}: {detail}")
+                    problems += _check(page, f"{role} {path} {width}×{height}")
+                page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+            for path, form in SENT_EMPTY.get(role, []):  # a form's errors above its fields, at both sizes
+                page.goto(f"{site.url}{path}")
+                page.locator(form).evaluate("form => { form.noValidate = true; }")  # the server's messages
+                page.click(f"{form} button[type=submit]")
+                page.wait_for_selector(f"{form} .errorlist")
+                for width, height in SIZES:
+                    page.set_viewport_size({"width": width, "height": height})
+                    problems += _check(page, f"{role} {path} sent empty {width}×{height}")
                 page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
             context.close()
     wrong = [s for s in statuses if s[2] != s[3] or s[4]]
