@@ -49,7 +49,7 @@ def _login(page, url, username, password):
     page.wait_for_load_state()
 
 
-def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_worker, django_user_model, tmp_path):
+def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, worker_factory, django_user_model, tmp_path):
     olga = django_user_model.objects.create_user("olga", password="olga-pass-123")
     participation.add_organiser(make_task(n_cases=1, slug="earlier", is_public=False), user=olga)
     make_reader("rita")
@@ -65,6 +65,7 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
     )
     model_file = save_torchscript(Scale(2.0), tmp_path / "scale.pt")
     url = site.url
+    worker_factory(queues=("metrics",))  # imports and evaluations; the inference queue's worker comes later
     visited = []
 
     with chromium_page(viewport={"width": 1440, "height": 900}) as page:
@@ -117,9 +118,13 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, celery_wo
         page.click("#model-upload-form button[type=submit]")
         page.wait_for_url("**/models/*/")
         start = page.get_by_role("button", name="Start a run on Knee translation")
-        if page.locator("#validation-live").count():
-            assert start.count() == 0  # never before the model is valid
-        page.wait_for_selector("p.ok-box >> text=Validated", timeout=SLOW)
+        # No worker on the inference queue yet: the validation is queued, the page polls, no run is offered.
+        assert page.locator("#validation-status").inner_text() == "queued"
+        page.wait_for_selector("#validation-live[data-job-polling='1']")
+        assert start.count() == 0  # never before the model is valid
+        worker_factory(queues=("inference",))  # validation, the run and the downstream training
+        page.wait_for_selector("p.ok-box >> text=Validated", timeout=SLOW)  # the polling page reloads
+        assert start.count() == 1
         assert page.locator("#validation-error").count() == 0
 
         # 4. Start a run and follow it and its evaluation to the end.
