@@ -180,5 +180,8 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, worker_fa
         _login(page, url, "rita", "reader-pass-123")
         page.goto(f"{url}/reading/")
         assert "Knee realism" in page.inner_text("body")
+        page.get_by_role("link", name="Start").click()  # and opens its workspace on the first item
+        page.wait_for_url("**/read/*/")
+        page.wait_for_function("() => document.getElementById('rw-progress')?.dataset.total > 0", timeout=20_000)
 
     assert not [u for u in visited if "/admin/" in u]
