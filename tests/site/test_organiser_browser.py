@@ -91,6 +91,7 @@ def test_an_organiser_runs_a_benchmark_and_a_study_from_the_site(site, worker_fa
         page.wait_for_selector("#import-done", timeout=SLOW)
         assert page.locator("#import-status").inner_text() == "succeeded"
         assert "(4 cases)" in page.locator("#import-done").inner_text()
+        assert page.locator("#import-bar").evaluate("bar => bar.style.width") == "100%"
 
         # 2. Create a task on it (the import's "Create a task on it" link preselects the dataset).
         page.click("text=Create a task on it")
