@@ -168,7 +168,7 @@ def model_detail(request, pk):
             "model": model,
             "runs": model.runs.all(),
             # Only a valid model is offered a run (one started by the API before waits for the validation).
-            "can_run": model.status == ModelStatus.VALID and policy.can(request.user, "inference.start_run"),
+            "can_run": model.status == ModelStatus.VALID and policy.can(request.user, "inference.start_run", model),
             "can_delete": model.status == ModelStatus.INVALID
             and policy.can(request.user, "inference.delete_model", model),
         },

@@ -10,7 +10,7 @@ from core.accounts import USERNAME_MAX
 from core.models import JobStatus
 from inference.models import Run, Task
 
-from . import selectors
+from . import permissions, selectors
 from .models import DEFAULT_SCALES, Design, ReaderStudy
 from .services.invitations import MAX_DAYS
 
@@ -65,13 +65,20 @@ class StudyForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["task"].queryset = policy.visible(user, Task)
+        tasks = permissions.study_tasks(user)
+        if self.instance.pk:  # an editor keeps the study's task, whoever may create studies
+            tasks = tasks | policy.visible(user, Task).filter(pk=self.instance.task_id)
+        self.fields["task"].queryset = tasks
         # Main runs only: a probe-mode study reads their probe runs itself.
         runs = policy.visible(user, Run).filter(status=JobStatus.SUCCEEDED, probe_of__isnull=True)
         self.fields["runs"].queryset = runs.select_related("task").order_by("task__name", "name")
         self.fields["runs"].label_from_instance = lambda run: f"{run.task.name}: {run}"
         self.fields["runs"].help_text = "Succeeded runs of the chosen task."
-        self.fields["readers"].queryset = selectors.reader_accounts()
+        creator = self.instance.created_by if self.instance.pk else user
+        readers = selectors.reader_accounts()
+        if policy.is_authenticated(creator):  # the creator edits the study: never offered as its reader
+            readers = readers.exclude(pk=creator.pk)
+        self.fields["readers"].queryset = readers
         self.fields["readers"].help_text = "Reader accounts (no staff rights)."
         self.fields["editors"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
         self.fields["editors"].required = False

@@ -8,13 +8,14 @@ hash to one of the study's sources, so no page, array endpoint or export can tel
 in the study is which. Logged out they are anonymous, so a study cannot start while anonymous users
 could reach one of its sources (`exposed_sources`, checked by the build). Studies are visible to
 their editors (their creator and the editors they name); creating one needs the "Can add reader
-study" permission.
+study" permission (on any task they can see), or organising a task (on the tasks they organise).
 """
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 
 from core import policy
+from inference import permissions as inference_permissions
 from inference.models import CaseImage, CaseOutput, Dataset, Task
 
 from .models import ReaderStudy, StudyImage, StudyStatus
@@ -75,8 +76,21 @@ def _edited(user):
     return ReaderStudy.objects.filter(Q(created_by=user) | Q(editors=user)).distinct()
 
 
+def study_tasks(user):
+    """The tasks `user` may create a study on: any they can see with the "Can add reader study" permission,
+    else the tasks they organise (an organiser studies their own benchmark without the Django admin)."""
+    tasks = policy.visible(user, Task)
+    if not policy.is_authenticated(user):
+        return tasks.none()
+    if policy.is_staff(user) or user.has_perm("readerstudy.add_readerstudy"):
+        return tasks
+    return tasks.filter(pk__in=inference_permissions.organised_tasks(user))
+
+
 def _can_create(user, obj=None):
-    return policy.is_authenticated(user) and user.has_perm("readerstudy.add_readerstudy")
+    if not policy.is_authenticated(user):
+        return False
+    return user.has_perm("readerstudy.add_readerstudy") or inference_permissions.organised_tasks(user).exists()
 
 
 def _can_edit(user, study):

@@ -70,7 +70,7 @@ ROUTES = [
     ("password_reset_complete", {}, "get", None, PUBLIC),
     # reader studies: editors' pages
     ("study-list", {}, "get", None, LOGGED_IN),
-    ("study-create", {}, "get", None, STUDY_EDITORS),
+    ("study-create", {}, "get", None, expect("hidden", anonymous="login", editor="ok", organiser="ok", staff="ok")),
     ("study-detail", {"pk": "study"}, "get", None, STUDY_EDITORS),
     ("study-edit", {"pk": "study"}, "get", None, STUDY_EDITORS),
     ("study-analysis", {"pk": "study"}, "get", None, expect("hidden", editor="ok", staff="ok")),
