@@ -10,14 +10,15 @@ run is scored, the four simulated radiologists read them in a probe-mode marking
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
 from core.models import FINAL, JobStatus
 from evaluation.models import DownstreamJob, Evaluation, ProbeScore, ProbeSet
 from evaluation.probes import services as probe_services
 from inference.models import Run, Task
-from readerstudy.models import ReaderStudy
+from readerstudy.models import ReaderStudy, StudyStatus
 
 from .probe_study import seed_probe_study
-from .study import SIMULATED_READERS, demo_readers
 
 TASK_SLUG = "t1-to-t2"
 PROBE_SEED = 0
@@ -39,10 +40,26 @@ PROBED_RUNS = (
 
 PROBE_STUDY_TITLE = "Demo: hallucination marking on the T1→T2 probes"
 PROBE_STUDY_SEED = 2028
+#: Simulated readers of the probe study (password = username). Not the Turing study's radiologist1–4: a control
+#: probe's output is the same array as the main run's output on that case, and a reader who met an image in one
+#: study may not meet it in another (`readerstudy.services.eligibility`).
+PROBE_READERS = ("radiologist5", "radiologist6", "radiologist7", "radiologist8")
 
 
 class NotReady(Exception):
     """The probe set, a probed run or a probe run is still running: call again later."""
+
+
+def probe_readers():
+    users = get_user_model()
+    readers = []
+    for username in PROBE_READERS:
+        user, created = users.objects.get_or_create(username=username, defaults={"is_staff": False})
+        if created:
+            user.set_password(username)
+            user.save()
+        readers.append(user)
+    return readers
 
 
 def probe_set_of(task) -> ProbeSet | None:
@@ -95,13 +112,10 @@ def seed_probes() -> list[int] | None:
     succeeded = [run for run in probe_runs if run.status == JobStatus.SUCCEEDED]
     if any(run.pk not in scored for run in succeeded):
         raise NotReady("probe runs still being scored")
+    # A draft left by a seeding that broke off is built again.
+    ReaderStudy.objects.filter(title=PROBE_STUDY_TITLE, status=StudyStatus.DRAFT).delete()
     if succeeded and not ReaderStudy.objects.filter(title=PROBE_STUDY_TITLE).exists():
-        readers = demo_readers()
         seed_probe_study(
-            task,
-            [run.probe_of for run in succeeded],
-            [readers[name] for name in SIMULATED_READERS],
-            PROBE_STUDY_SEED,
-            title=PROBE_STUDY_TITLE,
+            task, [run.probe_of for run in succeeded], probe_readers(), PROBE_STUDY_SEED, title=PROBE_STUDY_TITLE
         )
     return [run.pk for run in probe_runs]

@@ -19,6 +19,7 @@ from evaluation.probes.construct import INSERTED, KINDS
 from inference.models import Run
 
 from . import probe_detectors, probe_reading
+from .models import ReaderStudy
 
 ABSENT_KINDS = tuple(k for k in KINDS if k not in INSERTED)
 DETECTOR_LABELS = {"error": "Error map", "sd": "SD map", "radiomics_ood": "Radiomics OOD"}
@@ -105,3 +106,9 @@ def plot_data(rows) -> dict:
             if row["uncertainty"].get("by_threshold")
         ]
     }
+
+
+def marking_studies(task, user) -> list:
+    """The task's probe-mode marking studies whose analysis `user` may read (``readerstudy.read_analysis``)."""
+    studies = ReaderStudy.objects.filter(task=task, probe_mode=True).order_by("pk")
+    return [study for study in studies if policy.can(user, "readerstudy.read_analysis", study)]

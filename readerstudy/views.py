@@ -434,5 +434,6 @@ def task_probes(request, slug):
             "inserted_kinds": probe_analysis.kind_labels(probe_analysis.INSERTED),
             "foms": probe_analysis.FOMS,
             "plot": probe_analysis.plot_data(rows),
+            "marking_studies": probe_analysis.marking_studies(task, request.user),
         },
     )

@@ -210,10 +210,12 @@ def test_seeded_demo_runs_to_success_and_every_page_renders(celery_worker, clien
     board_page = client.get("/tasks/t1-to-t2/leaderboard/").content.decode()
     assert "Hallucination index" in board_page and "/tasks/t1-to-t2/probes/" in board_page
     probe_page = client.get("/tasks/t1-to-t2/probes/").content.decode()
-    assert "reader-sd-auc" in probe_page
+    assert "reader-sd-auc" in probe_page and f"/studies/{probe_study.pk}/analysis/" in probe_page
     analysis = client.get(f"/studies/{probe_study.pk}/analysis/").content.decode()
     assert 'id="plot-froc"' in analysis
     client.logout()
+    # The study is closed, not published: the public sees the index, not the study.
+    assert f"/studies/{probe_study.pk}/analysis/" not in client.get("/tasks/t1-to-t2/probes/").content.decode()
 
     call_command("seed_demo", if_empty=True)  # a second seeding changes nothing
     assert Run.objects.filter(probe_of__isnull=True).count() == 16
