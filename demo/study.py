@@ -73,7 +73,6 @@ def simulated_answer(evidence):
 
 
 def answer_as_simulated_reader(study, reader, skill, seed):
-    rng = np.random.default_rng(seed)
     ssim = ssim_by_image(study)
     session = reading.open_session(study, reader=reader)
     while True:
@@ -89,7 +88,10 @@ def answer_as_simulated_reader(study, reader, skill, seed):
             # A reader's impression of an image is mostly their own and stable (so a repeated item gets a
             # similar answer), partly noise of the moment.
             impression = np.random.default_rng([seed, image.pk]).normal(0, 0.8)
-            answer = simulated_answer(skill * 3.0 * error + impression + rng.normal(0, 0.6))
+            # The noise of the moment is keyed on the item (a repeat is an item of its own), not drawn in reading
+            # order: each session's order is random, and the demo's reader AUCs must repeat from build to build.
+            moment = np.random.default_rng([seed, image.pk, assignment.item_id]).normal(0, 0.6)
+            answer = simulated_answer(skill * 3.0 * error + impression + moment)
         reading.submit(session, token=state["item"]["token"], value=answer, key=f"demo-{assignment.position}")
         session.refresh_from_db()
 
