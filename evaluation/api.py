@@ -15,7 +15,6 @@ from core.errors import InvalidInput, NotFound
 from inference.models import Run, Task
 
 from . import downstream, formatting, leaderboard, services
-from .leaderboard.queries import succeeded_runs
 from .models import CaseResult, Evaluation
 from .probes import selectors as probe_selectors
 from .serializers import (
@@ -250,15 +249,9 @@ class TaskProbeScoresView(APIView):
     @extend_schema(responses=ProbeScoreSerializer(many=True))
     def get(self, request, slug):
         task = _visible_task(request, slug)
-        private = policy.can(request.user, "inference.manage_task", task)
-        runs = succeeded_runs(task, private=private)
-        scores = probe_selectors.latest_scores(task, [run.pk for run in runs])
         page = probe_selectors.page_url(task)
         rows = []
-        for run in runs:
-            score = scores.get(run.pk)
-            if score is None:
-                continue
+        for run, score in probe_selectors.board_scores(task, request.user):
             index = score.index or {}
             rows.append(
                 {

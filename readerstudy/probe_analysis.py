@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from core import policy
 from evaluation.formatting import format_interval
-from evaluation.leaderboard.queries import succeeded_runs
 from evaluation.probes import selectors as probe_selectors
 from evaluation.probes.construct import INSERTED, KINDS
 from inference.models import Run
@@ -47,16 +46,11 @@ def interval_text(ci: dict | None) -> str:
 
 def probe_rows(task, user) -> list[dict]:
     """One dict per main run on the board that has a scored probe run (its latest), in the board's run order."""
-    private = policy.can(user, "inference.manage_task", task)
-    runs = succeeded_runs(task, private=private)
-    scores = probe_selectors.latest_scores(task, [run.pk for run in runs])
-    linked = list(scores) + [score.run_id for score in scores.values()]
+    scored = probe_selectors.board_scores(task, user)
+    linked = [run.pk for run, _score in scored] + [score.run_id for _run, score in scored]
     openable = set(policy.visible(user, Run).filter(pk__in=linked).values_list("pk", flat=True))
     rows = []
-    for run in runs:
-        score = scores.get(run.pk)
-        if score is None:
-            continue
+    for run, score in scored:
         index = score.index or {}
         detectors = probe_detectors.detector_scores(score)
         rows.append(

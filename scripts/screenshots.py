@@ -128,6 +128,12 @@ def leaderboard_shots(context, base, out):
     page.wait_for_timeout(800)
     page.screenshot(path=str(out / "downstream_curves.png"), full_page=True)
     print("wrote", out / "downstream_curves.png")
+    # The hallucination probes of the translation runs (index, detectors' FROC, the SD checks).
+    page.goto(f"{base}/tasks/t1-to-t2/probes/")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "probes.png"), full_page=True)
+    print("wrote", out / "probes.png")
     page.close()
 
 

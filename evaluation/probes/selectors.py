@@ -3,6 +3,9 @@ run."""
 
 from django.urls import NoReverseMatch, reverse
 
+from core import policy
+
+from ..leaderboard.queries import succeeded_runs
 from ..models import ProbeScore
 
 # The probe analysis page (readerstudy's: it shows the detectors' FROC scores), linked by name, never imported.
@@ -35,6 +38,14 @@ def latest_scores(task, main_run_ids) -> dict[int, ProbeScore]:
     for score in scores:
         latest.setdefault(score.run.probe_of_id, score)
     return latest
+
+
+def board_scores(task, user) -> list[tuple]:
+    """(main run, its latest ``ProbeScore``) for each run of the task's leaderboard as `user` sees it (organisers:
+    private phases too) that has a scored probe run, in the board's run order."""
+    runs = succeeded_runs(task, private=policy.can(user, "inference.manage_task", task))
+    scores = latest_scores(task, [run.pk for run in runs])
+    return [(run, scores[run.pk]) for run in runs if run.pk in scores]
 
 
 def run_probe_score(run) -> ProbeScore | None:
