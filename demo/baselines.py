@@ -17,14 +17,11 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-
-from demo import phantom
 
 # Two intra-op threads suit an idle 2-core machine; on a busy one pass threads=1 (two spinning OpenMP threads
 # competing with other processes can be several times slower than one).
@@ -335,34 +332,3 @@ BASELINE_FILES = {
     "zero_filled": "recon_zero_filled.pt",
     "denoiser": "recon_denoiser.pt",
 }
-
-
-def build_all_baselines(
-    directory,
-    train_seeds: Iterable[int] = range(100_000, 100_096),
-    fast: bool = False,
-    unet_seconds: float = 60.0,
-    denoiser_seconds: float = 45.0,
-    acceleration: int = 4,
-    threads: int = TRAIN_THREADS,
-) -> dict[str, Path]:
-    """Generate training phantoms from ``train_seeds`` and write every baseline into ``directory``.
-
-    Evaluation sets must use other seeds. ``fast=True`` trains for a few seconds only (tests, smoke runs).
-    Returns the written paths by baseline name.
-    """
-    directory = Path(directory)
-    paths = {name: directory / filename for name, filename in BASELINE_FILES.items()}
-    if fast:
-        unet_seconds, denoiser_seconds = min(unet_seconds, 4.0), min(denoiser_seconds, 3.0)
-    train = phantom.make_slice_batch(list(train_seeds))
-    build_identity(paths["identity"])
-    build_intensity_remap(paths["intensity_remap"], train["t1"], train["t2"])
-    build_unet(paths["unet"], train["t1"], train["t2"], seconds=unet_seconds, threads=threads)
-    build_stochastic_unet(paths["stochastic_unet"], paths["unet"])
-    build_zero_filled(paths["zero_filled"])
-    # Both contrasts, each with its own random mask, so the denoiser does not tie itself to one contrast.
-    recon_targets = np.concatenate([train["t1"], train["t2"]])
-    kspaces, _ = phantom.make_recon_batch(recon_targets, acceleration=acceleration, seed=0)
-    build_denoiser(paths["denoiser"], kspaces, recon_targets, seconds=denoiser_seconds, threads=threads)
-    return paths

@@ -4,9 +4,6 @@ The pure parts are beside the app: `blinding` (the one normalisation, attention-
 `ordering` (each reader's seeded order, applied when their session opens).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -24,6 +21,7 @@ from ..models import Design, ImageSource, ItemKind, ReaderStudy, RealPool, Study
 from . import probe_build
 from .eligibility import check_readers
 from .reading import open_session
+from .sources import Source, synthetic_sources
 
 
 def check_ready(study: ReaderStudy) -> None:
@@ -84,17 +82,6 @@ def _refuse_exposed(study):
         )
 
 
-@dataclass
-class _Source:
-    """An array a study image shows: loaded when blinded (twice at most: its step, then its image)."""
-
-    load: Callable
-    sha256: str
-    case: object
-    kind: str  # ImageSource
-    run: object = None
-
-
 class _Builder:
     """Chooses, blinds and stores the study's images; one instance per freeze.
 
@@ -153,21 +140,9 @@ def _usable_cases(study, builder, runs, count):
             break
         case = cases[index]
         reference = case.image(ImageRole.REFERENCE)
-        sources = {}
-        for run in runs:
-            output = outputs.get((run.pk, case.pk))
-            if output is None:
-                skipped.append(f"{case.case_id}: no output from {run}")
-                break
-            if list(output.shape[1:]) != list(reference.shape[1:]):
-                skipped.append(f"{case.case_id}: {run}'s output has another shape than the reference")
-                break
-            try:
-                builder.check(output.load)
-            except (blinding.NotShowable, ValueError) as exc:
-                skipped.append(f"{case.case_id}: {run}'s output is not showable ({exc})")
-                break
-            sources[run.pk] = _Source(output.load, output.content_sha256, case, ImageSource.SYNTHETIC, run)
+        sources, why = synthetic_sources(builder, case, reference, runs, outputs)
+        if sources is None:
+            skipped.append(why)
         else:
             chosen.append((case, reference, sources))
     if len(chosen) < count:
@@ -214,7 +189,7 @@ def _showable_references(study, builder, shown_cases, shapes, exclude=()):
             builder.check(reference.load)
         except blinding.NotShowable:
             continue
-        yield _Source(reference.load, reference.content_sha256, case, ImageSource.REAL)
+        yield Source(reference.load, reference.content_sha256, case, ImageSource.REAL)
 
 
 def _real_sources(study, builder, count, shown_cases, shapes):
@@ -249,7 +224,7 @@ def _remove_orphan_files(study):
 def _synthetic_sources(study, builder, runs):
     """(sources per run pk, the cases shown, their shapes), with the builder's display spacing set."""
     if study.probe_mode:  # the main runs' probe runs, one item per probe case and run
-        per_run, builder.spacing, shapes, shown = probe_build.probe_sources(study, builder, runs, _Source)
+        per_run, builder.spacing, shapes, shown = probe_build.probe_sources(study, builder, runs)
         return per_run, shown, shapes
     n = study.items_per_model
     # A Turing test shows each run cases of its own unless the editor asks for paired cases: a reader who

@@ -12,9 +12,8 @@ from core.models import JobStatus
 from evaluation.models import ProbeCase, ProbeScore, ProbeSet
 from inference.models import CaseOutput, ImageRole, Run
 
-from .. import blinding
 from ..errors import StudyError
-from ..models import ImageSource
+from .sources import synthetic_sources
 
 
 def probe_runs(study, runs) -> dict[int, Run]:
@@ -38,7 +37,7 @@ def probe_runs(study, runs) -> dict[int, Run]:
     return chosen
 
 
-def probe_sources(study, builder, runs, source_class):
+def probe_sources(study, builder, runs):
     """(sources per probe run pk, in the runs' order; the spacing; the shapes; the probe cases shown)."""
     by_main = probe_runs(study, runs)
     probes = list(by_main.values())
@@ -50,18 +49,9 @@ def probe_sources(study, builder, runs, source_class):
     for probe_case in cases:
         case = probe_case.case
         reference = case.image(ImageRole.REFERENCE)
-        sources = {}
-        for probe in probes:
-            output = outputs.get((probe.pk, case.pk))
-            if output is None or reference is None or list(output.shape[1:]) != list(reference.shape[1:]):
-                skipped.append(f"{case.case_id}: no output of the reference's shape from {probe}")
-                break
-            try:
-                builder.check(output.load)
-            except (blinding.NotShowable, ValueError) as exc:
-                skipped.append(f"{case.case_id}: {probe}'s output is not showable ({exc})")
-                break
-            sources[probe.pk] = source_class(output.load, output.content_sha256, case, ImageSource.SYNTHETIC, probe)
+        sources, why = synthetic_sources(builder, case, reference, probes, outputs)
+        if sources is None:
+            skipped.append(why)
         else:
             for pk, source in sources.items():
                 per_run[pk].append(source)

@@ -219,9 +219,3 @@ def test_training_with_a_step_budget_is_reproducible(tmp_path, held_out):
         baselines.build_unet(path, train["t1"], train["t2"], seconds=math.inf, max_steps=3, seed=5, threads=THREADS)
         outputs.append(_run(path, held_out["t1"][:1, None]))
     np.testing.assert_array_equal(outputs[0], outputs[1])
-
-
-def test_build_all_baselines_fast(tmp_path):
-    paths = baselines.build_all_baselines(tmp_path, train_seeds=range(7000, 7008), fast=True, threads=THREADS)
-    assert set(paths) == set(baselines.BASELINE_FILES)
-    assert all(path.is_file() for path in paths.values())
