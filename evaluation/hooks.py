@@ -8,7 +8,7 @@ from core.signals import job_finished
 from inference import extensions
 from inference.models import Run
 
-from . import evaluation_job, pages, permissions, segmentation, services, task_settings, viewer
+from . import evaluation_job, pages, permissions, probe_viewer, segmentation, services, task_settings, viewer
 from .downstream import services as downstream_services
 from .downstream import training
 from .models import DownstreamJob, Evaluation, ProbeSet
@@ -21,7 +21,10 @@ def register():
     extensions.add_run_section(pages.evaluation_section)
     extensions.add_run_section(pages.downstream_section)
     extensions.add_run_section(pages.probe_section)
+    extensions.add_run_section(pages.probe_cases_section)
     extensions.add_array_source("uncertainty", viewer.uncertainty_source)
+    extensions.add_array_source("probe-truth", probe_viewer.probe_truth_source)
+    extensions.add_array_source("samples-sd", probe_viewer.samples_sd_source)
     extensions.add_task_check(task_settings.check_task_settings)
     jobs.register(
         Evaluation,

@@ -1,5 +1,5 @@
-"""The evaluation app's parts of other apps' pages: the run page's evaluation, downstream and probe sections
-(registered with `inference.extensions` from `hooks`)."""
+"""The evaluation app's parts of other apps' pages: the run page's evaluation, downstream and probe sections, and
+a probe run's page's probe cases (registered with `inference.extensions` from `hooks`)."""
 
 from django.core.paginator import Paginator
 from django.template.loader import render_to_string
@@ -7,9 +7,11 @@ from django.template.loader import render_to_string
 from core import policy
 from core.models import JobStatus
 from inference.extensions import Script, Section
+from inference.models import Case, Run
 
 from . import formatting, selectors
 from .downstream import selectors as downstream_selectors
+from .probes import scoring as probe_scoring
 from .probes import selectors as probe_selectors
 
 PLOTS = [Script("vendor/plotly/plotly.min.js", module=False), Script("js/run_plots.js")]
@@ -55,5 +57,26 @@ def probe_section(request, run):
         "counts": index.get("counts", {}),
         "sd_auc": (score.uncertainty or {}).get("sd_auc"),
         "page": probe_selectors.page_url(run.task),
+        "probe_run_openable": policy.visible(request.user, Run).filter(pk=score.run_id).exists(),
     }
     return Section(render_to_string("evaluation/_run_probes.html", context, request=request))
+
+
+def probe_cases_section(request, run):
+    """A probe run's cases, hallucinated first, each with its truth and its samples' outcomes, linked to the probe
+    viewer; shown to whoever may see the probe cases (a probe set is its task's organisers'), else one line."""
+    if run.probe_of_id is None:
+        return None
+    rows = probe_selectors.probe_cases(run)
+    visible = set(
+        policy.visible(request.user, Case)
+        .filter(pk__in=[r["probe"].case_id for r in rows])
+        .values_list("pk", flat=True)
+    )
+    context = {
+        "run": run,
+        "rows": [row for row in rows if row["probe"].case_id in visible],
+        "hidden": sum(row["probe"].case_id not in visible for row in rows),
+        "present_fraction": probe_scoring.PRESENT_FRACTION,
+    }
+    return Section(render_to_string("evaluation/_run_probe_cases.html", context, request=request))

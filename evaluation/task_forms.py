@@ -89,7 +89,7 @@ class TaskForm(forms.ModelForm):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        datasets = policy.visible(user, Dataset).order_by("name")
+        datasets = policy.visible(user, Dataset).filter(private_to__isnull=True).order_by("name")
         self.fields["dataset"].queryset = datasets
         self.fields["reference_dataset"].queryset = datasets
         self.fields["metrics"].choices = grouped_choices(task_settings.selectable_metrics())

@@ -2,7 +2,7 @@ from django.urls import path
 
 from inference.viewer import array_data, array_header
 
-from . import api, task_views, viewer, views
+from . import api, probe_viewer, task_views, viewer, views
 
 urlpatterns = [
     # The viewer of a run's case (evaluation/viewer.py) and its SD-map array endpoints.
@@ -19,6 +19,22 @@ urlpatterns = [
         array_data,
         {"source": "uncertainty"},
         name="array-uncertainty-data",
+    ),
+    # The probe viewer (evaluation/probe_viewer.py): a probe run's case with its truth region, and its arrays.
+    path("runs/<int:run_pk>/probes/<int:case_pk>/", probe_viewer.probe_case, name="probe-case"),
+    path("api/arrays/probe-cases/<int:pk>/truth/", array_header, {"source": "probe-truth"}, name="array-probe-truth"),
+    path(
+        "api/arrays/probe-cases/<int:pk>/truth/data/",
+        array_data,
+        {"source": "probe-truth"},
+        name="array-probe-truth-data",
+    ),
+    path("api/arrays/outputs/<int:pk>/samples-sd/", array_header, {"source": "samples-sd"}, name="array-samples-sd"),
+    path(
+        "api/arrays/outputs/<int:pk>/samples-sd/data/",
+        array_data,
+        {"source": "samples-sd"},
+        name="array-samples-sd-data",
     ),
     # The organisers' task pages (evaluation/task_views.py): the form knows the metric catalogue.
     path("tasks/new/", task_views.task_create, name="task-create"),

@@ -92,6 +92,28 @@ export function labelColour(value) {
 }
 
 /**
+ * The outline of one label slice (rows × columns, row-major): each labelled voxel with a 4-neighbour of
+ * another label (or the slice's edge) keeps its label, every other voxel becomes 0. Drawn over a map
+ * (an SD or error map), the outline leaves the map's values inside the region visible.
+ */
+export function labelOutline(values, rows, columns) {
+  const out = new Float32Array(values.length);
+  const label = (i) => (Number.isFinite(values[i]) ? Math.round(values[i]) : 0);
+  for (let r = 0; r < rows; r += 1) {
+    for (let c = 0; c < columns; c += 1) {
+      const i = r * columns + c;
+      const v = label(i);
+      if (v === 0) continue;
+      const edge =
+        r === 0 || c === 0 || r === rows - 1 || c === columns - 1 ||
+        label(i - columns) !== v || label(i + columns) !== v || label(i - 1) !== v || label(i + 1) !== v; // prettier-ignore
+      if (edge) out[i] = v;
+    }
+  }
+  return out;
+}
+
+/**
  * The RGBA bytes (H × W × 4) of one label slice as an overlay: each non-zero label in its colour at
  * `opacity` (0 … 1), background transparent.
  */

@@ -1,16 +1,19 @@
 // The label overlay: a case's label (or mask) drawn in colour, translucent, over every viewport of
-// the same shape that shows an image (not over difference or SD maps), instead of a grey tile of
-// its own. options.overlay = {headerUrl | header, label}; the toolbar gets a toggle and an opacity
-// slider. The root carries data-overlay ("on" | "off"); each covered viewport data-overlay-voxels
+// the same shape that shows an image (not over difference or SD maps, unless `maps`), instead of a
+// grey tile of its own. options.overlay = {headerUrl | header, label, outline, maps}: `outline` draws
+// only the regions' edges (a probe's truth region over its error and SD maps), `maps` covers the
+// difference and SD maps too; the toolbar gets a toggle and an opacity slider. The root carries data-overlay ("on" | "off"); each covered viewport data-overlay-voxels
 // (the labelled voxels drawn on its slice) once drawn. The label's canvas sits over Cornerstone's,
 // under its annotations, and maps image pixels to the screen with the viewport's own worldToCanvas
 // (zoom, pan and the renderer's half pixel included).
 import { Enums } from "@cornerstonejs/core";
 
 import { el, errorMessage, fetchBytes, fetchJSON } from "../static/js/dom.js";
-import { labelRGBA, pixelToWorld } from "./geometry.js";
+import { labelOutline, labelRGBA, pixelToWorld } from "./geometry.js";
 
 const DEFAULT_OPACITY = 0.45;
+const OUTLINE_OPACITY = 0.9; // a one-voxel edge must stand out against an SD map's colours
+const COVERED_WITH_MAPS = ["image", "difference", "uncertainty"];
 
 const sameShape = (a, b) => a.rows === b.rows && a.columns === b.columns && a.slices === b.slices;
 
@@ -34,7 +37,8 @@ function labelSlices(header, maxWholeBytes) {
   };
 }
 
-function sliceCanvas(header, values, opacity) {
+function sliceCanvas(header, labelValues, opacity, outline) {
+  const values = outline ? labelOutline(labelValues, header.rows, header.columns) : labelValues;
   const canvas = document.createElement("canvas");
   canvas.width = header.columns;
   canvas.height = header.rows;
@@ -73,7 +77,7 @@ class Layer {
         return;
       }
       if (token !== this.token) return; // a newer frame is drawing
-      slice = sliceCanvas(header, values, this.state.opacity);
+      slice = sliceCanvas(header, values, this.state.opacity, this.state.outline);
       this.drawn.clear(); // one slice at one opacity at a time
       this.drawn.set(key, slice);
     }
@@ -109,13 +113,14 @@ class Layer {
 export async function createOverlay(views, overlay, root, { maxWholeBytes, half }) {
   if (!overlay) return null;
   const header = overlay.header || (await fetchJSON(overlay.headerUrl));
-  const targets = views.filter((view) => view.header.kind === "image" && sameShape(view.header, header));
+  const covered = overlay.maps ? COVERED_WITH_MAPS : ["image"];
+  const targets = views.filter((view) => covered.includes(view.header.kind) && sameShape(view.header, header));
   if (!targets.length) return null;
-  const state = { on: true, opacity: DEFAULT_OPACITY };
+  const state = { on: true, opacity: overlay.outline ? OUTLINE_OPACITY : DEFAULT_OPACITY, outline: !!overlay.outline };
   const toggle = el("input", { type: "checkbox", class: "cs-overlay-toggle", checked: true });
   const opacity = el("input", {
-    type: "range", class: "cs-overlay-opacity", min: "0", max: "100", value: String(DEFAULT_OPACITY * 100),
-    "aria-label": `${overlay.label || "Label"} opacity`,
+    type: "range", class: "cs-overlay-opacity", min: "0", max: "100",
+    value: String(state.opacity * 100), "aria-label": `${overlay.label || "Label"} opacity`,
   }); // prettier-ignore
   const control = el("label", { class: "cs-overlay-control" }, toggle, ` ${overlay.label || "Label"} overlay `, opacity);
   root.querySelector(".cs-reset").parentNode.insertBefore(control, root.querySelector(".cs-help"));

@@ -17,8 +17,9 @@
 //     initialView: null,     // {preset (index) | voi {lower, upper}, zoom, pan}: the first frame's view
 //     keepEngine: false,     // true: keep the rendering engine for the next such mount (the reader
 //                            // workspace mounts each item anew: a new engine costs ~300 ms)
-//     overlay: null,         // {headerUrl | header, label}: a label drawn in colour over the images
-//                            // of its shape, with a toggle and an opacity slider (overlay.js)
+//     overlay: null,         // {headerUrl | header, label, outline, maps}: a label drawn in colour over
+//                            // the images of its shape (its edges only with `outline`; over the error
+//                            // and SD maps too with `maps`), with a toggle and an opacity slider (overlay.js)
 //     measure: true,         // the length tool (measure.js); never with annotate
 //     onMarksChange: (marks) => {},
 //   });

@@ -33,6 +33,11 @@ class Dataset(models.Model):
     is_public = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    private_to = models.ForeignKey(
+        "Task", related_name="private_datasets", null=True, blank=True, on_delete=models.SET_NULL,
+        help_text="A dataset derived from this task's test set (a probe set): seen by the task's organisers only, "
+        "never offered as a task's dataset. Without the task (deleted) only staff see it.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]
@@ -227,6 +232,11 @@ class Task(models.Model):
         an unknown name is refused with the known ones, whichever form, API or script saves the task."""
         if not isinstance(self.metrics, list) or not all(isinstance(key, str) and key for key in self.metrics):
             raise ValidationError({"metrics": 'Give a list of metric names, e.g. ["psnr", "ssim"].'})
+        for field in ("dataset", "reference_dataset"):
+            dataset = getattr(self, field, None) if getattr(self, f"{field}_id") else None
+            if dataset is not None and dataset.private_to_id is not None:
+                raise ValidationError({field: f"'{dataset}' is derived from a task's test set (a probe set): it "
+                                       "cannot be a task's dataset."})  # fmt: skip
         errors = extensions.check_task_settings(self.settings_for_checks())
         if errors:
             raise ValidationError(errors)

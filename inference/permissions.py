@@ -66,11 +66,13 @@ def is_participant(user, task):
 
 
 def secret_images(user):
-    """References and labels of hidden test sets that `user` does not organise (staff: none)."""
+    """References and labels of hidden test sets that `user` does not organise, and of the datasets derived
+    from them (`Dataset.private_to`: probe sets) (staff: none)."""
     if policy.is_staff(user):
         return CaseImage.objects.none()
     hidden = Task.objects.filter(hidden_references=True).exclude(pk__in=organised_tasks(user))
-    return CaseImage.objects.filter(case__dataset__in=hidden.values("dataset_id"), role__in=SECRET_ROLES)
+    datasets = Q(case__dataset__in=hidden.values("dataset_id")) | Q(case__dataset__private_to__in=hidden)
+    return CaseImage.objects.filter(datasets, role__in=SECRET_ROLES)
 
 
 def _secret_hashes(user):
@@ -86,7 +88,10 @@ def _datasets(user):
     used = Q(tasks__in=tasks) | Q(reference_for_tasks__in=tasks)
     if policy.is_authenticated(user):
         used |= Q(created_by=user)  # an organiser's own import, before any task uses it
-    return Dataset.objects.filter(Q(is_public=True) | used).distinct()
+        used |= Q(private_to__in=tasks.filter(pk__in=organised_tasks(user)))  # a probe set of a task they organise
+    # A private dataset is its task's organisers' only, whatever else would show it (public, or their own).
+    private = Q(private_to__isnull=False) & ~Q(private_to__in=organised_tasks(user))
+    return Dataset.objects.filter(Q(is_public=True) | used).exclude(private).distinct()
 
 
 def _imports(user):

@@ -36,10 +36,10 @@ class VisibleTaskField(serializers.SlugRelatedField):
 
 class VisibleDatasetField(PrimaryKeyField):
     """A dataset among those the requesting user may see: an organiser who named a private dataset as
-    their task's would otherwise be shown it through the task."""
+    their task's would otherwise be shown it through the task. Never a probe set's (`Dataset.private_to`)."""
 
     def get_queryset(self):
-        return policy.visible(self.context["request"].user, Dataset)
+        return policy.visible(self.context["request"].user, Dataset).filter(private_to__isnull=True)
 
 
 class TaskSerializer(serializers.ModelSerializer):

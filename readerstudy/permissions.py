@@ -65,8 +65,10 @@ def _hide_blinded_datasets(user, datasets):
     if not policy.is_authenticated(user):
         return datasets
     hidden = Task.objects.filter(pk__in=blinded_tasks(user))
-    return datasets.exclude(pk__in=hidden.values("dataset_id")).exclude(
-        pk__in=hidden.exclude(reference_dataset=None).values("reference_dataset_id")
+    return (
+        datasets.exclude(pk__in=hidden.values("dataset_id"))
+        .exclude(pk__in=hidden.exclude(reference_dataset=None).values("reference_dataset_id"))
+        .exclude(private_to__in=hidden)  # its probe sets
     )
 
 

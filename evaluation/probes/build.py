@@ -144,6 +144,7 @@ def build(probe_set, context):
             f"seed {probe_set.seed}.",
             source=f"evaluation.probes (probe set {probe_set.pk})",
             is_public=False,
+            private_to=task,  # its organisers' (and staff's) only: `inference.permissions`
         )
         context.progress(dataset=dataset, config={**config, "levels_used": [levels[0], levels[1]]})
         probe_set.dataset = dataset

@@ -1,12 +1,13 @@
 """Reads of the probe scores: what a board, a run page, the API or the probe analysis page shows beside a main
-run."""
+run, and a probe run's cases with their outcomes and detector marks (the probe viewer's)."""
 
 from django.urls import NoReverseMatch, reverse
 
 from core import policy
 
 from ..leaderboard.queries import succeeded_runs
-from ..models import ProbeScore
+from ..models import ProbeCase, ProbeScore
+from . import scoring
 
 # The probe analysis page (readerstudy's: it shows the detectors' FROC scores), linked by name, never imported.
 PAGE_URL_NAME = "task-probes"
@@ -59,3 +60,43 @@ def page_url(task) -> str:
         return reverse(PAGE_URL_NAME, kwargs={"slug": task.slug})
     except NoReverseMatch:
         return ""
+
+
+def probe_cases(run) -> list[dict]:
+    """The probe cases of a probe run, each {"probe", "outcomes", "hallucinated", "shown"}: its ``ProbeCase`` (case
+    loaded), the outcomes of its samples (``scoring.Outcome`` dicts, by sample; empty before the run is scored), the
+    share of them invented or omitted, and "invented" / "omitted" / "faithful" for the case (the way at least half
+    its samples went, as ``scoring.hallucinated_cases``). Hallucinated first (by share), then by case id."""
+    if run.probe_of_id is None or run.dataset_id is None:
+        return []
+    score = ProbeScore.objects.filter(run=run).first()
+    by_case: dict[str, list[dict]] = {}
+    for outcome in score.outcomes if score else []:
+        by_case.setdefault(outcome["case"], []).append(outcome)
+    hallucinated = scoring.hallucinated_cases(score.outcomes) if score else {}
+    rows = []
+    for probe in ProbeCase.objects.filter(probe_set__dataset_id=run.dataset_id).select_related("case", "source"):
+        outcomes = sorted(by_case.get(probe.case.case_id, []), key=lambda o: o["sample"])
+        bad = sum(o["outcome"] in ("invented", "omitted") for o in outcomes)
+        rows.append(
+            {
+                "probe": probe,
+                "outcomes": outcomes,
+                "hallucinated": bad / len(outcomes) if outcomes else None,
+                "shown": hallucinated.get(probe.case.case_id, "faithful" if outcomes else ""),
+            }
+        )
+    rows.sort(key=lambda row: (-(row["hallucinated"] or 0.0), row["probe"].case.case_id))
+    return rows
+
+
+def case_marks(run, case_id: str) -> list[dict]:
+    """The automated detectors' marks on one probe case of a scored probe run: {"detector", "row", "col",
+    "rating"}, by detector, highest rating first."""
+    score = ProbeScore.objects.filter(run=run).first()
+    marks = []
+    for detector, rows in sorted((score.detector_marks if score else {}).items()):
+        chosen = [row for row in rows if row[0] == case_id]
+        chosen.sort(key=lambda row: -row[3])
+        marks.extend({"detector": detector, "row": r, "col": c, "rating": rating} for _, r, c, rating in chosen)
+    return marks

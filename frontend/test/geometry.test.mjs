@@ -7,6 +7,7 @@ import {
   MIN_ZOOM,
   dragZoom,
   labelColour,
+  labelOutline,
   labelRGBA,
   lengthMm,
   pixelLengthMm,
@@ -98,4 +99,18 @@ test("label colours: background transparent, each label its colour at the opacit
   assert.deepEqual([...rgba.slice(4, 8)], [230, 25, 75, 128]);
   assert.deepEqual([...rgba.slice(8, 12)], [60, 180, 75, 128]);
   assert.equal(labelRGBA(new Float32Array([1]), 2)[3], 255);
+});
+
+test("a label's outline keeps the voxels on its edge and clears its inside", () => {
+  // A 5 × 5 slice with a 3 × 3 square of label 1 at its centre: the outline is the square's 8 edge voxels.
+  const values = new Float32Array(25);
+  for (let r = 1; r <= 3; r += 1) for (let c = 1; c <= 3; c += 1) values[r * 5 + c] = 1;
+  const outline = labelOutline(values, 5, 5);
+  assert.equal(outline[2 * 5 + 2], 0);
+  assert.equal([...outline].filter((v) => v === 1).length, 8);
+  assert.equal(outline[0], 0);
+  // A region touching the slice's edge keeps its voxels there; two labels side by side each keep their border.
+  const full = labelOutline(new Float32Array([1, 1, 1, 1, 2, 2, 1, 2, 2]), 3, 3);
+  assert.deepEqual([...full], [1, 1, 1, 1, 2, 2, 1, 2, 2]);
+  assert.equal(labelOutline(new Float32Array([0, NaN, 0, 0]), 2, 2).every((v) => v === 0), true);
 });

@@ -22,13 +22,24 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from core.models import JobStatus
-from evaluation.models import CaseResult, CaseStatus, DownstreamJob, DownstreamSetup, Evaluation
-from inference.models import DatasetImport, GenerativeModel, ImageRole, MemberRole, Membership, Phase, Run, RunKind
+from evaluation.models import CaseResult, CaseStatus, DownstreamJob, DownstreamSetup, Evaluation, ProbeCase, ProbeSet
+from inference.models import (
+    Case,
+    Dataset,
+    DatasetImport,
+    GenerativeModel,
+    ImageRole,
+    MemberRole,
+    Membership,
+    Phase,
+    Run,
+    RunKind,
+)
 from inference.services import participation
 from inference.services.runs import store_output
 from inference.storage import save_array
 from readerstudy.models import Assignment, Invitation
-from tests.support.factories import make_task
+from tests.support.factories import add_image, make_task
 from tests.support.files import outputs_zip
 from tests.support.study_data import make_reader, make_study, make_study_task
 
@@ -116,6 +127,16 @@ ROUTES = [
     # hallucination probes: numbers for whoever sees the leaderboard (the probe page is the reader-study app's)
     ("api-task-probe-scores", {"slug": "task_slug"}, "get", None, PUBLIC),
     ("task-probes", {"slug": "task_slug"}, "get", None, PUBLIC),
+    # the probe viewer: a probe set is private to its task's organisers (Dataset.private_to)
+    ("probe-case", {"run_pk": "probe_run", "case_pk": "probe_case"}, "get", None, SECRET),
+    ("array-probe-truth", {"pk": "probe"}, "get", None, SECRET),
+    ("array-probe-truth-data", {"pk": "probe"}, "get", None, SECRET),
+    ("array-samples-sd", {"pk": "probe_output"}, "get", None, SECRET),
+    ("array-samples-sd-data", {"pk": "probe_output"}, "get", None, SECRET),
+    ("dataset-detail", {"pk": "probe_dataset"}, "get", None, SECRET),
+    ("case-detail", {"pk": "probe_case"}, "get", None, SECRET),
+    ("array-case-image", {"pk": "probe_input"}, "get", None, SECRET),
+    ("api-dataset-detail", {"pk": "probe_dataset"}, "get", None, SECRET),
     # inference: pages
     ("home", {}, "get", None, PUBLIC),
     ("task-detail", {"slug": "task_slug"}, "get", None, PUBLIC),
@@ -335,6 +356,7 @@ def build_world(django_user_model):
         study=study, created_by=users["editor"], expires_at=timezone.now() + timedelta(days=1)
     )
     dataset_import = DatasetImport.objects.create(name="incoming", requested_by=users["organiser"])
+    probe_world = build_probe_world(task, own_run, users["organiser"])
     objects = {
         "dataset_import": dataset_import.uid,
         "study": study.pk,
@@ -353,8 +375,41 @@ def build_world(django_user_model):
         "baseline_model": baseline_model.pk,
         "input_image": case.images.get(role=ImageRole.INPUT).pk,
         "reference_image": case.images.get(role=ImageRole.REFERENCE).pk,
+        **probe_world,
     }
     return users, objects, task
+
+
+def build_probe_world(task, main_run, organiser):
+    """A built probe set of `task` (one probe case) and a two-sample probe run of `main_run` started by `organiser`."""
+    dataset = Dataset.objects.create(name="Probe set of bench", private_to=task)
+    probe_set = ProbeSet.objects.create(task=task, status=JobStatus.SUCCEEDED, dataset=dataset)
+    source = task.dataset.cases.order_by("case_id").first()
+    probe_case = Case.objects.create(dataset=dataset, case_id="case0--removed")
+    # Values of their own: a probe's reference is secret like the test set's, by content hash too.
+    probe_input = add_image(probe_case, ImageRole.INPUT, np.full((1, 8, 8), 0.25, np.float32))
+    add_image(probe_case, ImageRole.REFERENCE, np.full((1, 8, 8), 0.5, np.float32))
+    truth = {"kind": "removed", "expected": "absent", "centre": [4.0, 4.0], "extent": [1.0, 1.0], "angle": 0.0,
+             "area_px": 4, "contrast": 1.0, "site": "lesion", "region": 1}  # fmt: skip
+    probe = ProbeCase(
+        probe_set=probe_set, case=probe_case, source=source, kind="removed", expected="absent", truth=truth
+    )
+    save_array(probe.truth_mask, "truth.npy", np.ones((1, 8, 8), np.float32))
+    probe.save()
+    probe_run = Run.objects.create(
+        task=task, kind=RunKind.SUBMISSION, status=JobStatus.SUCCEEDED, requested_by=organiser, dataset=dataset,
+        probe_of=main_run,
+    )  # fmt: skip
+    probe_output = store_output(probe_run, probe_case, 0, np.full((1, 8, 8), 0.75, np.float32))
+    store_output(probe_run, probe_case, 1, np.ones((1, 8, 8), np.float32))
+    return {
+        "probe_dataset": dataset.pk,
+        "probe_case": probe_case.pk,
+        "probe_input": probe_input.pk,
+        "probe": probe.pk,
+        "probe_run": probe_run.pk,
+        "probe_output": probe_output.pk,
+    }
 
 
 def category(response):
