@@ -134,6 +134,18 @@ def leaderboard_shots(context, base, out):
     page.wait_for_timeout(800)
     page.screenshot(path=str(out / "probes.png"), full_page=True)
     print("wrote", out / "probes.png")
+    # A stochastic probe run's most hallucinated probe in the probe viewer (output, error and SD maps, the truth
+    # region outlined), reached as an organiser does: the probe page's count of probe cases, then the first row.
+    rows = page.locator("#probe-index tbody tr")
+    stochastic = [i for i in range(rows.count()) if int(rows.nth(i).locator("td").nth(2).inner_text() or 1) > 1]
+    link = rows.nth(stochastic[0] if stochastic else 0).locator("a.probe-cases-link")
+    page.goto(base + link.get_attribute("href"))
+    page.goto(base + page.locator("#probe-case-table tbody tr a").first.get_attribute("href"))
+    page.wait_for_selector('.cs-viewer[data-ready="1"]', timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.cs-viewport[data-overlay-voxels]') !== null")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "probe_case.png"), full_page=True)
+    print("wrote", out / "probe_case.png")
     page.close()
 
 

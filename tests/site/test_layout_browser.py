@@ -13,6 +13,7 @@ from core.models import JobStatus
 from inference.models import Case, DatasetImport, ModelStatus
 from inference.services import participation
 from inference.services.artifacts import register_model
+from tests.evaluation.test_probe_viewer_browser import probe_world
 from tests.support.browser import chromium_page
 from tests.support.factories import Scale, make_task, save_torchscript
 from tests.support.layout import CLEAN_PAGE, DEFECTS_PAGE, LAYOUT_CHECK
@@ -78,6 +79,7 @@ def _world(django_user_model, tmp_path):
     study.title = "Visual Turing test of synthetic T2-weighted brain MRI, radiologists, round one"
     study.save(update_fields=["title"])
     assert run_a.status == JobStatus.SUCCEEDED
+    probe_run, probe_case = probe_world(users["organiser"])  # a probe set: its task's organisers' only
 
     public = [
         "/",
@@ -115,6 +117,8 @@ def _world(django_user_model, tmp_path):
             f"/models/{model.pk}/",
             "/studies/",
             f"/studies/new/?task={task.pk}",
+            f"/runs/{probe_run.pk}/",
+            f"/runs/{probe_run.pk}/probes/{probe_case.pk}/",
         ],
         "staff": [
             *public[:3],  # staff see moderation and settings controls on these
