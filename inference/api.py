@@ -173,7 +173,8 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     policy_actions = {"create": "inference.import_dataset"}
 
     def get_queryset(self):
-        return policy.visible(self.request.user, Dataset).annotate(case_count=Count("cases", distinct=True))
+        datasets = policy.visible(self.request.user, Dataset).select_related("private_to")
+        return datasets.annotate(case_count=Count("cases", distinct=True))
 
     def get_serializer_class(self):
         return DatasetUploadSerializer if self.action == "create" else DatasetSerializer

@@ -103,10 +103,13 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class DatasetSerializer(serializers.ModelSerializer):
     case_count = serializers.IntegerField(read_only=True)
+    private_to = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The task whose organisers alone see it (a probe set), or null."
+    )
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "source", "is_public", "case_count", "created_at"]
+        fields = ["id", "name", "description", "source", "is_public", "private_to", "case_count", "created_at"]
 
 
 class DatasetUploadSerializer(serializers.Serializer):

@@ -71,6 +71,14 @@ def test_a_probe_set_is_private_to_its_tasks_organisers(world):
     assert probe_set.dataset.private_to == task and not probe_set.dataset.is_public
 
 
+def test_the_organiser_is_told_the_probe_set_is_private_to_the_task(client, world):
+    task, probe_set, _, people = world
+    client = logged_in(client, people["organiser"])
+    assert client.get(f"/api/datasets/{probe_set.dataset_id}/").json()["private_to"] == task.slug
+    page = client.get(reverse("dataset-detail", args=[probe_set.dataset_id])).content.decode()
+    assert 'id="dataset-private"' in page and task.name in page
+
+
 def test_the_organiser_sees_the_probe_with_its_maps_and_the_truth_outlined(client, world):
     task, probe_set, runs, people = world
     _, probe_run = runs["noisy"]
