@@ -183,20 +183,27 @@ def probe_marks(run) -> list[tuple]:
     """Readers' marks on a probe run's images in closed studies: (case id, x, y, rating, reader), with x the
     column and y the row in array index coordinates (pixel centres at integers; the viewer's value − ½), the
     rating 1–5 (None when the study asked for none). Regular items only (not repeats)."""
+    return probe_marks_of_runs([run])[run.pk]
+
+
+def probe_marks_of_runs(runs) -> dict[int, list[tuple]]:
+    """``probe_marks`` of several probe runs: run id → its rows, reading each closed study's answers once (a page
+    that shows every probe run of a task would otherwise read a study's answers once per run)."""
+    wanted = {run.pk for run in runs}
     studies = {
         item.study
         for item in StudyItem.objects.filter(
-            image__run=run, kind=ItemKind.REGULAR, study__status=StudyStatus.CLOSED
+            image__run__in=wanted, kind=ItemKind.REGULAR, study__status=StudyStatus.CLOSED
         ).select_related("study")
     }
-    rows = []
+    rows: dict[int, list[tuple]] = {pk: [] for pk in wanted}
     for study in sorted(studies, key=lambda s: s.pk):
         for record in selectors.answer_records(study):
-            if record["item_kind"] != ItemKind.REGULAR or record["run"] != run.pk:
+            if record["item_kind"] != ItemKind.REGULAR or record["run"] not in wanted:
                 continue
             for mark in record["answer"].get("marks", []):
                 row, col = mark_position(mark)
-                rows.append((record["case"], col, row, mark.get("rating"), record["reader"]))
+                rows[record["run"]].append((record["case"], col, row, mark.get("rating"), record["reader"]))
     return rows
 
 
@@ -206,15 +213,16 @@ UNMARKED_GRID_PX = 4
 UNMARKED_EXCLUSION_PX = 8.0
 
 
-def sd_mark_agreement(probe_run) -> dict | None:
+def sd_mark_agreement(probe_run, marks: list[tuple] | None = None) -> dict | None:
     """Does the run's uncertainty map agree with where readers marked? The AUC of the per-pixel SD over samples
     (`evaluation.probes.scoring.sd_map`) at readers' marks (closed studies, `probe_marks`) against grid positions
     no reader marked (every `UNMARKED_GRID_PX` px, more than `UNMARKED_EXCLUSION_PX` px from any mark on that
     image); `evaluation.probes.uncertainty.sd_at_marks_auc`. 0.5: the SD map does not know where readers saw
-    something. None when the run has one sample per case or no closed study marked it."""
+    something. None when the run has one sample per case or no closed study marked it. ``marks``: the run's
+    ``probe_marks`` where the caller has read them (``probe_marks_of_runs``)."""
     if probe_run.samples_per_case < 2:
         return None
-    marks = probe_marks(probe_run)
+    marks = probe_marks(probe_run) if marks is None else marks
     if not marks:
         return None
     outputs: dict[str, list] = defaultdict(list)
