@@ -275,8 +275,8 @@ class ProbeSet(Job):
 
     task = models.ForeignKey("inference.Task", related_name="probe_sets", on_delete=models.CASCADE)
     dataset = models.OneToOneField(
-        "inference.Dataset", related_name="probe_set", null=True, blank=True, on_delete=models.PROTECT
-    )
+        "inference.Dataset", related_name="probe_set", null=True, blank=True, on_delete=models.RESTRICT
+    )  # RESTRICT, not PROTECT: the dataset is not deleted under its probe set, but both go with their task
     seed = models.BigIntegerField(default=0)
     kinds = models.JSONField(default=list, help_text="Probe kinds made per test case (construct.KINDS).")
     config = models.JSONField(

@@ -75,6 +75,7 @@ def probe_cases_section(request, run):
     )
     context = {
         "run": run,
+        "main_run": policy.visible(request.user, Run).filter(pk=run.probe_of_id).first(),
         "rows": [row for row in rows if row["probe"].case_id in visible],
         "hidden": sum(row["probe"].case_id not in visible for row in rows),
         "present_fraction": probe_scoring.PRESENT_FRACTION,

@@ -42,9 +42,14 @@ def probe_truth_source(request, pk):
 
 
 def samples_sd_source(request, pk):
-    output = policy.get_visible(request.user, CaseOutput, pk=pk)
+    """Probe runs only (a main run's SD map is stored by its evaluation: the ``uncertainty`` source), and only
+    single-channel 2D samples of one shape, as probes are: anything else is a 404 with the reason."""
+    output = policy.get_visible(request.user, CaseOutput, pk=pk, run__probe_of__isnull=False)
     siblings = policy.visible(request.user, CaseOutput).filter(run=output.run_id, case=output.case_id)
     samples = [open_field(o.array) for o in siblings.order_by("sample")]
+    shapes = {tuple(sample.shape) for sample in samples}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[0] != 1:
+        raise Http404(f"The samples' shapes {sorted(shapes)} are not one (1, H, W): no SD map over them.")
     sd = scoring.sd_map(samples)
     if sd is None:
         raise Http404("This run has one sample of this case: no SD over samples.")

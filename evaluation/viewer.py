@@ -6,7 +6,7 @@ and the per-voxel SD map of a stochastic run as an array source."""
 from urllib.parse import urlencode
 
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from core import policy
@@ -59,6 +59,9 @@ def run_case(request, run_pk, case_pk):
     """Input, output (one sample), reference, |output − reference| and, for stochastic runs, the SD map;
     the label drawn over the images; previous / next in the run page's order (`?csort=` as there)."""
     run = policy.get_visible(request.user, Run, pk=run_pk)
+    if run.probe_of_id is not None:  # a probe run's case has a truth: the probe viewer shows it
+        case = policy.get_visible(request.user, Case, dataset=run.dataset_id, pk=case_pk)
+        return redirect(reverse("probe-case", args=[run.pk, case.pk]) + _query(sample=request.GET.get("sample")))
     case = policy.get_visible(request.user, Case, dataset=run.task.dataset_id, pk=case_pk)
     case_sort = request.GET.get("csort", "")
     outputs = list(run.outputs.filter(case=case).order_by("sample"))

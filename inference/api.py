@@ -23,7 +23,18 @@ from core.parsers import SafeJSONParser
 from core.serializers import MAX_PK, job_progress
 
 from . import selectors
-from .models import VALIDATED, Case, Dataset, GenerativeModel, MemberRole, ModelFamily, ModelValidation, Run, Task
+from .models import (
+    VALIDATED,
+    Case,
+    CaseOutput,
+    Dataset,
+    GenerativeModel,
+    MemberRole,
+    ModelFamily,
+    ModelValidation,
+    Run,
+    Task,
+)
 from .serializers import (
     CaseOutputSerializer,
     CaseSerializer,
@@ -340,7 +351,8 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def outputs(self, request, pk=None):
         run = self.get_object()
-        outputs = run.outputs.select_related("case").order_by("case__case_id", "sample")
+        outputs = policy.visible(request.user, CaseOutput).filter(run=run).select_related("case")
+        outputs = outputs.order_by("case__case_id", "sample")
         page = self.paginate_queryset(outputs)
         serializer = CaseOutputSerializer(page if page is not None else outputs, many=True)
         return self.get_paginated_response(serializer.data) if page is not None else Response(serializer.data)
@@ -348,7 +360,8 @@ class RunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"], url_path=r"outputs/(?P<output_id>\d+)/array", url_name="output-array")
     def output_array(self, request, pk=None, output_id=None):
-        output = self.get_object().outputs.select_related("case").filter(pk=output_id).first()
+        run = self.get_object()
+        output = policy.visible(request.user, CaseOutput).filter(run=run, pk=output_id).select_related("case").first()
         if output is None:
             raise NotFound("No such output in this run.")
         filename = f"{output.case.case_id}_sample{output.sample}.npy"

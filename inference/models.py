@@ -34,9 +34,9 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     private_to = models.ForeignKey(
-        "Task", related_name="private_datasets", null=True, blank=True, on_delete=models.SET_NULL,
+        "Task", related_name="private_datasets", null=True, blank=True, on_delete=models.CASCADE,
         help_text="A dataset derived from this task's test set (a probe set): seen by the task's organisers only, "
-        "never offered as a task's dataset. Without the task (deleted) only staff see it.",
+        "never offered as a task's dataset; deleted with the task.",
     )  # fmt: skip
 
     class Meta:

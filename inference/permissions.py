@@ -8,8 +8,9 @@ A task with `hidden_references` keeps its test set's reference images and label 
 but its organisers — as arrays, previews, case pages, API fields, difference maps — and every other
 image or output with the same pixels (by content hash), so a copy of the references in another
 dataset or run does not give them away. Runs of such a task are seen by their owner and the
-organisers only: a good output is close to its reference. Apps above may narrow these scopes
-further (a running reader study hides its task from its readers).
+organisers only: a good output is close to its reference. A dataset derived from a task's test set
+(`Dataset.private_to`: a probe set) is its organisers' only, with the runs on it and their outputs.
+Apps above may narrow these scopes further (a running reader study hides its task from its readers).
 """
 
 from django.db.models import Q
@@ -111,7 +112,10 @@ def _runs(user):
     runs = Q(task__in=open_tasks) | Q(task__in=tasks.filter(pk__in=organised_tasks(user)))
     if policy.is_authenticated(user):
         runs |= Q(task__in=tasks, requested_by=user)
-    return Run.objects.filter(runs)
+    # A run on a dataset the user may not see (a probe set of a task they do not organise: `Dataset.private_to`)
+    # is not theirs to see either: its outputs and case ids would show what the dataset hides.
+    on_visible_cases = Q(dataset__isnull=True) | Q(dataset__in=policy.visible(user, Dataset))
+    return Run.objects.filter(runs).filter(on_visible_cases)
 
 
 def _outputs(user):

@@ -213,7 +213,8 @@ def model_start_run(request, pk):
 
 def run_detail(request, pk):
     run = policy.get_visible(request.user, Run, pk=pk)
-    outputs = run.outputs.select_related("case").order_by("case__case_id", "sample")
+    outputs = policy.visible(request.user, CaseOutput).filter(run=run).select_related("case")
+    outputs = outputs.order_by("case__case_id", "sample")
     page = Paginator(outputs, 50).get_page(request.GET.get("page"))
     sections = extensions.run_sections(request, run)
     return render(

@@ -15,9 +15,9 @@ class Migration(migrations.Migration):
             name="private_to",
             field=models.ForeignKey(
                 blank=True,
-                help_text="A dataset derived from this task's test set (a probe set): seen by the task's organisers only, never offered as a task's dataset. Without the task (deleted) only staff see it.",
+                help_text="A dataset derived from this task's test set (a probe set): seen by the task's organisers only, never offered as a task's dataset; deleted with the task.",
                 null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
+                on_delete=django.db.models.deletion.CASCADE,
                 related_name="private_datasets",
                 to="inference.task",
             ),

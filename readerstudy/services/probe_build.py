@@ -1,13 +1,15 @@
 """Freezing a probe-mode study: its items are the main runs' probe runs' outputs, one per probe case and run.
 
 The organiser picks main runs; each supplies its latest succeeded, scored probe run (`Run.probe_of`), all on
-one probe set (a crossed design: every run read on every probe case). A probe case is left out, for every run,
-when one of the runs has no showable output of its reference's shape there. The images are blinded as every
+one probe set (a crossed design: every run read on every probe case), which the study's creator must be able to
+see (a probe set is its task's organisers'). A probe case is left out, for every run, when one of the runs has
+no showable output of its reference's shape there. The images are blinded as every
 study image is (`_Builder`): readers see neither the run nor the probe's kind.
 """
 
 from __future__ import annotations
 
+from core import policy
 from core.models import JobStatus
 from evaluation.models import ProbeCase, ProbeScore, ProbeSet
 from inference.models import CaseOutput, ImageRole, Run
@@ -27,6 +29,12 @@ def probe_runs(study, runs) -> dict[int, Run]:
             raise StudyError(f"{run} has no succeeded probe run: start one (manage.py probe_task) first.")
         if not ProbeScore.objects.filter(run=probe).exists():
             raise StudyError(f"{run}'s probe run {probe.pk} is not scored yet: its truth is not known.")
+        creator = study.created_by
+        if creator is not None and not policy.visible(creator, Run).filter(pk=probe.pk).exists():
+            raise StudyError(
+                f"{run}'s probe runs are on a probe set of '{run.task.slug}', which only its organisers see: "
+                "a study of them is made by one of its organisers."
+            )
         chosen[run.pk] = probe
     datasets = {probe.dataset_id for probe in chosen.values()}
     if len(datasets) > 1:

@@ -142,6 +142,32 @@ def test_the_sd_map_is_numpys_sd_over_the_samples(client, world):
     assert plane.max() > 0.05 and (plane == 0).mean() > 0.5  # the lattice's random amplitude, and zero elsewhere
 
 
+def test_a_probe_runs_case_view_is_the_probe_viewer(client, world):
+    _, probe_set, runs, people = world
+    _, probe_run = runs["noisy"]
+    probe = probe_set.probe_cases.order_by("case__case_id").first()
+    response = logged_in(client, people["organiser"]).get(
+        reverse("run-case", args=[probe_run.pk, probe.case_id]) + "?sample=2"
+    )
+    assert response.status_code == 302 and response["Location"] == probe_url(probe_run, probe) + "?sample=2"
+
+
+def test_the_samples_sd_source_is_for_probe_runs_only(client, world):
+    _, _, runs, people = world
+    main, _ = runs["noisy"]
+    output = main.outputs.first()
+    response = logged_in(client, people["organiser"]).get(reverse("array-samples-sd", args=[output.pk]))
+    assert response.status_code == 404  # a main run's SD map is its evaluation's (the "uncertainty" source)
+
+
+def test_deleting_a_task_deletes_its_probe_sets_dataset(world):
+    """(A task with models or runs cannot be deleted at all: they protect it.)"""
+    task = phantom_task(n_cases=1, seed0=5000)
+    dataset_pk = built_probe_set(task).dataset_id
+    task.delete()
+    assert not Dataset.objects.filter(pk=dataset_pk).exists()
+
+
 def test_a_deterministic_probe_run_has_no_sd_map(client, world):
     _, probe_set, runs, people = world
     _, probe_run = runs["paste"]
@@ -196,19 +222,29 @@ def test_nobody_but_the_organisers_reaches_the_probe_set(client, world, who):
         reverse("array-probe-truth-data", args=[probe.pk]),
         reverse("array-case-image", args=[truth_image.pk]),
         reverse("array-difference", args=[output.pk]),
+        reverse("array-samples-sd", args=[output.pk]),
+        reverse("array-output", args=[output.pk]),
+        reverse("output-png", args=[probe_run.pk, output.pk]),
+        reverse("run-case", args=[probe_run.pk, probe.case_id]),
         reverse("case-detail", args=[probe.case_id]),
         reverse("dataset-detail", args=[probe_set.dataset_id]),
+        # the probe run itself: its outputs and case ids ("brain00--removed") tell the probes' kinds
+        probe_run.get_absolute_url(),
+        f"/api/runs/{probe_run.pk}/",
+        f"/api/runs/{probe_run.pk}/outputs/",
+        f"/api/runs/{probe_run.pk}/outputs/{output.pk}/array/",
         f"/api/datasets/{probe_set.dataset_id}/",
         f"/api/cases/{probe.case_id}/",
     ]
     for url in urls:
         assert client.get(url).status_code == 404, url
-    listed = client.get("/api/datasets/").json()
-    rows = listed["results"] if isinstance(listed, dict) else listed
-    assert probe_set.dataset_id not in {row["id"] for row in rows}
-    if who != "anonymous":  # the run page says the probe cases are the organisers' (the run itself is open)
-        page = client.get(probe_run.get_absolute_url()).content.decode()
-        assert 'id="probe-cases-hidden"' in page and 'id="probe-case-table"' not in page
+    for listing, ids in (("/api/datasets/", {probe_set.dataset_id}), ("/api/runs/", {r.pk for _, r in runs.values()})):
+        listed = client.get(listing).json()
+        rows = listed["results"] if isinstance(listed, dict) else listed
+        assert ids.isdisjoint({row["id"] for row in rows}), listing
+    # The main runs, the board and the probe page's numbers stay theirs to see.
+    main, _ = runs["noisy"]
+    assert client.get(main.get_absolute_url()).status_code == 200
 
 
 def test_the_probe_page_links_the_probe_cases_for_organisers_only(client, world):

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from evaluation.models import ProbeCase, ProbeScore
+from inference.services import participation
 from readerstudy import analysis, probe_detectors, probe_reading
 from readerstudy.answers import InvalidAnswer, validate
+from readerstudy.errors import StudyError
 from readerstudy.models import Assignment, ItemKind, ReaderStudy
 from readerstudy.services import build, reading, studies
 from readerstudy.stats import froc, lesion_marks
@@ -328,6 +330,18 @@ def test_overlap_acceptance_and_probe_mode_refusals(world):
     ProbeScore.objects.filter(run=probes[1]).delete()
     with pytest.raises(Exception, match="not scored"):
         _start(task, mains, [])
+
+
+def test_a_probe_study_is_made_only_by_someone_who_sees_the_probe_set(world, django_user_model):
+    """A study editor who does not organise the task would get the probe set's outputs and truth into a study
+    of their own: the freeze refuses, naming why; the task's organiser may."""
+    task, _, mains, _ = world
+    editor = django_user_model.objects.create_user("outsider")
+    with pytest.raises(StudyError, match="only its organisers see"):
+        _start(task, mains, [make_reader()], created_by=editor)
+    organiser = django_user_model.objects.create_user("organiser-of-task")
+    participation.add_organiser(task, user=organiser)
+    assert _start(task, mains, [make_reader("r2")], created_by=organiser).is_frozen
 
 
 @pytest.mark.django_db
