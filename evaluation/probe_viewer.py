@@ -25,7 +25,7 @@ from django.urls import reverse
 
 from core import policy
 from inference.models import Case, CaseOutput, Run
-from inference.viewer import ArraySource, image_viewports, open_field, spacing_of, viewport
+from inference.viewer import ArraySource, open_field, output_viewports, pick_sample, spacing_of, viewport
 
 from .models import ProbeCase
 from .probes import scoring
@@ -56,14 +56,6 @@ def samples_sd_source(request, pk):
     return ArraySource(sd.astype(np.float32)[None], spacing_of(output.case), "uncertainty")
 
 
-def _sample(request, outputs):
-    try:
-        wanted = int(request.GET.get("sample", ""))
-    except ValueError:
-        wanted = None
-    return next((o for o in outputs if o.sample == wanted), outputs[0] if outputs else None)
-
-
 def _walk(run, rows, case):
     sequence = [row["probe"].case_id for row in rows]
     neighbours = {}
@@ -89,17 +81,10 @@ def probe_case(request, run_pk, case_pk):
     case = policy.get_visible(request.user, Case, pk=case_pk, dataset=run.dataset_id)
     probe = policy.get_visible(request.user, ProbeCase, case=case)
     outputs = list(policy.visible(request.user, CaseOutput).filter(run=run, case=case).order_by("sample"))
-    output = _sample(request, outputs)
-    viewports, truth_image = image_viewports(case, request.user)
-    for spec in viewports:
-        spec["label"] = spec["label"].replace("Input", "Probe input")
-    if output is not None:
-        label = "Output" + (f" (sample {output.sample})" if len(outputs) > 1 else "")
-        viewports.append(viewport(label, "output", output.pk, "image"))
-    if truth_image is not None:
-        viewports.append(viewport("Truth image", "case-image", truth_image.pk, "image", leader=True))
-        if output is not None and list(output.shape) == list(truth_image.shape):
-            viewports.append(viewport("|Output − truth image|", "difference", output.pk, "difference"))
+    output = pick_sample(outputs, request.GET.get("sample"))
+    viewports, _truth_image = output_viewports(
+        case, request.user, outputs, output, input_label="Probe input", reference_label="Truth image"
+    )
     if len(outputs) > 1:
         viewports.append(viewport(f"SD over {len(outputs)} samples", "samples-sd", outputs[0].pk, "uncertainty"))
     rows = probe_selectors.probe_cases(run)

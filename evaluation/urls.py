@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference.viewer import array_data, array_header
+from inference.viewer import array_routes
 
 from . import api, probe_viewer, task_views, viewer, views
 
@@ -8,34 +8,11 @@ urlpatterns = [
     # The viewer of a run's case (evaluation/viewer.py) and its SD-map array endpoints.
     path("runs/<int:run_pk>/cases/<int:case_pk>/", viewer.run_case, name="run-case"),
     path("cases/<int:case_pk>/compare/", viewer.case_compare, name="case-compare"),
-    path(
-        "api/arrays/case-results/<int:pk>/uncertainty/",
-        array_header,
-        {"source": "uncertainty"},
-        name="array-uncertainty",
-    ),
-    path(
-        "api/arrays/case-results/<int:pk>/uncertainty/data/",
-        array_data,
-        {"source": "uncertainty"},
-        name="array-uncertainty-data",
-    ),
+    *array_routes("api/arrays/case-results/<int:pk>/uncertainty/", "uncertainty"),
     # The probe viewer (evaluation/probe_viewer.py): a probe run's case with its truth region, and its arrays.
     path("runs/<int:run_pk>/probes/<int:case_pk>/", probe_viewer.probe_case, name="probe-case"),
-    path("api/arrays/probe-cases/<int:pk>/truth/", array_header, {"source": "probe-truth"}, name="array-probe-truth"),
-    path(
-        "api/arrays/probe-cases/<int:pk>/truth/data/",
-        array_data,
-        {"source": "probe-truth"},
-        name="array-probe-truth-data",
-    ),
-    path("api/arrays/outputs/<int:pk>/samples-sd/", array_header, {"source": "samples-sd"}, name="array-samples-sd"),
-    path(
-        "api/arrays/outputs/<int:pk>/samples-sd/data/",
-        array_data,
-        {"source": "samples-sd"},
-        name="array-samples-sd-data",
-    ),
+    *array_routes("api/arrays/probe-cases/<int:pk>/truth/", "probe-truth"),
+    *array_routes("api/arrays/outputs/<int:pk>/samples-sd/", "samples-sd"),
     # The organisers' task pages (evaluation/task_views.py): the form knows the metric catalogue.
     path("tasks/new/", task_views.task_create, name="task-create"),
     path("tasks/<slug:slug>/settings/", task_views.task_edit, name="task-edit"),

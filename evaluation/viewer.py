@@ -10,9 +10,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from core import policy
-from inference.models import Case, ImageRole, Run
+from inference.models import Case, CaseOutput, ImageRole, Run
 from inference.selectors import case_image, runs_with_output
-from inference.viewer import ArraySource, image_viewports, label_overlay, open_field, spacing_of, viewport
+from inference.viewer import (
+    ArraySource,
+    label_overlay,
+    open_field,
+    output_viewports,
+    pick_sample,
+    spacing_of,
+    viewport,
+)
 
 from . import selectors
 from .models import CaseResult
@@ -64,21 +72,9 @@ def run_case(request, run_pk, case_pk):
         return redirect(reverse("probe-case", args=[run.pk, case.pk]) + _query(sample=request.GET.get("sample")))
     case = policy.get_visible(request.user, Case, dataset=run.task.dataset_id, pk=case_pk)
     case_sort = request.GET.get("csort", "")
-    outputs = list(run.outputs.filter(case=case).order_by("sample"))
-    try:
-        sample = int(request.GET.get("sample", outputs[0].sample if outputs else 0))
-    except ValueError:
-        sample = 0
-    output = next((o for o in outputs if o.sample == sample), outputs[0] if outputs else None)
-
-    viewports, reference = image_viewports(case, request.user)
-    if output is not None:
-        label = "Output" + (f" (sample {output.sample})" if len(outputs) > 1 else "")
-        viewports.append(viewport(label, "output", output.pk, "image"))
-    if reference is not None:
-        viewports.append(viewport("Reference", "case-image", reference.pk, "image", leader=True))
-        if output is not None and list(output.shape) == list(reference.shape):
-            viewports.append(viewport("|Output − reference|", "difference", output.pk, "difference"))
+    outputs = list(policy.visible(request.user, CaseOutput).filter(run=run, case=case).order_by("sample"))
+    output = pick_sample(outputs, request.GET.get("sample"))
+    viewports, _reference = output_viewports(case, request.user, outputs, output)
     result, metrics = selectors.case_metrics(run, case)
     if result is not None and result.uncertainty_map:
         viewports.append(viewport(f"SD over {result.samples} samples", "uncertainty", result.pk, "uncertainty"))

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import api, import_views, views
-from .viewer import array_data, array_header
+from .viewer import array_routes
 
 router = DefaultRouter()
 router.APIRootView = api.ApiRootView
@@ -38,15 +38,9 @@ urlpatterns = [
     path("runs/<int:pk>/outputs/<int:output_pk>.png", views.output_png, name="output-png"),
     # The image viewer (inference/viewer.py): array header + raw float32 endpoints (the compare page is
     # the evaluation's: it shows the case's metrics).
-    *[
-        path(route + suffix, view, {"source": source}, name=f"array-{source}{name}")
-        for route, source in [
-            ("api/arrays/case-images/<int:pk>/", "case-image"),
-            ("api/arrays/outputs/<int:pk>/", "output"),
-            ("api/arrays/outputs/<int:pk>/difference/", "difference"),
-        ]
-        for suffix, view, name in [("", array_header, ""), ("data/", array_data, "-data")]
-    ],
+    *array_routes("api/arrays/case-images/<int:pk>/", "case-image"),
+    *array_routes("api/arrays/outputs/<int:pk>/", "output"),
+    *array_routes("api/arrays/outputs/<int:pk>/difference/", "difference"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The schema browsable offline: Swagger UI and Redoc from drf-spectacular-sidecar's static files.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

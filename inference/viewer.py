@@ -15,12 +15,13 @@ Endpoints (GET; same visibility as the PNG previews, 404 for what the user may n
 Apps above add sources of their own (`extensions.add_array_source`: the evaluation's SD maps)
 with their own URL patterns over `array_header` / `array_data`, and the pages that mount
 `static/viewer/viewer.js` (Cornerstone3D, see frontend/) over these endpoints: the evaluation's run
-case and compare pages (they show metrics), from `viewport`, `image_viewports` and `label_overlay`.
+case and compare pages (they show metrics) and its probe viewer, from `viewport`, `image_viewports`,
+`output_viewports` and `label_overlay`.
 """
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
-from django.urls import reverse
+from django.urls import path, reverse
 
 from core import policy
 from core.endpoints import endpoint
@@ -125,6 +126,15 @@ def array_data(request, source, pk):
     return response
 
 
+def array_routes(route, source):
+    """The two URL patterns of an array source: its header at `route` ("array-<source>") and its data at
+    `route` + "data/" ("array-<source>-data"); `route` ends with a slash and holds `<int:pk>`."""
+    return [
+        path(route, array_header, {"source": source}, name=f"array-{source}"),
+        path(f"{route}data/", array_data, {"source": source}, name=f"array-{source}-data"),
+    ]
+
+
 # --- Pages ----------------------------------------------------------------------------
 
 
@@ -137,16 +147,42 @@ def viewport(label, source, pk, group, leader=False):
     return spec
 
 
-def image_viewports(case, user):
+def image_viewports(case, user, *, input_label="Input"):
     """Input(s) of a case, each with its own window, and its reference image (or None) as `user` may see them."""
     images = list(selectors.visible_images(user).filter(case=case))
     inputs = [im for im in images if im.role == ImageRole.INPUT]
     reference = next((im for im in images if im.role == ImageRole.REFERENCE), None)
     viewports = []
     for im in inputs:
-        label = "Input" + (f" {im.index}" if len(inputs) > 1 else "")
+        label = input_label + (f" {im.index}" if len(inputs) > 1 else "")
         # An input is another contrast (or k-space, shown as log magnitude): its window is its own.
         viewports.append(viewport(label, "case-image", im.pk, f"input-{im.index}"))
+    return viewports, reference
+
+
+def pick_sample(outputs, wanted):
+    """The output of sample `wanted` (a `?sample=` value) among a case's `outputs` (by sample), else the first;
+    None when there are none."""
+    try:
+        number = int(wanted)
+    except (TypeError, ValueError):
+        number = None
+    return next((o for o in outputs if o.sample == number), outputs[0] if outputs else None)
+
+
+def output_viewports(case, user, outputs, output, *, input_label="Input", reference_label="Reference"):
+    """A run's case as `user` may see it: the input(s), the shown `output` (one of `outputs`, labelled with its
+    sample when there are several), the reference (the window leader) and |output − reference| where their shapes
+    agree. Returns (viewports, the reference image or None)."""
+    viewports, reference = image_viewports(case, user, input_label=input_label)
+    if output is not None:
+        label = "Output" + (f" (sample {output.sample})" if len(outputs) > 1 else "")
+        viewports.append(viewport(label, "output", output.pk, "image"))
+    if reference is not None:
+        viewports.append(viewport(reference_label, "case-image", reference.pk, "image", leader=True))
+        if output is not None and list(output.shape) == list(reference.shape):
+            label = f"|Output − {reference_label[0].lower()}{reference_label[1:]}|"
+            viewports.append(viewport(label, "difference", output.pk, "difference"))
     return viewports, reference
 
 
