@@ -52,6 +52,20 @@ def probe_run_of(model, probe_set):
     return main, probe_run
 
 
+def scored_paste_runs(task, probe_set, tmp_path, n_resamples=200):
+    """{"paste": (main, probe run), "noisy": …}: a deterministic model that pastes a lesion everywhere and a
+    3-sample stochastic one, each run, probed on `probe_set` and scored."""
+    paste = valid_model(task, PasteEverywhere(), tmp_path, "paste", spatial_shape=[SIZE, SIZE])
+    noisy = valid_model(
+        task, NoisyPasteEverywhere(), tmp_path, "noisy", spatial_shape=[SIZE, SIZE], stochastic=True,
+        samples_per_case=3,
+    )  # fmt: skip
+    runs = {name: probe_run_of(model, probe_set) for name, model in (("paste", paste), ("noisy", noisy))}
+    for _, probe_run in runs.values():
+        services.score_probe_run(probe_run, n_resamples=n_resamples)
+    return runs
+
+
 @pytest.fixture
 def task():
     return phantom_task()

@@ -10,12 +10,11 @@ from django.db import transaction
 from django.urls import reverse
 
 from evaluation.models import ProbeCase, ProbeScore
-from evaluation.probes import services
 from evaluation.task_forms import TaskForm
 from inference.models import Dataset, MemberRole, Membership, MemberStatus
 from inference.services import participation
-from tests.evaluation.probe_support import SIZE, NoisyPasteEverywhere, PasteEverywhere, phantom_task
-from tests.evaluation.test_probe_sets import built_probe_set, probe_run_of, valid_model
+from tests.evaluation.probe_support import SIZE, phantom_task
+from tests.evaluation.test_probe_sets import built_probe_set, scored_paste_runs
 from tests.inference.test_arrays import floats, viewer_config
 
 pytestmark = pytest.mark.django_db
@@ -40,14 +39,7 @@ def build_world(tmp_path):
     an organiser, an accepted participant and a stranger."""
     task = phantom_task(n_cases=3)
     probe_set = built_probe_set(task)
-    paste = valid_model(task, PasteEverywhere(), tmp_path, "paste", spatial_shape=[SIZE, SIZE])
-    noisy = valid_model(
-        task, NoisyPasteEverywhere(), tmp_path, "noisy", spatial_shape=[SIZE, SIZE], stochastic=True,
-        samples_per_case=3,
-    )  # fmt: skip
-    runs = {name: probe_run_of(model, probe_set) for name, model in (("paste", paste), ("noisy", noisy))}
-    for _, probe_run in runs.values():
-        services.score_probe_run(probe_run, n_resamples=200)
+    runs = scored_paste_runs(task, probe_set, tmp_path)
     users = get_user_model().objects
     people = {name: users.create_user(name) for name in ("organiser", "participant", "stranger")}
     participation.add_organiser(task, user=people["organiser"])

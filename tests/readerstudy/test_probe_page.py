@@ -9,11 +9,11 @@ from django.urls import reverse
 from evaluation import formatting, leaderboard
 from evaluation.metrics.bootstrap import bootstrap_mean_ci
 from evaluation.models import ProbeScore
-from evaluation.probes import construct, services
+from evaluation.probes import construct
 from inference.models import MemberRole, Membership, MemberStatus, Run
 from readerstudy.stats import froc, lesion_marks
-from tests.evaluation.probe_support import SIZE, NoisyPasteEverywhere, PasteEverywhere, phantom_task
-from tests.evaluation.test_probe_sets import built_probe_set, probe_run_of, valid_model
+from tests.evaluation.probe_support import phantom_task
+from tests.evaluation.test_probe_sets import built_probe_set, scored_paste_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +24,7 @@ ABSENT = [k for k in construct.KINDS if k not in construct.INSERTED]
 def world(tmp_path):
     task = phantom_task(n_cases=4)
     probe_set = built_probe_set(task)
-    paste = valid_model(task, PasteEverywhere(), tmp_path, "paste", spatial_shape=[SIZE, SIZE])
-    noisy = valid_model(
-        task, NoisyPasteEverywhere(), tmp_path, "noisy", spatial_shape=[SIZE, SIZE], stochastic=True,
-        samples_per_case=3,
-    )  # fmt: skip
-    runs = {}
-    for name, model in (("paste", paste), ("noisy", noisy)):
-        main, probe_run = probe_run_of(model, probe_set)
-        services.score_probe_run(probe_run, n_resamples=200)
-        runs[name] = (main, probe_run)
-    return task, probe_set, runs
+    return task, probe_set, scored_paste_runs(task, probe_set, tmp_path)
 
 
 def expected_index(outcomes, kinds):
