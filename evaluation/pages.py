@@ -56,6 +56,7 @@ def probe_section(request, run):
         "omitted": [(kind, _interval_text(ci)) for kind, ci in sorted(index.get("omitted", {}).items())],
         "counts": index.get("counts", {}),
         "sd_auc": (score.uncertainty or {}).get("sd_auc"),
+        "uncertainty": score.uncertainty or {},
         "page": probe_selectors.page_url(run.task),
         "probe_run_openable": policy.visible(request.user, Run).filter(pk=score.run_id).exists(),
     }

@@ -136,6 +136,33 @@ def test_the_board_the_run_page_and_the_api_show_the_index(client, world):
     ]
 
 
+def test_the_run_page_shows_p_hallucinated_given_sd_above_tau_recomputed_from_the_outputs(client, world):
+    """The stochastic run's page: P(hallucinated | SD > τ) at the SD's quantiles, recomputed here from its probe
+    outputs (population SD over samples), the truth masks of the probes where ≥ half the samples hallucinated."""
+    task, probe_set, runs = world
+    main, probe_run = runs["noisy"]
+    score = ProbeScore.objects.get(run=probe_run)
+    tally = {}
+    for o in score.outcomes:
+        tally.setdefault(o["case"], []).append(o["outcome"] in ("invented", "omitted"))
+    sd_all, label_all = [], []
+    for probe in probe_set.probe_cases.select_related("case").order_by("case__case_id"):
+        stack = np.stack([o.load()[0] for o in probe_run.outputs.filter(case=probe.case).order_by("sample")])
+        sd_all.append(stack.astype(np.float64).std(axis=0).ravel())
+        flags = tally[probe.case.case_id]
+        hallucinated = 2 * sum(flags) >= len(flags)
+        label_all.append((probe.truth_mask_array() & hallucinated).ravel())
+    sd_all, label_all = np.concatenate(sd_all), np.concatenate(label_all)
+    html = client.get(reverse("run-detail", args=[main.pk])).content.decode()
+    table = html[html.index('id="probe-sd-threshold"') : html.index("</table>", html.index('id="probe-sd-threshold"'))]
+    for q in (0.5, 0.75, 0.9, 0.95, 0.99):
+        tau = np.quantile(sd_all, q)
+        above = sd_all > tau
+        expected = floatformat(label_all[above].mean(), 4) if above.any() else "—"
+        row = f'<td class="num">{floatformat(q, 2)}</td><td class="num">{floatformat(tau, 4)}</td>'
+        assert f'{row}<td class="num">{int(above.sum())}</td><td class="num">{expected}</td>' in table, q
+
+
 def test_a_task_without_probes_says_so_and_a_private_task_is_hidden(client):
     task = phantom_task(n_cases=1)
     html = client.get(reverse("task-probes", args=[task.slug])).content.decode()

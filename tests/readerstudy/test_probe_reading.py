@@ -407,3 +407,11 @@ def test_sd_at_reader_marks_is_the_auc_of_the_sd_maps_at_marked_against_unmarked
     expected = roc_auc_score(labels, positive + negative)
     assert got["marks"] == 3 and got["unmarked"] == len(negative) and got["readers"] == 2
     assert got["auc"] == pytest.approx(expected, abs=1e-9)
+
+    # The main run's page shows it under its probe section.
+    from django.template.defaultfilters import floatformat
+    from django.test import Client
+
+    page = Client().get(probe_run.probe_of.get_absolute_url()).content.decode()
+    assert f'<strong id="reader-sd-auc">{floatformat(expected, 3)}</strong>' in page
+    assert page.index('id="probes"') < page.index('id="probe-reader-sd"')

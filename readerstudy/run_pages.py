@@ -1,0 +1,24 @@
+"""The reader studies' part of the run page (registered with `inference.extensions` from `hooks`): for a main run
+whose latest scored probe run is stochastic and was marked in a closed probe-mode study, the agreement of its SD
+map with the readers' marks (`probe_reading.sd_mark_agreement`), under the evaluation's probe section. Here, not
+in evaluation, because the marks are the reader studies' (evaluation does not import readerstudy)."""
+
+from django.template.loader import render_to_string
+
+from evaluation.probes import selectors as probe_selectors
+from inference.extensions import Section
+
+from . import probe_reading
+
+
+def reader_sd_section(request, run):
+    if run.probe_of_id is not None:
+        return None
+    score = probe_selectors.run_probe_score(run)
+    if score is None or not score.uncertainty or score.run.samples_per_case < 2:
+        return None
+    agreement = probe_reading.sd_mark_agreement(score.run)
+    if agreement is None:
+        return None
+    context = {"agreement": agreement, "probe_run": score.run_id}
+    return Section(render_to_string("readerstudy/_run_reader_sd.html", context, request=request))
