@@ -112,8 +112,8 @@ def _pick(request, name, by_pk, default):
         return default
 
 
-def _first_output(run, case):
-    return run.outputs.filter(case=case).order_by("sample").first()
+def _first_output(user, run, case):
+    return policy.visible(user, CaseOutput).filter(run=run, case=case).order_by("sample").first()
 
 
 def case_compare(request, case_pk):
@@ -129,7 +129,10 @@ def case_compare(request, case_pk):
     reference = case_image(request.user, case, ImageRole.REFERENCE)
     if reference is not None:
         viewports.append(viewport("Reference", "case-image", reference.pk, "image", leader=True))
-    pairs = [(letter, run, _first_output(run, case)) for letter, run in (("A", run_a), ("B", run_b)) if run]
+    pairs = [
+        (letter, run, _first_output(request.user, run, case)) for letter, run in (("A", run_a), ("B", run_b)) if run
+    ]
+    pairs = [(letter, run, output) for letter, run, output in pairs if output is not None]
     for letter, run, output in pairs:
         viewports.append(viewport(f"{letter}: {run}", "output", output.pk, "image"))
     for letter, _run, output in pairs:

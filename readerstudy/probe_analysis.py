@@ -53,8 +53,7 @@ def probe_rows(task, user) -> list[dict]:
     probe_datasets = [score.probe_set.dataset_id for _run, score in scored]
     # A probe set's cases (and so the probe viewer) are its task's organisers' only (`Dataset.private_to`).
     viewable = set(policy.visible(user, Dataset).filter(pk__in=probe_datasets).values_list("pk", flat=True))
-    stochastic = [score.run for _run, score in scored if score.uncertainty and score.run.samples_per_case > 1]
-    reader_marks = probe_reading.probe_marks_of_runs(stochastic) if stochastic else {}
+    reader_sd = probe_reading.reader_sd_agreements([score for _run, score in scored], user)
     rows = []
     for run, score in scored:
         index = score.index or {}
@@ -87,11 +86,7 @@ def probe_rows(task, user) -> list[dict]:
                     for name, values in detectors.items()
                 ],
                 "uncertainty": score.uncertainty or {},
-                "reader_sd": (
-                    probe_reading.sd_mark_agreement(score.run, reader_marks.get(score.run_id))
-                    if score.uncertainty
-                    else None
-                ),
+                "reader_sd": reader_sd.get(score.run_id),
             }
         )
     return rows

@@ -25,12 +25,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+from django.core.cache import cache
 
+from core import policy
 from evaluation.models import ProbeCase, ProbeScore
 from evaluation.probes import scoring, uncertainty
 
 from . import selectors
-from .models import Acceptance, ImageSource, ItemKind, StudyImage, StudyItem, StudyStatus
+from .models import Acceptance, ImageSource, ItemKind, ReaderStudy, StudyImage, StudyStatus
 from .probe_detectors import hallucinated_regions
 from .stats import froc, lesion_marks
 
@@ -186,18 +188,26 @@ def probe_marks(run) -> list[tuple]:
     return probe_marks_of_runs([run])[run.pk]
 
 
-def probe_marks_of_runs(runs) -> dict[int, list[tuple]]:
+def marking_studies(runs, user=None) -> list[ReaderStudy]:
+    """The closed studies that read these probe runs' images as regular items, by pk; with `user`, only those
+    whose analysis `user` may read (``readerstudy.read_analysis``: editors, and everyone once published)."""
+    studies = ReaderStudy.objects.filter(
+        items__image__run__in=[run.pk for run in runs], items__kind=ItemKind.REGULAR, status=StudyStatus.CLOSED
+    ).distinct()
+    studies = sorted(studies, key=lambda s: s.pk)
+    if user is None:
+        return studies
+    return [study for study in studies if policy.can(user, "readerstudy.read_analysis", study)]
+
+
+def probe_marks_of_runs(runs, studies=None) -> dict[int, list[tuple]]:
     """``probe_marks`` of several probe runs: run id → its rows, reading each closed study's answers once (a page
-    that shows every probe run of a task would otherwise read a study's answers once per run)."""
+    that shows every probe run of a task would otherwise read a study's answers once per run); from `studies`
+    (``marking_studies``) when given."""
     wanted = {run.pk for run in runs}
-    studies = {
-        item.study
-        for item in StudyItem.objects.filter(
-            image__run__in=wanted, kind=ItemKind.REGULAR, study__status=StudyStatus.CLOSED
-        ).select_related("study")
-    }
+    studies = marking_studies(runs) if studies is None else studies
     rows: dict[int, list[tuple]] = {pk: [] for pk in wanted}
-    for study in sorted(studies, key=lambda s: s.pk):
+    for study in studies:
         for record in selectors.answer_records(study):
             if record["item_kind"] != ItemKind.REGULAR or record["run"] not in wanted:
                 continue
@@ -251,3 +261,31 @@ def sd_mark_agreement(probe_run, marks: list[tuple] | None = None) -> dict | Non
         unmarked.extend((case, row, col) for row, col in grid)
     value = uncertainty.sd_at_marks_auc(sd_maps, marked, unmarked)
     return {"auc": value, "marks": len(marked), "unmarked": len(unmarked), "readers": len({m[4] for m in marks})}
+
+
+#: How long a probe run's SD-at-marks agreement is kept: its key changes whenever its inputs do (the probe run's
+#: score, the studies read and when each closed), so this only bounds the cache's size.
+AGREEMENT_CACHE_SECONDS = 24 * 3600
+
+
+def reader_sd_agreements(scores, user) -> dict[int, dict | None]:
+    """Probe run id → ``sd_mark_agreement`` for these stochastic ``ProbeScore``s, from the closed studies whose
+    analysis `user` may read (an unpublished study's marks are its editors' until it is published). Cached per probe
+    run under its score's time and those studies' closing times; on a miss the studies' answers are read once for
+    every run that needs them."""
+    scores = [score for score in scores if score.uncertainty and score.run.samples_per_case > 1]
+    studies = marking_studies([score.run for score in scores], user) if scores else []
+    closed = ",".join(f"{study.pk}@{study.closed_at.timestamp() if study.closed_at else ''}" for study in studies)
+    keys = {
+        score.run_id: f"probe-reader-sd:{score.run_id}:{score.computed_at.timestamp()}:{closed}" for score in scores
+    }
+    found = cache.get_many(list(keys.values())) if keys else {}
+    out = {run_id: found[key]["value"] for run_id, key in keys.items() if key in found}
+    missing = [score for score in scores if score.run_id not in out]
+    if missing:
+        marks = probe_marks_of_runs([score.run for score in missing], studies) if studies else {}
+        for score in missing:
+            value = sd_mark_agreement(score.run, marks.get(score.run_id, []))
+            out[score.run_id] = value
+            cache.set(keys[score.run_id], {"value": value}, AGREEMENT_CACHE_SECONDS)
+    return out

@@ -21,6 +21,7 @@ from .sources import synthetic_sources
 def probe_runs(study, runs) -> dict[int, Run]:
     """Main run pk → its latest succeeded probe run (StudyError when one has none, or they differ in probe set)."""
     chosen = {}
+    editors = [user for user in (study.created_by, *study.editors.all()) if user is not None]
     for run in runs:
         if run.probe_of_id is not None:
             raise StudyError(f"{run} is a probe run: pick the main runs, whose probe runs supply the images.")
@@ -29,12 +30,13 @@ def probe_runs(study, runs) -> dict[int, Run]:
             raise StudyError(f"{run} has no succeeded probe run: start one (manage.py probe_task) first.")
         if not ProbeScore.objects.filter(run=probe).exists():
             raise StudyError(f"{run}'s probe run {probe.pk} is not scored yet: its truth is not known.")
-        creator = study.created_by
-        if creator is not None and not policy.visible(creator, Run).filter(pk=probe.pk).exists():
-            raise StudyError(
-                f"{run}'s probe runs are on a probe set of '{run.task.slug}', which only its organisers see: "
-                "a study of them is made by one of its organisers."
-            )
+        # Every editor sees the study's items and its truth-based analysis: each must see the probe set.
+        for editor in editors:
+            if not policy.visible(editor, Run).filter(pk=probe.pk).exists():
+                raise StudyError(
+                    f"{run}'s probe runs are on a probe set of '{run.task.slug}', which only its organisers see, "
+                    f"and the study's editor {editor} does not: a probe study is edited by the task's organisers."
+                )
         chosen[run.pk] = probe
     datasets = {probe.dataset_id for probe in chosen.values()}
     if len(datasets) > 1:

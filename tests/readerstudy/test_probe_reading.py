@@ -337,11 +337,22 @@ def test_a_probe_study_is_made_only_by_someone_who_sees_the_probe_set(world, dja
     of their own: the freeze refuses, naming why; the task's organiser may."""
     task, _, mains, _ = world
     editor = django_user_model.objects.create_user("outsider")
-    with pytest.raises(StudyError, match="only its organisers see"):
+    with pytest.raises(StudyError, match="only its organisers see, and the study.s editor outsider"):
         _start(task, mains, [make_reader()], created_by=editor)
     organiser = django_user_model.objects.create_user("organiser-of-task")
     participation.add_organiser(task, user=organiser)
-    assert _start(task, mains, [make_reader("r2")], created_by=organiser).is_frozen
+    # An editor named beside the organiser sees the study as much as its creator does.
+    study = ReaderStudy.objects.create(
+        title="Probe reading", task=task, design="hallucination", probe_mode=True, real_ratio=0, seed=4,
+        created_by=organiser,
+    )  # fmt: skip
+    study.runs.set(mains)
+    study.editors.add(editor)
+    with pytest.raises(StudyError, match="editor outsider"):
+        build.freeze(study)
+    study.editors.remove(editor)
+    study.readers.set([make_reader("r2")])
+    assert build.freeze(study).is_frozen
 
 
 @pytest.mark.django_db
@@ -408,10 +419,40 @@ def test_sd_at_reader_marks_is_the_auc_of_the_sd_maps_at_marked_against_unmarked
     assert got["marks"] == 3 and got["unmarked"] == len(negative) and got["readers"] == 2
     assert got["auc"] == pytest.approx(expected, abs=1e-9)
 
-    # The main run's page shows it under its probe section.
+    # On the main run's page and the probe page, from the closed studies whose analysis the viewer may read: an
+    # unpublished study's marks reach its editors only (a study with these marks, answers as `answer_records` has them).
+    from django.contrib.auth import get_user_model
     from django.template.defaultfilters import floatformat
     from django.test import Client
+    from django.urls import reverse
+    from django.utils import timezone
 
-    page = Client().get(probe_run.probe_of.get_absolute_url()).content.decode()
-    assert f'<strong id="reader-sd-auc">{floatformat(expected, 3)}</strong>' in page
-    assert page.index('id="probes"') < page.index('id="probe-reader-sd"')
+    from readerstudy import selectors
+    from readerstudy.models import StudyImage, StudyItem, StudyStatus
+
+    editor = get_user_model().objects.create_user("probe-editor")
+    study = ReaderStudy.objects.create(
+        title="Marks", task=task, design="hallucination", probe_mode=True, status=StudyStatus.CLOSED,
+        closed_at=timezone.now(), created_by=editor,
+    )  # fmt: skip
+    image = StudyImage.objects.create(
+        study=study, source="synthetic", run=probe_run, case=probe_run.outputs.first().case, array="x.npy", header={}
+    )
+    StudyItem.objects.create(study=study, index=0, kind=ItemKind.REGULAR, image=image)
+    records = [
+        {"item_kind": ItemKind.REGULAR, "run": probe_run.pk, "case": case, "reader": reader,
+         "answer": {"marks": [point(x + 0.5, y + 0.5, rating)]}}
+        for case, x, y, rating, reader in marks
+    ]  # fmt: skip
+    monkeypatch.setattr(selectors, "answer_records", lambda s: records if s.pk == study.pk else [])
+    shown = f'<strong id="reader-sd-auc">{floatformat(expected, 3)}</strong>'
+    main_url = probe_run.probe_of.get_absolute_url()
+    assert 'id="probe-reader-sd"' not in Client().get(main_url).content.decode()  # unpublished: not the public's
+    as_editor = Client()
+    as_editor.force_login(editor)
+    page = as_editor.get(main_url).content.decode()
+    assert shown in page and page.index('id="probes"') < page.index('id="probe-reader-sd"')
+    ReaderStudy.objects.filter(pk=study.pk).update(published_at=timezone.now())
+    assert shown in Client().get(main_url).content.decode()
+    probe_page = Client().get(reverse("task-probes", args=[task.slug])).content.decode()
+    assert f"{floatformat(expected, 3)}</span></td></tr>" in probe_page
