@@ -65,7 +65,8 @@ def probe_section(request, run):
 
 def probe_cases_section(request, run):
     """A probe run's cases, hallucinated first, each with its truth and its samples' outcomes, linked to the probe
-    viewer; shown to whoever may see the probe cases (a probe set is its task's organisers'), else one line."""
+    viewer. Whoever sees a probe run sees its probe set (both are the task's organisers'); the cases are still
+    filtered through the policy, as every case is."""
     if run.probe_of_id is None:
         return None
     rows = probe_selectors.probe_cases(run)
@@ -78,7 +79,6 @@ def probe_cases_section(request, run):
         "run": run,
         "main_run": policy.visible(request.user, Run).filter(pk=run.probe_of_id).first(),
         "rows": [row for row in rows if row["probe"].case_id in visible],
-        "hidden": sum(row["probe"].case_id not in visible for row in rows),
         "present_fraction": probe_scoring.PRESENT_FRACTION,
     }
     return Section(render_to_string("evaluation/_run_probe_cases.html", context, request=request))

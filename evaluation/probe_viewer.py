@@ -27,10 +27,11 @@ from core import policy
 from inference.models import Case, CaseOutput, Run
 from inference.viewer import ArraySource, open_field, output_viewports, pick_sample, spacing_of, viewport
 
-from .models import ProbeCase
+from .models import ProbeCase, ProbeScore
 from .probes import scoring
 from .probes import selectors as probe_selectors
 from .probes.construct import INSERTED
+from .selectors import neighbours_in
 
 COLUMNS = 3
 SITE_LABELS = {"white_matter": "in tissue", "csf": "in CSF", "outside": "outside the body", "lesion": "a real lesion"}
@@ -57,20 +58,17 @@ def samples_sd_source(request, pk):
 
 
 def _walk(run, rows, case):
-    sequence = [row["probe"].case_id for row in rows]
-    neighbours = {}
-    if case.pk in sequence:
-        position = sequence.index(case.pk)
-        neighbours = {"position": position + 1, "count": len(sequence)}
-        for side, at in (("previous", position - 1), ("next", position + 1)):
-            if 0 <= at < len(sequence):
-                neighbours[f"{side}_url"] = reverse("probe-case", args=[run.pk, sequence[at]])
+    """Previous / next probe (URLs) and the position, in the probe cases' order (hallucinated first)."""
+    neighbours = neighbours_in([row["probe"].case_id for row in rows], case.pk)
+    for side in ("previous", "next"):
+        if side in neighbours:
+            neighbours[f"{side}_url"] = reverse("probe-case", args=[run.pk, neighbours[side]])
     return neighbours
 
 
-def _marks(run, probe):
+def _marks(score, probe):
     centre = probe.truth["centre"]
-    marks = probe_selectors.case_marks(run, probe.case.case_id)
+    marks = probe_selectors.case_marks(score, probe.case.case_id)
     for mark in marks:
         mark["distance"] = math.hypot(mark["row"] - centre[0], mark["col"] - centre[1])
     return marks
@@ -87,7 +85,8 @@ def probe_case(request, run_pk, case_pk):
     )
     if len(outputs) > 1:
         viewports.append(viewport(f"SD over {len(outputs)} samples", "samples-sd", outputs[0].pk, "uncertainty"))
-    rows = probe_selectors.probe_cases(run)
+    score = ProbeScore.objects.filter(run=run).first()
+    rows = probe_selectors.probe_cases(run, score)
     row = next((r for r in rows if r["probe"].pk == probe.pk), {"outcomes": [], "hallucinated": None, "shown": ""})
     config = {
         "viewports": viewports,
@@ -117,7 +116,7 @@ def probe_case(request, run_pk, case_pk):
             "outputs": outputs,
             "output": output,
             "row": row,
-            "marks": _marks(run, probe),
+            "marks": _marks(score, probe),
             "present_fraction": scoring.PRESENT_FRACTION,
             "neighbours": _walk(run, rows, case),
             "viewer_config": config,

@@ -84,6 +84,11 @@ def _tasks(user):
     return Task.objects.filter(Q(is_public=True) | Q(pk__in=_accepted(user))).distinct()
 
 
+def _private_elsewhere(user, field="private_to"):
+    """Rows whose `field` (a dataset's `private_to`) names a task `user` does not organise: private to others."""
+    return Q(**{f"{field}__isnull": False}) & ~Q(**{f"{field}__in": organised_tasks(user)})
+
+
 def _datasets(user):
     tasks = policy.visible(user, Task)
     used = Q(tasks__in=tasks) | Q(reference_for_tasks__in=tasks)
@@ -91,8 +96,7 @@ def _datasets(user):
         used |= Q(created_by=user)  # an organiser's own import, before any task uses it
         used |= Q(private_to__in=tasks.filter(pk__in=organised_tasks(user)))  # a probe set of a task they organise
     # A private dataset is its task's organisers' only, whatever else would show it (public, or their own).
-    private = Q(private_to__isnull=False) & ~Q(private_to__in=organised_tasks(user))
-    return Dataset.objects.filter(Q(is_public=True) | used).exclude(private).distinct()
+    return Dataset.objects.filter(Q(is_public=True) | used).exclude(_private_elsewhere(user)).distinct()
 
 
 def _imports(user):
@@ -113,10 +117,8 @@ def _runs(user):
     if policy.is_authenticated(user):
         runs |= Q(task__in=tasks, requested_by=user)
     # A run on a private dataset (a probe set of a task they do not organise: `Dataset.private_to`) is not theirs
-    # to see either: its outputs and case ids would show what the dataset hides. (The same rows as "a dataset they
-    # may see", with no subquery over every dataset.)
-    private = Q(dataset__private_to__isnull=False) & ~Q(dataset__private_to__in=organised_tasks(user))
-    return Run.objects.filter(runs).exclude(private)
+    # to see either: its outputs and case ids would show what the dataset hides.
+    return Run.objects.filter(runs).exclude(_private_elsewhere(user, "dataset__private_to"))
 
 
 def _outputs(user):

@@ -5,9 +5,9 @@ uncertainty checks of a stochastic run. Here, in the reader-study app, because t
 
 Who sees what: the numbers are shown to whoever may see the task's leaderboard (the board's runs: not hidden, not of
 a private phase that has not ended, unless organiser); a main or probe run links to its page only where the viewer
-may see it (`core.policy`: on a hidden test set, its owner and the organisers), and a probe run's cases (the probe
-viewer, `evaluation.probe_viewer`) only where they may see the probe set (its task's organisers). The page itself
-shows no image (no probe, output or truth), so a hidden test set gives nothing away.
+may see it (`core.policy`: on a hidden test set, its owner and the organisers; a probe run, with its probe set, its
+task's organisers), and so does a probe run's list of cases (the probe viewer, `evaluation.probe_viewer`). The
+page itself shows no image (no probe, output or truth), so a hidden test set gives nothing away.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from core import policy
 from evaluation.formatting import format_interval
 from evaluation.probes import selectors as probe_selectors
 from evaluation.probes.construct import INSERTED, KINDS
-from inference.models import Dataset, Run
+from inference.models import Run
 
 from . import probe_detectors, probe_reading
 from .models import ReaderStudy
@@ -50,9 +50,6 @@ def probe_rows(task, user) -> list[dict]:
     scored = probe_selectors.board_scores(task, user)
     linked = [run.pk for run, _score in scored] + [score.run_id for _run, score in scored]
     openable = set(policy.visible(user, Run).filter(pk__in=linked).values_list("pk", flat=True))
-    probe_datasets = [score.probe_set.dataset_id for _run, score in scored]
-    # A probe set's cases (and so the probe viewer) are its task's organisers' only (`Dataset.private_to`).
-    viewable = set(policy.visible(user, Dataset).filter(pk__in=probe_datasets).values_list("pk", flat=True))
     reader_sd = probe_reading.reader_sd_agreements([score for _run, score in scored], user)
     rows = []
     for run, score in scored:
@@ -65,7 +62,8 @@ def probe_rows(task, user) -> list[dict]:
                 "openable": run.pk in openable,
                 "probe_run": score.run_id,
                 "probe_run_openable": score.run_id in openable,
-                "cases_viewable": score.run_id in openable and score.probe_set.dataset_id in viewable,
+                # A probe run is seen with its probe set (the task's organisers'): its page lists the cases.
+                "cases_viewable": score.run_id in openable,
                 "probe_set": score.probe_set_id,
                 "samples": score.run.samples_per_case,
                 "index": index.get("index"),

@@ -62,14 +62,15 @@ def page_url(task) -> str:
         return ""
 
 
-def probe_cases(run) -> list[dict]:
+def probe_cases(run, score: ProbeScore | None = None) -> list[dict]:
     """The probe cases of a probe run, each {"probe", "outcomes", "hallucinated", "shown"}: its ``ProbeCase`` (case
     loaded), the outcomes of its samples (``scoring.Outcome`` dicts, by sample; empty before the run is scored), the
     share of them invented or omitted, and "invented" / "omitted" / "faithful" for the case (the way at least half
-    its samples went, as ``scoring.hallucinated_cases``). Hallucinated first (by share), then by case id."""
+    its samples went, as ``scoring.hallucinated_cases``). Hallucinated first (by share), then by case id. `score`:
+    the run's ``ProbeScore`` where the caller has read it."""
     if run.probe_of_id is None or run.dataset_id is None:
         return []
-    score = ProbeScore.objects.filter(run=run).first()
+    score = score or ProbeScore.objects.filter(run=run).first()
     by_case: dict[str, list[dict]] = {}
     for outcome in score.outcomes if score else []:
         by_case.setdefault(outcome["case"], []).append(outcome)
@@ -90,10 +91,9 @@ def probe_cases(run) -> list[dict]:
     return rows
 
 
-def case_marks(run, case_id: str) -> list[dict]:
-    """The automated detectors' marks on one probe case of a scored probe run: {"detector", "row", "col",
-    "rating"}, by detector, highest rating first."""
-    score = ProbeScore.objects.filter(run=run).first()
+def case_marks(score: ProbeScore | None, case_id: str) -> list[dict]:
+    """The automated detectors' marks on one probe case of a probe run's score (None: not scored yet):
+    {"detector", "row", "col", "rating"}, by detector, highest rating first."""
     marks = []
     for detector, rows in sorted((score.detector_marks if score else {}).items()):
         chosen = [row for row in rows if row[0] == case_id]

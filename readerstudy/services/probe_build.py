@@ -1,8 +1,8 @@
 """Freezing a probe-mode study: its items are the main runs' probe runs' outputs, one per probe case and run.
 
 The organiser picks main runs; each supplies its latest succeeded, scored probe run (`Run.probe_of`), all on
-one probe set (a crossed design: every run read on every probe case), which the study's creator must be able to
-see (a probe set is its task's organisers'). A probe case is left out, for every run, when one of the runs has
+one probe set (a crossed design: every run read on every probe case), which every editor of the study must be
+able to see (a probe set is its task's organisers'). A probe case is left out, for every run, when one of the runs has
 no showable output of its reference's shape there. The images are blinded as every
 study image is (`_Builder`): readers see neither the run nor the probe's kind.
 """
